@@ -1,0 +1,40 @@
+/**
+ * Orchestrator activities over the cluster configuration store: the snapshot every operation starts
+ * from, the atomic memory reservation, and the configuration writes (the commit points).
+ */
+import { Context } from '@temporalio/activity';
+import type { ConfigStore } from '../cluster/ports.js';
+import type { ClusterSnapshot, Instance } from '../cluster/types.js';
+
+export interface ConfigActivityDeps {
+  config: ConfigStore;
+}
+
+/** One reservation per workflow run. */
+function opId(): { opId: string; workflowId: string; runId: string } {
+  const exec = Context.current().info.workflowExecution;
+  if (!exec) throw new Error('memory reservations belong to a workflow run');
+  const { workflowId, runId } = exec;
+  return { opId: `${workflowId}@${runId}`, workflowId, runId };
+}
+
+export function createConfigActivities({ config }: ConfigActivityDeps) {
+  return {
+    loadClusterSnapshot: (): Promise<ClusterSnapshot> => config.snapshot(),
+
+    /** Memory other running operations have reserved, per node. */
+    reservedMemory: (): Promise<Record<string, number>> => config.reservedMemory(opId().opId),
+
+    reserveTargetMemory: (req: { node: string; instance: string; needed: number; wanted: number; reportedFree: number }) =>
+      config.reserveMemory({ ...req, ...opId() }),
+
+    releaseTargetMemory: (): Promise<void> => config.releaseReservation(opId().opId),
+
+    /** The commit point of a migration or failover: primary := target (compare-and-set, idempotent). */
+    setInstancePrimary: (req: { instance: string; expected: string; primary: string }): Promise<Instance> =>
+      config.setInstancePrimary(req.instance, req.expected, req.primary),
+
+    setDisksActive: (req: { instance: string; active: boolean }): Promise<Instance> =>
+      config.setDisksActive(req.instance, req.active),
+  };
+}

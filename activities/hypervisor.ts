@@ -1,0 +1,131 @@
+/**
+ * Node-agent activities for the hypervisor (Ganeti's node_info, instance_* and migration RPCs), plus
+ * the long wait for the memory transfer as one heartbeating activity.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure } from '../cluster/errors.js';
+import { memoryProgressLine } from '../cluster/feedback.js';
+import type { RpcInstance } from '../cluster/instance.js';
+import type { HvMigrationStatus, MigrationTarget, NodeRpc } from '../cluster/ports.js';
+
+export interface HypervisorActivityDeps {
+  rpc: NodeRpc;
+}
+
+/** Heartbeat details of `waitForMigration` (also its resume point after a retry). */
+export interface MigrationHeartbeat {
+  phase: 'memory';
+  node: string;
+  status: HvMigrationStatus;
+  transferredRam: number | null;
+  totalRam: number | null;
+  percent: number | null;
+  /** Feedback lines produced so far. */
+  lines: string[];
+  lastProgressAt: number;
+  unknownStatuses: number;
+}
+
+export interface WaitForMigrationResult {
+  lines: string[];
+  transferredRam: number | null;
+  totalRam: number | null;
+}
+
+/** Details attached to a MigrationFailed failure. */
+export interface MigrationFailureDetails {
+  lines: string[];
+  status: HvMigrationStatus;
+  error?: string;
+}
+
+/** Ganeti's KVM gives up after 5 unusable status answers. */
+const MAX_UNKNOWN_STATUSES = 5;
+
+export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
+  return {
+    nodeInfo: () => rpc.nodeInfo(),
+    instanceList: () => rpc.instanceList(),
+    instanceInfo: (inst: RpcInstance) => rpc.instanceInfo(inst),
+    bridgesExist: (bridges: string[]) => rpc.bridgesExist(bridges),
+    instanceMigratable: (inst: RpcInstance) => rpc.instanceMigratable(inst),
+    migrationInfo: (inst: RpcInstance) => rpc.migrationInfo(inst),
+    acceptInstance: (inst: RpcInstance, migrationInfo: string, targetIp: string) =>
+      rpc.acceptInstance(inst, migrationInfo, targetIp),
+    instanceMigrate: (inst: RpcInstance, target: MigrationTarget, live: boolean) => rpc.instanceMigrate(inst, target, live),
+    instanceGetMigrationStatus: (inst: RpcInstance) => rpc.instanceGetMigrationStatus(inst),
+    instanceFinalizeMigrationSrc: (inst: RpcInstance, success: boolean, live: boolean) =>
+      rpc.instanceFinalizeMigrationSrc(inst, success, live),
+    instanceFinalizeMigrationDst: (inst: RpcInstance, migrationInfo: string, success: boolean) =>
+      rpc.instanceFinalizeMigrationDst(inst, migrationInfo, success),
+    instanceBalloonMemory: (inst: RpcInstance, memory: number) => rpc.instanceBalloonMemory(inst, memory),
+    instanceShutdown: (inst: RpcInstance, timeoutSec: number, reason: string) => rpc.instanceShutdown(inst, timeoutSec, reason),
+    instanceStart: (inst: RpcInstance, reason: string) => rpc.instanceStart(inst, reason),
+
+    /**
+     * Ganeti's status loop (M10): polls instance_get_migration_status every `pollMs` until the
+     * hypervisor reports the migration completed, with a progress line at most every `progressMs`.
+     * A failed or cancelled migration is a non-retryable MigrationFailed; an RPC error fails the
+     * attempt (retried if transient). Progress lives in the heartbeat details.
+     */
+    async waitForMigration(inst: RpcInstance, opts: { pollMs: number; progressMs: number }): Promise<WaitForMigrationResult> {
+      const ctx = Context.current();
+      const prev = ctx.info.heartbeatDetails as MigrationHeartbeat | undefined;
+      const hb: MigrationHeartbeat = prev ?? {
+        phase: 'memory',
+        node: rpc.node,
+        status: 'setup',
+        transferredRam: null,
+        totalRam: null,
+        percent: null,
+        lines: [],
+        lastProgressAt: Date.now(),
+        unknownStatuses: 0,
+      };
+      for (;;) {
+        const st = await rpc.instanceGetMigrationStatus(inst);
+        hb.status = st.status;
+        if (st.transferredRam !== undefined && st.totalRam) {
+          hb.transferredRam = st.transferredRam;
+          hb.totalRam = st.totalRam;
+          hb.percent = (100 * st.transferredRam) / st.totalRam;
+        }
+        if (st.status === 'failed' || st.status === 'cancelled') {
+          throw ApplicationFailure.create({
+            message: 'hypervisor returned failure',
+            type: ActivityFailure.MigrationFailed,
+            nonRetryable: true,
+            details: [{ lines: hb.lines, status: st.status, ...(st.error ? { error: st.error } : {}) } satisfies MigrationFailureDetails],
+          });
+        }
+        if (st.status === 'setup' || st.status === 'none') {
+          hb.unknownStatuses += 1;
+          if (hb.unknownStatuses >= MAX_UNKNOWN_STATUSES) {
+            throw ApplicationFailure.create({
+              message: 'hypervisor returned failure',
+              type: ActivityFailure.MigrationFailed,
+              nonRetryable: true,
+              details: [{ lines: hb.lines, status: st.status, error: 'unknown migration status' } satisfies MigrationFailureDetails],
+            });
+          }
+        } else {
+          hb.unknownStatuses = 0;
+        }
+        if (st.postcopyStatus === 'postcopy-active') hb.lines.push('* memory transfer has switched to postcopy');
+        if (st.status === 'completed') {
+          hb.lines.push('* memory transfer complete');
+          ctx.heartbeat(hb);
+          return { lines: hb.lines, transferredRam: hb.transferredRam, totalRam: hb.totalRam };
+        }
+        const now = Date.now();
+        if (now - hb.lastProgressAt >= opts.progressMs && hb.transferredRam !== null && hb.totalRam) {
+          hb.lines.push(memoryProgressLine(hb.transferredRam, hb.totalRam));
+          hb.lastProgressAt = now;
+        }
+        ctx.heartbeat(hb);
+        await ctx.sleep(opts.pollMs);
+      }
+    },
+  };
+}

@@ -1,0 +1,21 @@
+/**
+ * Activity factories. Node agents register `createNodeActivities` (the node's RPCs); the orchestrator
+ * registers `createOrchestratorActivities` (the configuration store). Both map every error through
+ * `failures.ts`.
+ */
+import type { ConfigStore, NodeRpc } from '../cluster/ports.js';
+import { createConfigActivities } from './config.js';
+import { createDiskActivities } from './disks.js';
+import { mapFailures } from './failures.js';
+import { createHypervisorActivities } from './hypervisor.js';
+
+export function createNodeActivities(deps: { rpc: NodeRpc }) {
+  return mapFailures({ ...createDiskActivities(deps), ...createHypervisorActivities(deps) });
+}
+
+export function createOrchestratorActivities(deps: { config: ConfigStore }) {
+  return mapFailures(createConfigActivities(deps));
+}
+
+export type NodeActivities = ReturnType<typeof createNodeActivities>;
+export type OrchestratorActivities = ReturnType<typeof createOrchestratorActivities>;

@@ -1,0 +1,146 @@
+/**
+ * Typed helpers for programs: start or run operations with the project's workflow ID and conflict
+ * policy, and get typed results or typed errors.
+ */
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
+import { OpFailure } from '../cluster/errors.js';
+import { orchestratorQueue, workflowIdFor } from '../cluster/naming.js';
+import { describeZodError, MigrateInputSchema, type MigrateInput, type MigrateRequest, type OperationResult } from '../cluster/ops.js';
+import { SA } from '../workflows/messages.js';
+import type { migrateInstanceWorkflow } from '../workflows/migrate-instance.js';
+
+export { MigrateInputSchema, workflowIdFor };
+export type { MigrateInput, OperationResult };
+
+/** An operation ended in a failure (or was refused); `type` is the failure type. */
+export class OperationError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly feedback: string[] = [],
+    readonly code?: string,
+  ) {
+    super(message);
+    this.name = type;
+  }
+}
+/** Ganeti's OpPrereqError: nothing changed. */
+export class PrereqFailedError extends OperationError {
+  constructor(message: string, code?: string, feedback: string[] = []) {
+    super(OpFailure.PrereqFailed, message, feedback, code);
+  }
+}
+/** Ganeti's OpExecError: failed while executing. */
+export class ExecutionFailedError extends OperationError {
+  constructor(message: string, feedback: string[] = [], type: string = OpFailure.ExecutionFailed) {
+    super(type, message, feedback);
+  }
+}
+/** Another operation runs on the instance. */
+export class InstanceBusyError extends OperationError {
+  constructor(
+    readonly instance: string,
+    readonly running: { workflowId: string; runId?: string; workflowType?: string; operation?: string },
+  ) {
+    super(
+      'InstanceBusy',
+      `instance ${instance} is busy: ${running.operation ?? running.workflowType ?? 'an operation'} is running ` +
+        `(workflow ${running.workflowId}${running.runId ? `, run ${running.runId}` : ''}); wait for it or abort it`,
+    );
+  }
+}
+
+export interface StartOptions {
+  /** The cluster name: the orchestrator's task queue derives from it. */
+  cluster: string;
+}
+
+function parseMigrate(input: MigrateInput): MigrateRequest {
+  const r = MigrateInputSchema.safeParse(input);
+  if (!r.success) throw new PrereqFailedError(describeZodError(r.error), 'wrong_input');
+  return r.data;
+}
+
+async function busyError(client: Client, instance: string, err: WorkflowExecutionAlreadyStartedError): Promise<InstanceBusyError> {
+  const running: ConstructorParameters<typeof InstanceBusyError>[1] = { workflowId: err.workflowId, workflowType: err.workflowType };
+  try {
+    const d = await client.workflow.getHandle(err.workflowId).describe();
+    running.runId = d.runId;
+    running.workflowType = d.type;
+    const op = d.typedSearchAttributes.get(SA.operation);
+    if (op) running.operation = op;
+  } catch {
+    // describe is best effort; the start error already names the workflow
+  }
+  return new InstanceBusyError(instance, running);
+}
+
+export async function startMigration(
+  client: Client,
+  input: MigrateInput,
+  opts: StartOptions,
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrateInstanceWorkflow>> {
+  const req = parseMigrate(input);
+  const operation = req.cleanup ? 'cleanup' : 'migrate';
+  const mode = req.mode ?? (req.live === undefined ? 'default mode' : req.live ? 'live' : 'non-live');
+  try {
+    return await client.workflow.start<typeof migrateInstanceWorkflow>('migrateInstanceWorkflow', {
+      args: [input],
+      taskQueue: orchestratorQueue(opts.cluster),
+      workflowId: workflowIdFor(req.instance),
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [
+        { key: SA.instance, value: req.instance },
+        { key: SA.operation, value: operation },
+      ],
+      staticSummary: req.cleanup
+        ? `Cleanup after a failed migration of ${req.instance}`
+        : `Migrate ${req.instance}${req.targetNode ? ` → ${req.targetNode}` : ''}, ${mode}${req.dryRun ? ' (dry run)' : ''}`,
+      staticDetails: [
+        `**Instance:** ${req.instance}`,
+        `**Operation:** ${operation}${req.dryRun ? ' (dry run)' : ''}`,
+        `**Inputs:** \`${JSON.stringify(input)}\``,
+        ...(req.reason ? [`**Reason:** ${req.reason}`] : []),
+      ].join('\n\n'),
+    });
+  } catch (e) {
+    if (e instanceof WorkflowExecutionAlreadyStartedError) throw await busyError(client, req.instance, e);
+    throw e;
+  }
+}
+
+/** Waits for an operation and maps its failure to a typed error. */
+export async function operationResult(handle: WorkflowHandle): Promise<OperationResult> {
+  try {
+    return (await handle.result()) as OperationResult;
+  } catch (e) {
+    throw toOperationError(e);
+  }
+}
+
+export function toOperationError(e: unknown): unknown {
+  if (!(e instanceof WorkflowFailedError)) return e;
+  const c = e.cause;
+  if (c instanceof ApplicationFailure) {
+    const d = (c.details?.[0] ?? {}) as { code?: string; feedback?: string[] };
+    if (c.type === OpFailure.PrereqFailed) return new PrereqFailedError(c.message, d.code, d.feedback ?? []);
+    return new ExecutionFailedError(c.message, d.feedback ?? [], c.type ?? OpFailure.ExecutionFailed);
+  }
+  if (c instanceof CancelledFailure) return new OperationError('Cancelled', 'the operation was cancelled');
+  if (c instanceof TerminatedFailure) {
+    return new OperationError('Terminated', 'the operation was terminated (no compensation ran): run the cleanup');
+  }
+  return new OperationError('Failed', c?.message ?? e.message);
+}
+
+export async function migrateInstance(client: Client, input: MigrateInput, opts: StartOptions): Promise<OperationResult> {
+  return operationResult(await startMigration(client, input, opts));
+}

@@ -1,0 +1,382 @@
+/**
+ * `ganeti-temporal`, a Ganeti-shaped CLI (`npm run --silent cli -- <args>`).
+ *
+ * Exit codes: 0 success; 1 the operation failed while executing (or was cancelled/terminated);
+ * 2 usage error; 3 prerequisites not met (nothing changed); 4 refused, the instance is busy;
+ * 5 environment error (no cluster configuration, Temporal unreachable).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { formatOpError } from '../cluster/errors.js';
+import type { MigrateInput, OperationResult } from '../cluster/ops.js';
+import { instanceHwStatus, inject, INJECT_STATES, type InjectState } from '../cluster/sim/cluster.js';
+import { addFault, FAULT_MODES, type FaultMode } from '../cluster/sim/faults.js';
+import { SimHardware } from '../cluster/sim/hardware.js';
+import { setTimeFactor } from '../cluster/sim/state.js';
+import { FileConfigStore } from '../cluster/store/config-store.js';
+import type { ClusterConfig } from '../cluster/types.js';
+import { progressQuery } from '../workflows/messages.js';
+import { seedDefaultCluster } from '../worker/seed.js';
+import { InstanceBusyError, OperationError, operationResult, PrereqFailedError, startMigration } from './api.js';
+import { connectClient, homeDir, temporalSettings } from './connection.js';
+import { instanceText, instanceView, table } from './views.js';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, prereq: 3, busy: 4, environment: 5 } as const;
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+    readonly type = 'CliError',
+  ) {
+    super(message);
+  }
+}
+
+const print = (s: string) => process.stdout.write(`${s}\n`);
+const printJson = (v: unknown) => print(JSON.stringify(v, null, 2));
+
+// ---- context ------------------------------------------------------------------------------------
+
+function configStore(): FileConfigStore {
+  const home = homeDir();
+  const store = FileConfigStore.forHome(home);
+  if (!store.exists()) {
+    throw new CliError(`no cluster configuration in ${home}: run "npm start" once or "ganeti-temporal sim reset"`, EXIT.environment, 'NoCluster');
+  }
+  return store;
+}
+
+function readConfig(): ClusterConfig {
+  return configStore().file.read();
+}
+
+function hardware(): SimHardware {
+  const hw = SimHardware.forHome(homeDir());
+  if (!hw.exists()) throw new CliError(`no simulated hardware in ${homeDir()}: run "ganeti-temporal sim reset"`, EXIT.environment, 'NoCluster');
+  return hw;
+}
+
+async function client(): Promise<Client> {
+  const s = temporalSettings();
+  try {
+    return await connectClient(s);
+  } catch (e) {
+    throw new CliError(
+      `cannot reach the Temporal server at ${s.address}: ${(e as Error).message}${s.embedded ? ' (is "npm start" running?)' : ''}`,
+      EXIT.environment,
+      'Unreachable',
+    );
+  }
+}
+
+function instanceOrFail(cfg: ClusterConfig, name: string) {
+  const inst = cfg.instances[name];
+  if (!inst) throw new CliError(`Instance '${name}' not known`, EXIT.prereq, 'PrereqFailed');
+  return inst;
+}
+
+// ---- operations ---------------------------------------------------------------------------------
+
+interface OpFlags {
+  submit?: boolean;
+  json?: boolean;
+}
+
+/** Starts an operation, then either returns at once (--submit) or follows it to its end. */
+async function runOperation(input: MigrateInput, flags: OpFlags): Promise<void> {
+  const cfg = readConfig();
+  const c = await client();
+  const handle = await startMigration(c, input, { cluster: cfg.cluster.name });
+  if (flags.submit) {
+    if (flags.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
+    else print(`Submitted: workflow ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+    return;
+  }
+  const printed = flags.json ? null : followFeedback(handle);
+  try {
+    const r = await operationResult(handle);
+    if (printed) {
+      await printed.stop();
+      printed.flush(r.feedback);
+    }
+    if (flags.json) printJson(resultJson(r));
+  } catch (e) {
+    if (printed) {
+      await printed.stop();
+      if (e instanceof OperationError) printed.flush(e.feedback);
+    }
+    throw e;
+  }
+}
+
+function resultJson(r: OperationResult) {
+  return {
+    outcome: r.outcome,
+    instance: r.instance,
+    sourceNode: r.sourceNode,
+    targetNode: r.targetNode,
+    feedback: r.feedback,
+    ...(r.plan ? { plan: r.plan } : {}),
+  };
+}
+
+/** Prints feedback lines as the workflow records them (like `gnt-job watch`). */
+function followFeedback(handle: WorkflowHandle) {
+  let shown = 0;
+  let stopped = false;
+  const flush = (lines: string[]) => {
+    for (; shown < lines.length; shown++) print(lines[shown]!);
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        flush((await handle.query(progressQuery)).feedback);
+      } catch {
+        // no worker answered this time; try again
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  })();
+  return {
+    flush,
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+// ---- program ------------------------------------------------------------------------------------
+
+export function buildProgram(): Command {
+  const program = new Command('ganeti-temporal')
+    .description("Ganeti's instance migration, failover and cleanup as Temporal workflows")
+    .showHelpAfterError()
+    .exitOverride();
+
+  const instance = program.command('instance').description('instance operations');
+  instance
+    .command('list')
+    .description('list instances')
+    .option('--json', 'print a JSON array')
+    .action((o: { json?: boolean }) => {
+      const cfg = readConfig();
+      const views = Object.values(cfg.instances)
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((i) => instanceView(cfg, i));
+      if (o.json) {
+        printJson(views);
+        return;
+      }
+      print(
+        table(
+          ['Instance', 'Template', 'Primary', 'Secondary', 'Status'],
+          views.map((v) => [v.name, v.diskTemplate, v.primaryNode, v.secondaryNodes.join(',') || '-', v.adminState]),
+        ),
+      );
+    });
+  instance
+    .command('info <name>')
+    .description('show an instance')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => {
+      const cfg = readConfig();
+      const inst = instanceOrFail(cfg, name);
+      if (o.json) printJson(instanceView(cfg, inst));
+      else print(instanceText(cfg, inst));
+    });
+  instance
+    .command('migrate <name>')
+    .description('live-migrate an instance (or, with --cleanup, recover from a failed migration)')
+    .option('--non-live', 'migrate non-live (pause, copy, resume)')
+    .addOption(new Option('--mode <mode>', 'migration mode').choices(['live', 'non-live']))
+    .option('--cleanup', 'recover from a failed migration instead of migrating')
+    .option('--target-node <node>', 'target node (externally mirrored instances only)')
+    .option('--allow-failover', 'fall back to a failover if migration is impossible')
+    .option('--ignore-ipolicy', "ignore the target group's instance policy")
+    .option('--ignore-hvversions', 'ignore an unsafe hypervisor version pair')
+    .option('--no-runtime-changes', 'do not balloon the instance memory to fit the target')
+    .option('--reason <text>', 'why (recorded with the operation)')
+    .option('--dry-run', 'check the prerequisites only, change nothing')
+    .option('--submit', 'print the workflow ID and return at once')
+    .option('--json', 'print the result (or error) as JSON')
+    .action(async (name: string, o: Record<string, unknown>) => {
+      if (o.nonLive && o.mode) {
+        throw new CliError('Only one of the --non-live and --migration-mode options can be passed', EXIT.usage, 'UsageError');
+      }
+      const input: MigrateInput = { instance: name };
+      const mode = o.nonLive ? 'non-live' : (o.mode as 'live' | 'non-live' | undefined);
+      if (mode) input.mode = mode;
+      if (o.cleanup) input.cleanup = true;
+      if (typeof o.targetNode === 'string') input.targetNode = o.targetNode;
+      if (o.allowFailover) input.allowFailover = true;
+      if (o.ignoreIpolicy) input.ignoreIpolicy = true;
+      if (o.ignoreHvversions) input.ignoreHvversions = true;
+      if (o.runtimeChanges === false) input.allowRuntimeChanges = false;
+      if (typeof o.reason === 'string') input.reason = o.reason;
+      if (o.dryRun) input.dryRun = true;
+      await runOperation(input, { submit: !!o.submit, json: !!o.json });
+    });
+
+  const sim = program.command('sim').description('the simulated cluster (hardware truth, faults, breakage)');
+  sim
+    .command('reset')
+    .description('recreate the default simulated cluster (configuration and hardware)')
+    .action(async () => {
+      await seedDefaultCluster(homeDir());
+      print(`default cluster created in ${homeDir()}`);
+    });
+  sim
+    .command('status <instance>')
+    .description("an instance's hardware truth: where it runs, DRBD roles and states")
+    .option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => {
+      const inst = instanceOrFail(readConfig(), name);
+      const { state, now } = hardware().read();
+      const st = instanceHwStatus(state, now, inst);
+      if (o.json) {
+        printJson(st);
+        return;
+      }
+      print(`Instance ${st.instance} runs on: ${st.runningOn.join(', ') || '(nowhere)'}`);
+      for (const d of st.disks) {
+        print(`disk/${d.index}:`);
+        for (const [node, s] of Object.entries(d.nodes)) {
+          print(`  ${node}: ${s.role}, ${s.connection}, ${s.disk}${s.dualPrimary ? ', dual-primary' : ''}`);
+        }
+      }
+    });
+  sim
+    .command('inject <instance>')
+    .description('create a broken situation on purpose')
+    .requiredOption('--node <node>', 'the node')
+    .addOption(new Option('--state <state>', 'what to make true').choices([...INJECT_STATES]).makeOptionMandatory())
+    .action(async (name: string, o: { node: string; state: InjectState }) => {
+      const cfg = readConfig();
+      const inst = instanceOrFail(cfg, name);
+      if (!cfg.nodes[o.node]) throw new CliError(`Node '${o.node}' not known`, EXIT.prereq, 'PrereqFailed');
+      try {
+        await hardware().mutate((s, now) => inject(s, now, cfg, inst, o.node, o.state));
+      } catch (e) {
+        throw new CliError((e as Error).message, EXIT.usage, 'UsageError');
+      }
+      print(`${name} on ${o.node}: ${o.state}`);
+    });
+  sim
+    .command('set')
+    .description('change simulation parameters')
+    .option('--time-factor <n>', 'simulated seconds per real second', parseFloat)
+    .option('--sync-rate <MiBps>', 'DRBD resync rate', parseFloat)
+    .option('--disk-write-rate <MiBps>', 'guest disk writes (out of sync while disconnected)', parseFloat)
+    .option('--reconnect-resync <MiB>', 'resync after every reconnection', parseFloat)
+    .option('--guest-dirty-rate <MiBps>', 'guest RAM dirtying rate (live migration)', parseFloat)
+    .action(async (o: { timeFactor?: number; syncRate?: number; diskWriteRate?: number; reconnectResync?: number; guestDirtyRate?: number }) => {
+      for (const [k, v] of Object.entries(o)) {
+        if (!Number.isFinite(v) || (v as number) < 0 || (k === 'timeFactor' && (v as number) <= 0)) {
+          throw new CliError(`invalid value for ${k}: ${String(v)}`, EXIT.usage, 'UsageError');
+        }
+      }
+      const params = await hardware().mutate((s) => {
+        if (o.timeFactor !== undefined) setTimeFactor(s, o.timeFactor);
+        const { timeFactor: _t, ...rest } = o;
+        Object.assign(s.params, rest);
+        return s.params;
+      });
+      printJson(params);
+    });
+  sim
+    .command('log')
+    .description('the node RPC log (newest last)')
+    .option('--instance <name>', 'only RPCs about this instance')
+    .option('--tail <n>', 'last N entries', (v) => parseInt(v, 10), 50)
+    .option('--json', 'print JSON')
+    .action((o: { instance?: string; tail: number; json?: boolean }) => {
+      const log = hardware()
+        .read()
+        .state.log.filter((e) => !o.instance || e.instance === o.instance)
+        .slice(-o.tail);
+      if (o.json) {
+        printJson(log);
+        return;
+      }
+      for (const e of log) {
+        print(`${new Date(e.at).toISOString()} ${e.node} ${e.rpc}${e.instance ? ` ${e.instance}` : ''}${e.detail ? ` (${e.detail})` : ''}: ${e.outcome}${e.error ? ` — ${e.error}` : ''}`);
+      }
+    });
+
+  const fault = sim.command('fault').description('fault injection, addressed by RPC name');
+  fault
+    .command('add')
+    .description('make an RPC fail: transient (K times), permanent, or hang')
+    .requiredOption('--rpc <name>', "Ganeti RPC name, e.g. drbd_attach_net")
+    .option('--node <node>', 'only on this node')
+    .addOption(new Option('--mode <mode>', 'fault mode').choices([...FAULT_MODES]).makeOptionMandatory())
+    .option('--times <k>', 'how many times (default: 1 for transient, always otherwise)', (v) => parseInt(v, 10))
+    .option('--skip <k>', 'let this many calls through first', (v) => parseInt(v, 10))
+    .option('--json', 'print the fault as JSON')
+    .action(async (o: { rpc: string; node?: string; mode: FaultMode; times?: number; skip?: number; json?: boolean }) => {
+      for (const [k, v] of [['times', o.times], ['skip', o.skip]] as const) {
+        if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new CliError(`--${k} must be a whole number ≥ 0`, EXIT.usage, 'UsageError');
+      }
+      if (o.node && !readConfig().nodes[o.node]) throw new CliError(`Node '${o.node}' not known`, EXIT.prereq, 'PrereqFailed');
+      const f = await hardware().mutate((s) => addFault(s, { rpc: o.rpc, node: o.node, mode: o.mode, times: o.times, skip: o.skip }));
+      if (o.json) printJson(f);
+      else print(`fault #${f.id}: ${f.mode} ${f.rpc}${f.node ? ` on ${f.node}` : ''}`);
+    });
+  fault
+    .command('clear')
+    .description('remove all faults')
+    .action(async () => {
+      await hardware().mutate((s) => void (s.faults = []));
+      print('faults cleared');
+    });
+  fault
+    .command('list')
+    .description('list faults with their hit counts')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }) => {
+      const faults = hardware().read().state.faults;
+      if (o.json) {
+        printJson(faults);
+        return;
+      }
+      print(
+        table(
+          ['Id', 'RPC', 'Node', 'Mode', 'Skip', 'Remaining', 'Hits'],
+          faults.map((f) => [String(f.id), f.rpc, f.node ?? '*', f.mode, String(f.skip), f.remaining === null ? '∞' : String(f.remaining), String(f.hits)]),
+        ),
+      );
+    });
+  return program;
+}
+
+function exitCodeFor(e: unknown): { code: number; type: string; message: string; codeName?: string } {
+  if (e instanceof CliError) return { code: e.code, type: e.type, message: e.message };
+  if (e instanceof InstanceBusyError) return { code: EXIT.busy, type: e.type, message: e.message };
+  if (e instanceof PrereqFailedError) return { code: EXIT.prereq, type: e.type, message: e.message, ...(e.code ? { codeName: e.code } : {}) };
+  if (e instanceof OperationError) return { code: EXIT.failed, type: e.type, message: e.message };
+  return { code: EXIT.failed, type: 'Error', message: e instanceof Error ? e.message : String(e) };
+}
+
+export async function main(argv = process.argv): Promise<number> {
+  const program = buildProgram();
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? EXIT.ok : EXIT.usage;
+    }
+    const r = exitCodeFor(e);
+    if (json) printJson({ error: { type: r.type, message: r.message, ...(r.codeName ? { code: r.codeName } : {}) } });
+    else process.stderr.write(`${formatOpError({ type: r.type, message: r.message, code: r.codeName })}\n`);
+    return r.code;
+  }
+}
+
+const isMain = process.argv[1] && /(?:^|[\\/])(?:cli\.ts|ganeti-temporal(?:\.mjs)?)$/.test(process.argv[1]);
+if (isMain || process.env.GANETI_TEMPORAL_CLI_MAIN === '1') {
+  main().then((code) => process.exit(code));
+}

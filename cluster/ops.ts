@@ -1,0 +1,66 @@
+/**
+ * Operation inputs (Ganeti's opcodes) as zod schemas, and the operation results.
+ * Client and workflow validate with the same schema; unknown keys are refused.
+ */
+import { z } from 'zod';
+import { MigrationModeSchema, NAME_RE } from './types.js';
+
+const name = z.string().regex(NAME_RE, 'must be a host-style name (letters, digits, ".", "_", "-")');
+
+/** OpInstanceMigrate. */
+export const MigrateInputSchema = z
+  .object({
+    instance: name,
+    /** "live" or "non-live"; unset means the hypervisor's `migration_mode`. */
+    mode: MigrationModeSchema.optional(),
+    /** Legacy spelling of the mode; cannot be combined with `mode`. */
+    live: z.boolean().optional(),
+    /** Explicit target; externally mirrored only (for DRBD it must equal the secondary). */
+    targetNode: name.optional(),
+    /** Recover from a failed migration instead of migrating. */
+    cleanup: z.boolean().default(false),
+    /** Fall back to a failover when migration is impossible as determined by the prerequisites. */
+    allowFailover: z.boolean().default(false),
+    /** Allow ballooning the instance's memory down to fit on the target. */
+    allowRuntimeChanges: z.boolean().default(true),
+    ignoreIpolicy: z.boolean().default(false),
+    ignoreHvversions: z.boolean().default(false),
+    /** Run the prerequisites (and pre-hooks) only. */
+    dryRun: z.boolean().default(false),
+    reason: z.string().max(1000).default(''),
+  })
+  .strict()
+  .refine((i) => i.mode === undefined || i.live === undefined, {
+    message: "Only one of the 'live' and 'mode' parameters are accepted",
+    path: ['mode'],
+  });
+export type MigrateInput = z.input<typeof MigrateInputSchema>;
+export type MigrateRequest = z.output<typeof MigrateInputSchema>;
+
+export const OUTCOMES = ['migrated', 'failed-over', 'cleaned-up', 'dry-run'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+/** What a dry run would do. */
+export interface PlanSummary {
+  operation: 'migrate' | 'failover' | 'cleanup';
+  sourceNode: string;
+  targetNode: string;
+  mode: 'live' | 'non-live' | null;
+  steps: string[];
+}
+
+export interface OperationResult {
+  outcome: Outcome;
+  instance: string;
+  sourceNode: string;
+  targetNode: string;
+  feedback: string[];
+  plan?: PlanSummary;
+}
+
+/** Renders zod issues as one line an operator can act on. */
+export function describeZodError(err: z.ZodError): string {
+  return err.issues
+    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+}

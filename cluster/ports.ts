@@ -1,0 +1,120 @@
+/**
+ * Port interfaces between the orchestration and the world: a node's RPC surface (implemented by the
+ * simulated cluster and by the QEMU driver) and the cluster configuration store.
+ *
+ * Every node RPC is idempotent: called again after a crash it observes what is true and continues;
+ * it never applies an effect twice. A failure the node reports is a `NodeRpcError`; a failure to get
+ * an answer at all is a `NodeRpcError` with `transient: true`.
+ */
+import type { RpcInstance } from './instance.js';
+import type { InstanceInfoPayload, NodeInfoPayload } from './prereq.js';
+import type { ClusterConfig, ClusterSnapshot, Instance, Node } from './types.js';
+
+export class NodeRpcError extends Error {
+  override readonly name = 'NodeRpcError';
+  constructor(
+    message: string,
+    readonly transient = false,
+  ) {
+    super(message);
+  }
+}
+
+/** QEMU's migration states as Ganeti reports them, plus `none` (no migration known). */
+export type HvMigrationStatus = 'setup' | 'active' | 'postcopy-active' | 'completed' | 'failed' | 'cancelled' | 'none';
+
+export interface MigrationStatusPayload {
+  status: HvMigrationStatus;
+  /** MiB transferred so far; may exceed totalRam (dirtied pages are sent again). */
+  transferredRam?: number;
+  totalRam?: number;
+  postcopyStatus?: 'postcopy-active';
+  /** The hypervisor's error text for a failed migration. */
+  error?: string;
+}
+
+export interface BlockdevStatus {
+  isDegraded: boolean;
+  syncPercent: number | null;
+  ldisk: 'OKAY' | 'SYNC' | 'FAULTY' | 'UNKNOWN';
+}
+
+export interface WaitSyncPayload {
+  allDone: boolean;
+  minPercent: number;
+}
+
+export interface MigrationTarget {
+  node: string;
+  /** The target's secondary (replication) IP. */
+  ip: string;
+  /** The port the target's incoming process listens on (from accept_instance). */
+  port: number;
+}
+
+/** Ganeti's node RPCs (lib/rpc_defs.py) used by migration, failover and cleanup. */
+export interface NodeRpc {
+  readonly node: string;
+  nodeInfo(): Promise<NodeInfoPayload>;
+  instanceList(): Promise<string[]>;
+  instanceInfo(inst: RpcInstance): Promise<InstanceInfoPayload | null>;
+  bridgesExist(bridges: string[]): Promise<void>;
+  instanceMigratable(inst: RpcInstance): Promise<void>;
+  migrationInfo(inst: RpcInstance): Promise<string>;
+  acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string): Promise<{ port: number }>;
+  instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean): Promise<void>;
+  instanceGetMigrationStatus(inst: RpcInstance): Promise<MigrationStatusPayload>;
+  instanceFinalizeMigrationSrc(inst: RpcInstance, success: boolean, live: boolean): Promise<void>;
+  instanceFinalizeMigrationDst(inst: RpcInstance, migrationInfo: string, success: boolean): Promise<void>;
+  instanceBalloonMemory(inst: RpcInstance, memory: number): Promise<void>;
+  instanceShutdown(inst: RpcInstance, timeoutSec: number, reason: string): Promise<void>;
+  instanceStart(inst: RpcInstance, reason: string): Promise<void>;
+  blockdevFind(inst: RpcInstance, diskIndex: number): Promise<BlockdevStatus | null>;
+  blockdevClose(inst: RpcInstance): Promise<void>;
+  blockdevOpen(inst: RpcInstance, exclusive: boolean): Promise<void>;
+  blockdevShutdown(inst: RpcInstance): Promise<void>;
+  blockdevAssemble(inst: RpcInstance, asPrimary: boolean): Promise<void>;
+  drbdDisconnectNet(inst: RpcInstance): Promise<void>;
+  drbdAttachNet(inst: RpcInstance, multimaster: boolean): Promise<void>;
+  drbdWaitSync(inst: RpcInstance): Promise<WaitSyncPayload>;
+}
+
+export type NodeRpcMethod = Exclude<keyof NodeRpc, 'node'>;
+
+/** `blockdevClose` → `blockdev_close`: the Ganeti RPC name, used by fault injection and logs. */
+export function rpcName(method: string): string {
+  return method.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+export interface ReserveMemoryRequest {
+  opId: string;
+  node: string;
+  instance: string;
+  /** Ganeti checks the instance's minmem. */
+  needed: number;
+  /** Reserve up to this much (the instance's maxmem). */
+  wanted: number;
+  /** Free memory the node reported (node_info). */
+  reportedFree: number;
+  workflowId: string;
+  runId: string;
+}
+
+/** The cluster configuration (Ganeti's config.data), persisted by the orchestrator. */
+export interface ConfigStore {
+  snapshot(): Promise<ClusterSnapshot>;
+  config(): Promise<ClusterConfig>;
+  /** Memory reserved per node by operations other than `exceptOpId`. */
+  reservedMemory(exceptOpId?: string): Promise<Record<string, number>>;
+  /**
+   * Atomically: free = reportedFree − other reservations on the node; if `needed` ≤ free, reserve
+   * min(wanted, free) for `opId` (idempotent per opId). Returns free and what was reserved (0 if not).
+   */
+  reserveMemory(req: ReserveMemoryRequest): Promise<{ free: number; reserved: number }>;
+  releaseReservation(opId: string): Promise<void>;
+  /** Compare-and-set of the instance's primary node (idempotent when already `newPrimary`). */
+  setInstancePrimary(instance: string, expected: string, newPrimary: string): Promise<Instance>;
+  setDisksActive(instance: string, active: boolean): Promise<Instance>;
+  modifyNode(node: string, change: Partial<Pick<Node, 'offline' | 'drained'>>): Promise<Node>;
+  modifyInstance(instance: string, change: Partial<Pick<Instance, 'adminState'>>): Promise<Instance>;
+}

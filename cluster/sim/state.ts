@@ -1,0 +1,286 @@
+/**
+ * The simulated cluster's hardware: per node the hypervisor's processes and the DRBD devices, with
+ * the dynamics that matter to migration (DRBD connection states and time-based resync, QEMU-like
+ * memory transfer). The state is one JSON document shared by every node agent process; time-based
+ * quantities are stored as start times and rates and derived on read (`advance`), so nothing needs
+ * a ticking process and a crashed agent loses nothing.
+ *
+ * All times in the document are *simulated* milliseconds: sim = simBase + (real − realBase) × factor.
+ */
+
+export type DrbdRole = 'Primary' | 'Secondary';
+export type DrbdConnection = 'Unconfigured' | 'StandAlone' | 'WFConnection' | 'Connected' | 'SyncSource' | 'SyncTarget';
+export type DrbdDiskState = 'Diskless' | 'Inconsistent' | 'Outdated' | 'UpToDate';
+
+export interface SimDrbd {
+  instance: string;
+  diskIndex: number;
+  size: number;
+  peerNode: string;
+  peerMinor: number;
+  port: number;
+  /** Backing storage attached (the device is assembled). */
+  attached: boolean;
+  role: DrbdRole;
+  /** Network configuration; null = StandAlone. */
+  net: null | { dualPrimary: boolean };
+  disk: DrbdDiskState;
+  /** MiB this side holds that the peer does not (DRBD's bitmap). */
+  outOfSync: number;
+  /** Resync in progress on this connection (mirrored on both ends). */
+  resync: null | { role: 'SyncSource' | 'SyncTarget'; startedAt: number; total: number; rate: number };
+}
+
+export interface SimMigration {
+  targetNode: string;
+  targetIp: string;
+  port: number;
+  live: boolean;
+  startedAt: number;
+  ram: number;
+  bandwidth: number;
+  dirtyRate: number;
+  status: 'active' | 'completed' | 'failed' | 'cancelled';
+  endedAt?: number;
+  error?: string;
+}
+
+export interface SimProcess {
+  /** QEMU's run states, reduced: incoming = `inmigrate`, paused covers `paused` and `postmigrate`. */
+  state: 'running' | 'paused' | 'incoming';
+  pausedBy?: 'stop' | 'postmigrate';
+  memory: number;
+  vcpus: number;
+  /** Serialized runtime (Ganeti's KVM runtime file: the command line, NICs, hvparams, disks). */
+  runtime: string;
+  incoming?: { port: number };
+  migration?: SimMigration;
+  /** Guest writes to RAM, MiB/s (what makes live migration send pages again). */
+  dirtyRate: number;
+}
+
+export interface SimNodeHw {
+  name: string;
+  secondaryIp: string;
+  memoryTotal: number;
+  hvVersion: string;
+  bridges: string[];
+  processes: Record<string, SimProcess>;
+  drbd: Record<string, SimDrbd>;
+  /** sharedfile disks opened on this node, keyed by disk uuid. */
+  shared: Record<string, { instance: string; mode: 'shared' | 'exclusive' }>;
+  /** Instances whose disk symlinks exist on this node. */
+  links: Record<string, true>;
+}
+
+export interface SimFault {
+  id: number;
+  rpc: string;
+  node?: string;
+  mode: 'transient' | 'permanent' | 'hang';
+  /** Calls to let through before the fault applies. */
+  skip: number;
+  /** How many more times it applies; null = until cleared. */
+  remaining: number | null;
+  hits: number;
+}
+
+export interface SimLogEntry {
+  seq: number;
+  /** Real time (ms since epoch). */
+  at: number;
+  node: string;
+  rpc: string;
+  instance?: string;
+  detail?: string;
+  outcome: 'ok' | 'error' | 'fault';
+  error?: string;
+}
+
+export interface SimParams {
+  /** Simulated seconds per real second. Node-side waits and timeouts shrink by the same factor. */
+  timeFactor: number;
+  /** DRBD resync rate, MiB/s (Ganeti's default resync-rate is 61440 KiB/s). */
+  syncRate: number;
+  /** Guest disk writes, MiB/s: what a Primary without its peer accumulates out of sync. */
+  diskWriteRate: number;
+  /** Extra resync after every reconnection (activity-log extents), MiB. */
+  reconnectResync: number;
+  /** Default guest RAM dirtying rate for live migration, MiB/s. */
+  guestDirtyRate: number;
+  /** Memory the node itself uses, MiB. */
+  dom0Memory: number;
+  /** First port of the per-node incoming-migration port pool. */
+  migrationBasePort: number;
+}
+
+export const DEFAULT_SIM_PARAMS: SimParams = {
+  timeFactor: 1,
+  syncRate: 60,
+  diskWriteRate: 1,
+  reconnectResync: 0,
+  guestDirtyRate: 2,
+  dom0Memory: 1024,
+  migrationBasePort: 8102,
+};
+
+export interface SimState {
+  version: 1;
+  clock: { realBase: number; simBase: number; factor: number };
+  /** Sim time up to which `advance` has accounted for. */
+  advancedTo: number;
+  params: SimParams;
+  nodes: Record<string, SimNodeHw>;
+  faults: SimFault[];
+  nextFaultId: number;
+  log: SimLogEntry[];
+  logSeq: number;
+}
+
+export const LOG_LIMIT = 5000;
+
+export function simNow(s: SimState, realNow = Date.now()): number {
+  return s.clock.simBase + (realNow - s.clock.realBase) * s.clock.factor;
+}
+
+/** Changes the time factor without jumping simulated time. */
+export function setTimeFactor(s: SimState, factor: number, realNow = Date.now()): void {
+  s.clock = { simBase: simNow(s, realNow), realBase: realNow, factor };
+  s.params.timeFactor = factor;
+}
+
+export function peerOf(s: SimState, d: SimDrbd): SimDrbd | undefined {
+  return s.nodes[d.peerNode]?.drbd[String(d.peerMinor)];
+}
+
+/** Both ends have a network configuration: the link is up. */
+export function isConnected(s: SimState, d: SimDrbd): boolean {
+  const p = peerOf(s, d);
+  return !!(d.attached && d.net && p?.attached && p.net);
+}
+
+export function connectionState(s: SimState, d: SimDrbd): DrbdConnection {
+  if (!d.attached) return 'Unconfigured';
+  if (!d.net) return 'StandAlone';
+  if (!isConnected(s, d)) return 'WFConnection';
+  return d.resync ? d.resync.role : 'Connected';
+}
+
+export function resyncPercent(d: SimDrbd, now: number): number | null {
+  if (!d.resync) return null;
+  const done = ((now - d.resync.startedAt) / 1000) * d.resync.rate;
+  return Math.min(100, (100 * done) / d.resync.total);
+}
+
+/**
+ * Called when `d` (just given a network configuration) finds its peer configured too: DRBD's
+ * handshake. Two Primaries without allow-two-primaries, or changes on both sides, is a split brain:
+ * both ends drop to StandAlone. Otherwise a resync runs from the side with the newer data.
+ */
+export function handshake(s: SimState, d: SimDrbd, now: number): void {
+  const p = peerOf(s, d);
+  if (!p || !isConnected(s, d)) return;
+  const bothDual = !!(d.net?.dualPrimary && p.net?.dualPrimary);
+  const splitBrain =
+    (d.role === 'Primary' && p.role === 'Primary' && !bothDual) ||
+    (d.disk === 'UpToDate' && p.disk === 'UpToDate' && d.outOfSync > 0 && p.outOfSync > 0);
+  if (splitBrain) {
+    d.net = null;
+    p.net = null;
+    return;
+  }
+  let source: SimDrbd | null = null;
+  let target: SimDrbd | null = null;
+  if (d.disk === 'UpToDate' && p.disk !== 'UpToDate') [source, target] = [d, p];
+  else if (p.disk === 'UpToDate' && d.disk !== 'UpToDate') [source, target] = [p, d];
+  else if (d.disk === 'UpToDate' && p.disk === 'UpToDate') {
+    if (d.outOfSync > 0) [source, target] = [d, p];
+    else if (p.outOfSync > 0) [source, target] = [p, d];
+    else if (s.params.reconnectResync > 0) [source, target] = d.role === 'Primary' ? [d, p] : [p, d];
+  }
+  if (!source || !target) return;
+  const total = Math.max(
+    target.disk === 'Inconsistent' ? target.size : source.outOfSync,
+    s.params.reconnectResync,
+    0.001,
+  );
+  const rate = s.params.syncRate;
+  source.resync = { role: 'SyncSource', startedAt: now, total, rate };
+  target.resync = { role: 'SyncTarget', startedAt: now, total, rate };
+  target.disk = 'Inconsistent';
+}
+
+/** Drops the link of `d` (and so of its peer): an interrupted resync leaves its remainder out of sync. */
+export function dropLink(s: SimState, d: SimDrbd, now: number): void {
+  const p = peerOf(s, d);
+  for (const x of p ? [d, p] : [d]) {
+    if (x.resync?.role === 'SyncSource') {
+      const done = ((now - x.resync.startedAt) / 1000) * x.resync.rate;
+      x.outOfSync = Math.max(x.outOfSync, x.resync.total - done, 0.001);
+    }
+    x.resync = null;
+  }
+}
+
+/** Migration timing (QEMU precopy): converges when the guest dirties RAM slower than the bandwidth. */
+export function migrationProgress(m: SimMigration, now: number): { transferred: number; done: boolean } {
+  const elapsed = Math.max(0, (now - m.startedAt) / 1000);
+  const rate = m.bandwidth - (m.live ? m.dirtyRate : 0);
+  if (rate <= 0) return { transferred: elapsed * m.bandwidth, done: false };
+  const duration = m.ram / rate;
+  if (elapsed >= duration) return { transferred: duration * m.bandwidth, done: true };
+  return { transferred: elapsed * m.bandwidth, done: false };
+}
+
+/**
+ * Brings the time-dependent state up to `now`: migrations complete or fail, resyncs finish, and
+ * Primaries without a connected peer accumulate out-of-sync data.
+ */
+export function advance(s: SimState, now: number): void {
+  const from = Math.min(s.advancedTo, now);
+  const dt = Math.max(0, (now - from) / 1000);
+  for (const node of Object.values(s.nodes)) {
+    for (const [name, proc] of Object.entries(node.processes)) {
+      const m = proc.migration;
+      if (!m || m.status !== 'active') continue;
+      const dst = s.nodes[m.targetNode]?.processes[name];
+      if (!dst || dst.state !== 'incoming' || dst.incoming?.port !== m.port) {
+        m.status = 'failed';
+        m.endedAt = now;
+        m.error = 'Unable to write to socket: Connection reset by peer';
+        continue;
+      }
+      const { done } = migrationProgress(m, now);
+      if (done) {
+        m.status = 'completed';
+        m.endedAt = now;
+        proc.state = 'paused';
+        proc.pausedBy = 'postmigrate';
+        // QEMU resumes the destination itself after a live migration; a stopped source stays stopped.
+        dst.state = m.live ? 'running' : 'paused';
+        if (!m.live) dst.pausedBy = 'stop';
+        delete dst.incoming;
+      }
+    }
+    for (const d of Object.values(node.drbd)) {
+      if (d.resync && d.resync.role === 'SyncTarget') {
+        const pct = resyncPercent(d, now) ?? 0;
+        if (pct >= 100) {
+          const p = peerOf(s, d);
+          d.resync = null;
+          d.disk = 'UpToDate';
+          d.outOfSync = 0;
+          if (p) {
+            p.resync = null;
+            p.outOfSync = 0;
+          }
+        }
+      }
+      const writer = node.processes[d.instance];
+      if (d.role === 'Primary' && writer?.state === 'running' && !isConnected(s, d)) {
+        d.outOfSync += dt * s.params.diskWriteRate;
+      }
+    }
+  }
+  s.advancedTo = Math.max(s.advancedTo, now);
+}

@@ -1,0 +1,225 @@
+/**
+ * The cluster model: nodes, instances, disks and the cluster-wide parameters, as zod schemas.
+ *
+ * Pure data (JSON only): these objects travel as workflow and activity payloads and are what the
+ * config store persists. Ganeti parameter names (`migration_mode`, `always_failover`, ...) are kept
+ * inside `hvparams` / `beparams` because they are the names operators and hooks know.
+ */
+import { z } from 'zod';
+
+export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
+const name = z.string().regex(NAME_RE, 'must be a host-style name (letters, digits, ".", "_", "-")');
+const ipv4 = z.ipv4();
+const mib = z.number().int().nonnegative();
+
+export const DISK_TEMPLATES = ['drbd', 'sharedfile', 'plain', 'file'] as const;
+export const DiskTemplateSchema = z.enum(DISK_TEMPLATES);
+export type DiskTemplate = z.infer<typeof DiskTemplateSchema>;
+
+/** Ganeti's mirroring classes (constants.DTS_INT_MIRROR / DTS_EXT_MIRROR). */
+export const INT_MIRROR_TEMPLATES: readonly DiskTemplate[] = ['drbd'];
+export const EXT_MIRROR_TEMPLATES: readonly DiskTemplate[] = ['sharedfile'];
+
+export const MIGRATION_MODES = ['live', 'non-live'] as const;
+export const MigrationModeSchema = z.enum(MIGRATION_MODES);
+export type MigrationMode = z.infer<typeof MigrationModeSchema>;
+
+export const ADMIN_STATES = ['up', 'down', 'offline'] as const;
+export const AdminStateSchema = z.enum(ADMIN_STATES);
+export type AdminState = z.infer<typeof AdminStateSchema>;
+
+export const NodeSchema = z.object({
+  name,
+  uuid: z.string().min(1),
+  primaryIp: ipv4,
+  /** The replication network address; migration and DRBD traffic use it. */
+  secondaryIp: ipv4,
+  offline: z.boolean().default(false),
+  drained: z.boolean().default(false),
+  vmCapable: z.boolean().default(true),
+  group: name.default('default'),
+  /** Physical memory (MiB). Free memory is measured live by `node_info`. */
+  memoryTotal: mib,
+  hvVersion: z.string().min(1),
+});
+export type Node = z.infer<typeof NodeSchema>;
+
+/** One side of a DRBD disk: the node and the minor it uses there. */
+export const DrbdLogicalIdSchema = z.object({
+  nodes: z.tuple([name, name]),
+  minors: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]),
+  port: z.number().int().min(1).max(65535),
+  secret: z.string().min(1),
+});
+export type DrbdLogicalId = z.infer<typeof DrbdLogicalIdSchema>;
+
+export const DiskSchema = z.object({
+  uuid: z.string().min(1),
+  name: z.string().optional(),
+  size: mib.describe('MiB'),
+  mode: z.enum(['rw', 'ro']).default('rw'),
+  /** Only for the `drbd` template. */
+  drbd: DrbdLogicalIdSchema.optional(),
+  /** Only for `sharedfile`/`file`: the image path (relative to the shared storage directory). */
+  path: z.string().optional(),
+});
+export type Disk = z.infer<typeof DiskSchema>;
+
+export const NIC_MODES = ['bridged', 'routed', 'openvswitch'] as const;
+export const NicSchema = z.object({
+  uuid: z.string().min(1),
+  name: z.string().optional(),
+  mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+  ip: ipv4.optional(),
+  mode: z.enum(NIC_MODES).default('bridged'),
+  /** The bridge for bridged/openvswitch NICs, the routing table for routed ones. */
+  link: z.string().min(1),
+  vlan: z.string().default(''),
+});
+export type Nic = z.infer<typeof NicSchema>;
+
+export const BeParamsSchema = z.object({
+  minmem: mib,
+  maxmem: mib,
+  vcpus: z.number().int().positive(),
+  always_failover: z.boolean().default(false),
+  auto_balance: z.boolean().default(true),
+});
+export type BeParams = z.infer<typeof BeParamsSchema>;
+
+/** Per-instance hypervisor parameters; missing ones are filled from the cluster defaults. */
+export const HvParamsSchema = z.object({
+  migration_mode: MigrationModeSchema.optional(),
+  /** MiB/s. */
+  migration_bandwidth: z.number().int().positive().optional(),
+  /** ms. */
+  migration_downtime: z.number().int().positive().optional(),
+});
+export type HvParams = z.infer<typeof HvParamsSchema>;
+export type FilledHvParams = Required<HvParams>;
+
+export const InstanceSchema = z
+  .object({
+    name,
+    uuid: z.string().min(1),
+    hypervisor: z.literal('kvm').default('kvm'),
+    os: z.string().default('debootstrap+default'),
+    diskTemplate: DiskTemplateSchema,
+    primaryNode: name,
+    disks: z.array(DiskSchema).min(0),
+    adminState: AdminStateSchema,
+    /** Ganeti's `disks_active`: the disks are assembled (set by start/activate-disks). */
+    disksActive: z.boolean(),
+    /** A forthcoming instance exists only in the configuration. */
+    forthcoming: z.boolean().default(false),
+    beparams: BeParamsSchema,
+    hvparams: HvParamsSchema.default({}),
+    nics: z.array(NicSchema).default([]),
+    tags: z.array(z.string()).default([]),
+  })
+  .superRefine((inst, ctx) => {
+    if (inst.beparams.minmem > inst.beparams.maxmem) {
+      ctx.addIssue({ code: 'custom', message: 'minmem must not exceed maxmem', path: ['beparams'] });
+    }
+    inst.disks.forEach((d, i) => {
+      if (inst.diskTemplate === 'drbd') {
+        if (!d.drbd) ctx.addIssue({ code: 'custom', message: 'drbd disk without logical id', path: ['disks', i] });
+        else if (!d.drbd.nodes.includes(inst.primaryNode) || d.drbd.nodes[0] === d.drbd.nodes[1]) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'drbd disk must span the primary and one distinct secondary',
+            path: ['disks', i],
+          });
+        }
+      } else if (d.drbd) {
+        ctx.addIssue({ code: 'custom', message: `${inst.diskTemplate} disk with a drbd logical id`, path: ['disks', i] });
+      }
+    });
+  });
+export type Instance = z.infer<typeof InstanceSchema>;
+
+export const IPolicySchema = z.object({
+  minmem: mib.default(0),
+  maxmem: mib.default(1024 * 1024),
+  maxVcpus: z.number().int().positive().default(64),
+  diskTemplates: z.array(DiskTemplateSchema).default([...DISK_TEMPLATES]),
+});
+export type IPolicy = z.infer<typeof IPolicySchema>;
+
+export const NodeGroupSchema = z.object({
+  name,
+  ipolicy: IPolicySchema.default(IPolicySchema.parse({})),
+});
+export type NodeGroup = z.infer<typeof NodeGroupSchema>;
+
+/** Ganeti's RPC timeout classes (seconds); §14 of the behaviour spec. */
+export const RpcTimeoutsSchema = z.object({
+  urgent: z.number().positive().default(60),
+  normal: z.number().positive().default(900),
+  slow: z.number().positive().default(3600),
+});
+
+/**
+ * Orchestration timing. Defaults are Ganeti's values; tests shrink them. They are read from the
+ * config store by the workflow's first activity, so they are part of the recorded history.
+ */
+export const TimingSchema = z.object({
+  rpcTimeouts: RpcTimeoutsSchema.default(RpcTimeoutsSchema.parse({})),
+  /** Heartbeat timeout of the long, heartbeating waits (resync, memory transfer). */
+  heartbeatTimeoutSec: z.number().positive().default(30),
+  /** How long an RPC may wait for its node agent to pick it up before it counts as unreachable. */
+  scheduleToStartSec: z.number().positive().default(300),
+  retryInitialIntervalMs: z.number().int().positive().default(1000),
+  retryMaximumIntervalMs: z.number().int().positive().default(30_000),
+  retryMaximumAttempts: z.number().int().positive().default(5),
+  /** Master migration status poll (Ganeti: 1 s). */
+  migrationPollMs: z.number().int().positive().default(1000),
+  /** Interval of "* memory transfer progress" lines (Ganeti: 10 s). */
+  migrationProgressMs: z.number().int().positive().default(10_000),
+  /** Master wait-sync round (Ganeti: 2 s). */
+  syncPollMs: z.number().int().positive().default(2000),
+});
+export type Timing = z.infer<typeof TimingSchema>;
+
+export const ClusterSchema = z.object({
+  name,
+  uuid: z.string().min(1),
+  masterNode: name,
+  /** Cluster-level hypervisor defaults (KVM: live, 32 MiB/s, 30 ms). */
+  hvparams: z
+    .object({
+      migration_mode: MigrationModeSchema.default('live'),
+      migration_bandwidth: z.number().int().positive().default(32),
+      migration_downtime: z.number().int().positive().default(30),
+    })
+    .default({ migration_mode: 'live', migration_bandwidth: 32, migration_downtime: 30 }),
+  /** The default allocator used for externally mirrored instances without a target node. */
+  defaultIallocator: z.enum(['hail']).nullable().default('hail'),
+  groups: z.record(z.string(), NodeGroupSchema).default({}),
+  timing: TimingSchema.default(TimingSchema.parse({})),
+});
+export type Cluster = z.infer<typeof ClusterSchema>;
+
+export const ReservationSchema = z.object({
+  node: name,
+  memory: mib,
+  instance: name,
+  workflowId: z.string(),
+  runId: z.string(),
+});
+export type Reservation = z.infer<typeof ReservationSchema>;
+
+/** The whole persisted configuration (Ganeti's config.data). */
+export const ClusterConfigSchema = z.object({
+  version: z.literal(1),
+  serial: z.number().int().nonnegative(),
+  cluster: ClusterSchema,
+  nodes: z.record(z.string(), NodeSchema),
+  instances: z.record(z.string(), InstanceSchema),
+  /** Target-memory reservations of running operations, keyed by an operation id. */
+  reservations: z.record(z.string(), ReservationSchema).default({}),
+});
+export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+
+/** What a workflow sees of the configuration: the config without reservations. */
+export type ClusterSnapshot = Omit<ClusterConfig, 'reservations'>;

@@ -1,0 +1,115 @@
+/**
+ * A simulated cluster in a temporary directory: the default three-node cluster with fast timing,
+ * plus helpers to read the configuration and the hardware truth.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildHardware, defaultClusterConfig, inject, instanceHwDetail, type InjectState, type InstanceHwDetail } from '../../cluster/sim/cluster.js';
+import { addFault, type FaultSpec } from '../../cluster/sim/faults.js';
+import { SimHardware } from '../../cluster/sim/hardware.js';
+import type { SimLogEntry, SimParams, SimState } from '../../cluster/sim/state.js';
+import { FileConfigStore } from '../../cluster/store/config-store.js';
+import { TimingSchema, type ClusterConfig, type Instance, type Timing } from '../../cluster/types.js';
+
+/** Ganeti's timings shrunk for tests (hardware time runs `timeFactor` times faster too). */
+export const FAST_TIMING: Timing = TimingSchema.parse({
+  rpcTimeouts: { urgent: 10, normal: 20, slow: 30 },
+  heartbeatTimeoutSec: 3,
+  scheduleToStartSec: 60,
+  retryInitialIntervalMs: 100,
+  retryMaximumIntervalMs: 400,
+  retryMaximumAttempts: 3,
+  migrationPollMs: 50,
+  migrationProgressMs: 150,
+  syncPollMs: 100,
+});
+
+export const FAST_SIM: Partial<SimParams> = { timeFactor: 50 };
+
+let counter = 0;
+
+export interface TestClusterOptions {
+  timing?: Partial<Timing>;
+  sim?: Partial<SimParams>;
+  /** Change the configuration before the hardware is built from it. */
+  configure?: (cfg: ClusterConfig) => void;
+}
+
+export class TestCluster {
+  readonly config: FileConfigStore;
+  readonly hw: SimHardware;
+  constructor(
+    readonly name: string,
+    readonly home: string,
+  ) {
+    this.config = FileConfigStore.forHome(home);
+    this.hw = SimHardware.forHome(home);
+  }
+
+  cfg(): ClusterConfig {
+    return this.config.file.read();
+  }
+
+  instance(name: string): Instance {
+    const i = this.cfg().instances[name];
+    if (!i) throw new Error(`no instance ${name}`);
+    return i;
+  }
+
+  /** The hardware truth for an instance, with the configuration as it is now. */
+  status(name: string): InstanceHwDetail {
+    const { state, now } = this.hw.read();
+    return instanceHwDetail(state, now, this.instance(name));
+  }
+
+  state(): SimState {
+    return this.hw.read().state;
+  }
+
+  log(filter: Partial<Pick<SimLogEntry, 'rpc' | 'node' | 'instance' | 'outcome'>> = {}): SimLogEntry[] {
+    return this.state().log.filter((e) => Object.entries(filter).every(([k, v]) => e[k as keyof SimLogEntry] === v));
+  }
+
+  /** "rpc@node" for every successful RPC on an instance, in order. */
+  calls(instance: string): string[] {
+    return this.log({ instance, outcome: 'ok' }).map((e) => `${e.rpc}@${e.node}${e.detail ? `(${e.detail})` : ''}`);
+  }
+
+  async addFault(spec: FaultSpec): Promise<void> {
+    await this.hw.mutate((s) => addFault(s, spec));
+  }
+
+  async clearFaults(): Promise<void> {
+    await this.hw.mutate((s) => void (s.faults = []));
+  }
+
+  async inject(instance: string, node: string, what: InjectState): Promise<void> {
+    const cfg = this.cfg();
+    await this.hw.mutate((s, now) => inject(s, now, cfg, this.instance(instance), node, what));
+  }
+
+  async setSim(params: Partial<SimParams>): Promise<void> {
+    await this.hw.mutate((s) => Object.assign(s.params, params));
+  }
+
+  async setTiming(timing: Partial<Timing>): Promise<void> {
+    await this.config.file.update((c) => void Object.assign(c.cluster.timing, timing));
+  }
+
+  remove(): void {
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
+
+export async function createTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
+  const name = `t${process.pid}-${++counter}`;
+  const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-'));
+  const cfg = defaultClusterConfig(name);
+  cfg.cluster.timing = { ...FAST_TIMING, ...opts.timing };
+  opts.configure?.(cfg);
+  const c = new TestCluster(name, home);
+  await c.config.initialise(cfg);
+  await c.hw.replace(buildHardware(c.config.file.read(), { ...FAST_SIM, ...opts.sim }));
+  return c;
+}

@@ -1,0 +1,82 @@
+/**
+ * A real Temporal dev server per test file (the pinned CLI), and the project's workers for a test
+ * cluster: the orchestrator plus one node agent per node, each with its own task queues.
+ */
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker, WorkerOptions } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
+import { createNodeAgent, simBackend } from '../../worker/node-agent.js';
+import { createOrchestratorWorker } from '../../worker/orchestrator.js';
+import type { TestCluster } from './cluster.js';
+
+export async function startServer(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: inject('temporalCli') },
+      searchAttributes: SEARCH_ATTRIBUTES,
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+}
+
+export const testBundle = () => ({ codePath: inject('workflowBundlePath') });
+
+export class Workers {
+  private runs = new Map<Worker, Promise<void>>();
+  constructor(
+    readonly env: TestWorkflowEnvironment,
+    readonly cluster: TestCluster,
+  ) {}
+
+  private start(w: Worker): Worker {
+    this.runs.set(w, w.run());
+    return w;
+  }
+
+  async orchestrator(workerOptions: Partial<WorkerOptions> = {}): Promise<Worker> {
+    return this.start(
+      await createOrchestratorWorker({
+        connection: this.env.nativeConnection,
+        namespace: 'default',
+        cluster: this.cluster.name,
+        home: this.cluster.home,
+        client: this.env.client,
+        workflowBundle: testBundle(),
+        workerOptions: { stickyQueueScheduleToStartTimeout: '1s', ...workerOptions },
+      }),
+    );
+  }
+
+  async agent(node: string): Promise<Worker> {
+    return this.start(
+      await createNodeAgent({
+        connection: this.env.nativeConnection,
+        namespace: 'default',
+        cluster: this.cluster.name,
+        node,
+        rpc: simBackend(this.cluster.home, node),
+        workerOptions: { shutdownGraceTime: '100ms', shutdownForceTime: '2s' },
+      }),
+    );
+  }
+
+  /** The orchestrator and an agent for every node of the cluster. */
+  async all(workerOptions: Partial<WorkerOptions> = {}): Promise<this> {
+    await this.orchestrator(workerOptions);
+    for (const n of Object.keys(this.cluster.cfg().nodes)) await this.agent(n);
+    return this;
+  }
+
+  async stop(w: Worker): Promise<void> {
+    const run = this.runs.get(w);
+    if (!run) return;
+    w.shutdown();
+    await run.catch(() => undefined);
+    this.runs.delete(w);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.runs.keys()].map((w) => this.stop(w)));
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Worker entry points.
+ *   start          the whole stack in one process: embedded dev server (unless TEMPORAL_ADDRESS is
+ *                  set), orchestrator, and a node agent per node of the simulated cluster
+ *   orchestrator   the orchestrator worker only (production: one or more, anywhere)
+ *   node-agent     one node's agent (production: one per hypervisor node, on that node)
+ */
+import { Command, Option } from 'commander';
+import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../client/connection.js';
+import { FileConfigStore } from '../cluster/store/config-store.js';
+import { workflowBundle } from './bundle.js';
+import { startDevServer } from './dev-server.js';
+import { BACKENDS, createNodeAgent, simBackend, type Backend } from './node-agent.js';
+import { createOrchestratorWorker } from './orchestrator.js';
+import { ensureCluster } from './seed.js';
+
+const say = (msg: string) => console.log(`[ganeti-temporal] ${msg}`);
+
+function installRuntime(level: 'WARN' | 'INFO' | 'DEBUG'): void {
+  Runtime.install({ logger: new DefaultLogger(level) });
+}
+
+function clusterName(home: string): string {
+  const store = FileConfigStore.forHome(home);
+  if (!store.exists()) throw new Error(`no cluster configuration at ${home}; run "npm start" once, or "ganeti-temporal sim reset"`);
+  return store.file.read().cluster.name;
+}
+
+async function runAll(workers: Worker[], onStopped?: () => Promise<void>): Promise<void> {
+  try {
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    await onStopped?.();
+  }
+}
+
+async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
+  const home = homeDir();
+  const settings = temporalSettings();
+  if (await ensureCluster(home)) say(`created the default simulated cluster in ${home}`);
+  installRuntime(opts.logLevel);
+  let env: TestWorkflowEnvironment | undefined;
+  if (settings.embedded) {
+    say('starting the embedded Temporal dev server …');
+    try {
+      env = await startDevServer({ home, log: say });
+    } catch (e) {
+      throw new Error(
+        `could not start the dev server on ${settings.address} (${(e as Error).message}). If another server already ` +
+          `runs there, use it with TEMPORAL_ADDRESS=${settings.address}`,
+      );
+    }
+  }
+  const connection = await NativeConnection.connect(connectOptions(settings));
+  const client = await connectClient(settings);
+  const cfg = FileConfigStore.forHome(home).file.read();
+  const cluster = cfg.cluster.name;
+  const bundle = await workflowBundle();
+  const workers = [
+    await createOrchestratorWorker({ connection, namespace: settings.namespace, cluster, home, client, workflowBundle: bundle }),
+  ];
+  for (const node of Object.keys(cfg.nodes).sort()) {
+    workers.push(await createNodeAgent({ connection, namespace: settings.namespace, cluster, node, rpc: simBackend(home, node) }));
+  }
+  say(`cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (simulated hardware)`);
+  if (settings.embedded) say(`Temporal Web UI: http://localhost:${DEFAULT_UI_PORT}/namespaces/${settings.namespace}/workflows`);
+  say(`Temporal server: ${settings.address}, namespace ${settings.namespace}`);
+  say('try: npm run --silent cli -- instance list      (Ctrl-C stops everything)');
+  await runAll(workers, async () => {
+    await connection.close();
+    await env?.teardown();
+  });
+}
+
+async function orchestrator(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
+  const home = homeDir();
+  const settings = temporalSettings();
+  installRuntime(opts.logLevel);
+  const connection = await NativeConnection.connect(connectOptions(settings));
+  const client = await connectClient(settings);
+  const cluster = clusterName(home);
+  const w = await createOrchestratorWorker({ connection, namespace: settings.namespace, cluster, home, client, workflowBundle: await workflowBundle() });
+  say(`orchestrator for cluster ${cluster} on ${settings.address}`);
+  await runAll([w], () => connection.close());
+}
+
+async function nodeAgent(opts: { node: string; backend: Backend; cluster?: string; logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
+  const home = homeDir();
+  const settings = temporalSettings();
+  installRuntime(opts.logLevel);
+  const cluster = opts.cluster ?? clusterName(home);
+  const connection = await NativeConnection.connect(connectOptions(settings));
+  const w = await createNodeAgent({ connection, namespace: settings.namespace, cluster, node: opts.node, rpc: simBackend(home, opts.node) });
+  say(`node agent for ${opts.node} (${opts.backend}) in cluster ${cluster} on ${settings.address}`);
+  await runAll([w], () => connection.close());
+}
+
+const logLevel = new Option('--log-level <level>', 'worker log level').choices(['WARN', 'INFO', 'DEBUG']).default('WARN');
+const program = new Command('ganeti-temporal-worker').showHelpAfterError();
+program.command('start').description('embedded dev server + orchestrator + all node agents (simulated cluster)').addOption(logLevel).action(start);
+program.command('orchestrator').description('the orchestrator worker').addOption(logLevel).action(orchestrator);
+program
+  .command('node-agent')
+  .description("one node's agent")
+  .requiredOption('--node <name>', 'the node this agent runs on')
+  .addOption(new Option('--backend <backend>', 'hypervisor backend').choices([...BACKENDS]).default('sim'))
+  .option('--cluster <name>', 'cluster name (default: from the configuration under GANETI_TEMPORAL_HOME)')
+  .addOption(logLevel)
+  .action(nodeAgent);
+
+program.parseAsync().catch((e: unknown) => {
+  console.error(`[ganeti-temporal] ${(e as Error).message}`);
+  process.exit(1);
+});

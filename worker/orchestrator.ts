@@ -1,0 +1,41 @@
+/** The orchestrator worker: hosts the workflows and the configuration-store activities. */
+import { Client } from '@temporalio/client';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { createOrchestratorActivities } from '../activities/index.js';
+import { orchestratorQueue } from '../cluster/naming.js';
+import { FileConfigStore } from '../cluster/store/config-store.js';
+
+export interface OrchestratorOptions {
+  connection: NativeConnection;
+  namespace: string;
+  cluster: string;
+  home: string;
+  /** Used to drop memory reservations of operations that no longer run. */
+  client?: Client;
+  workflowBundle: NonNullable<WorkerOptions['workflowBundle']>;
+  /** Extra worker options (tests tune the sticky cache with these). */
+  workerOptions?: Partial<WorkerOptions>;
+}
+
+export function configStoreFor(home: string, client?: Client): FileConfigStore {
+  return FileConfigStore.forHome(home, {
+    ...(client
+      ? {
+          isOperationRunning: async (workflowId: string, runId: string) =>
+            (await client.workflow.getHandle(workflowId, runId).describe()).status.name === 'RUNNING',
+        }
+      : {}),
+  });
+}
+
+export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<Worker> {
+  return Worker.create({
+    connection: o.connection,
+    namespace: o.namespace,
+    taskQueue: orchestratorQueue(o.cluster),
+    identity: `orchestrator@${o.cluster}/${process.pid}`,
+    workflowBundle: o.workflowBundle,
+    activities: createOrchestratorActivities({ config: configStoreFor(o.home, o.client) }),
+    ...o.workerOptions,
+  });
+}

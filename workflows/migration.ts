@@ -1,0 +1,244 @@
+/**
+ * TLMigrateInstance._ExecMigration (behaviour spec §5.2, steps M1–M16), with `_AbortMigration` and
+ * `_RevertDiskStatus` (§6) as compensations for failures at accept, migrate and status polling, run
+ * in a non-cancellable scope. After the hypervisor reports the migration completed (the point of no
+ * return) the operation only rolls forward.
+ */
+import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { ActivityFailure } from '../cluster/errors.js';
+import { hvVersionPairSafe } from '../cluster/hypervisor.js';
+import { isDrbd } from '../cluster/instance.js';
+import { cleanupCommand } from '../cluster/naming.js';
+import type { MigrationPlan } from '../cluster/prereq.js';
+import type { MigrationFailureDetails } from '../activities/hypervisor.js';
+import {
+  closeInstanceDisks,
+  diskConsistentOn,
+  goReconnect,
+  goStandalone,
+  openInstanceDisks,
+  ri,
+  waitUntilSync,
+  type Exec,
+} from './disks.js';
+import { execFailure, isExecFailure } from './operation.js';
+import { failMsg, type RpcFailure } from './rpc.js';
+
+export interface MigrationOptions {
+  plan: MigrationPlan;
+  allowRuntimeChanges: boolean;
+  ignoreHvversions: boolean;
+}
+
+/** Failures in steps without rollback name the command that repairs them. */
+async function leavesStateForCleanup<T>(x: Exec, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (isExecFailure(e)) {
+      throw execFailure(`${e.message} (the instance may be left half-migrated; run '${cleanupCommand(x.inst.name)}' to recover)`);
+    }
+    throw e;
+  }
+}
+
+export async function execMigration(x: Exec, o: MigrationOptions): Promise<void> {
+  const { source: S, target: T, inst } = x;
+  const drbd = isDrbd(inst);
+
+  // M1: hypervisor versions
+  x.op.setPhase('hv-version');
+  const infos = await x.rpc.all([S, T], 'urgent', 'nodeInfo', () => []);
+  const versions: string[] = [];
+  infos.forEach((r, i) => {
+    const node = [S, T][i]!;
+    if (!r.ok) throw execFailure(`Unable to retrieve node information from node '${node}': ${r.msg}`);
+    versions.push(r.payload.hvVersion);
+  });
+  const [sv, tv] = versions as [string, string];
+  if (sv && tv && sv !== tv) {
+    x.op.fb(`* warning: hypervisor version mismatch between source (${sv}) and target (${tv}) node`);
+    if (hvVersionPairSafe(inst.hypervisor, sv, tv)) {
+      x.op.fb(`  migrating from hypervisor version ${sv} to ${tv} should be safe`);
+    } else {
+      x.op.fb(`  migrating from hypervisor version ${sv} to ${tv} is likely unsupported`);
+      if (!o.ignoreHvversions) throw execFailure(`Unsupported migration between hypervisor versions (${sv} to ${tv})`);
+      x.op.fb('  continuing anyway (told to ignore version mismatch)');
+    }
+  }
+
+  // M2: disk consistency on the target
+  x.op.setPhase('disk-consistency');
+  x.op.fb('* checking disk consistency between source and target');
+  for (let i = 0; i < inst.disks.length; i++) {
+    if (!(await diskConsistentOn(x, T, i))) {
+      throw execFailure(`Disk ${i} is degraded or not fully synchronized on target node, aborting migration`);
+    }
+  }
+
+  // M3: memory fit
+  const cur = o.plan.currentMemory;
+  const free = o.plan.targetFreeMemory;
+  if (cur !== null && free !== null && cur > free) {
+    if (!o.allowRuntimeChanges) {
+      throw execFailure(
+        `Memory ballooning not allowed and not enough free memory to fit instance ${inst.name} on target node ${T} ` +
+          `(have ${free}MB, need ${cur}MB)`,
+      );
+    }
+    x.op.setPhase('balloon');
+    x.op.fb(`* setting instance memory to ${free}`);
+    const r = await x.rpc.call(S, 'normal', 'instanceBalloonMemory', [ri(x, S), free], `${free} MiB`);
+    if (!r.ok) throw execFailure(`Cannot modify instance runtime memory: ${r.msg}`);
+  }
+
+  // M4: migration info
+  x.op.setPhase('migration-info');
+  const info = await x.rpc.call(S, 'normal', 'migrationInfo', [ri(x, S)]);
+  if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
+  const migrationInfo = info.payload;
+
+  await leavesStateForCleanup(x, async () => {
+    // M5: demote the target
+    x.op.setPhase('close-target');
+    await closeInstanceDisks(x, T);
+    // M6: DRBD dual-primary
+    if (drbd) {
+      x.op.setPhase('standalone');
+      await goStandalone(x);
+      x.op.setPhase('dual-master');
+      await goReconnect(x, true);
+      x.op.setPhase('wait-sync');
+      await waitUntilSync(x);
+    }
+    // M7: open for dual use
+    x.op.setPhase('open-shared');
+    await openInstanceDisks(x, S, false);
+    await openInstanceDisks(x, T, false);
+  });
+
+  // M8–M10, compensated
+  try {
+    await transferInstance(x, migrationInfo);
+  } catch (e) {
+    if (isCancellation(e)) {
+      x.op.fb('Migration cancelled, aborting');
+      await CancellationScope.nonCancellable(() => compensate(x, migrationInfo));
+    }
+    throw e;
+  }
+
+  // Point of no return: the hypervisor reported the memory transfer complete. Roll forward only.
+  await CancellationScope.nonCancellable(() =>
+    leavesStateForCleanup(x, async () => {
+      // M11: finalize both sides (both always attempted)
+      x.op.setPhase('finalize');
+      const src = await x.rpc.call(S, 'slow', 'instanceFinalizeMigrationSrc', [ri(x, S), true, x.live], 'success');
+      const dst = await x.rpc.call(T, 'normal', 'instanceFinalizeMigrationDst', [ri(x, T), migrationInfo, true], 'success');
+      const errs = [src.ok ? null : `${S}: ${src.msg}`, dst.ok ? null : `${T}: ${dst.msg}`].filter((m) => m !== null);
+      if (errs.length) throw execFailure(`Could not finalize instance migration: ${errs.join(' ')}`);
+
+      // M12: the only configuration change
+      x.op.setPhase('commit');
+      try {
+        await x.cfg.setInstancePrimary({ instance: inst.name, expected: S, primary: T });
+      } catch (e) {
+        throw execFailure(`Could not update the configuration (primary := ${T}): ${failMsg(e)}`);
+      }
+
+      // M13: demote the old primary
+      x.op.setPhase('close-source');
+      await closeInstanceDisks(x, S);
+
+      // M14
+      if (drbd) {
+        x.op.setPhase('wait-sync');
+        await waitUntilSync(x);
+        x.op.setPhase('standalone');
+        await goStandalone(x);
+        x.op.setPhase('single-master');
+        await goReconnect(x, false);
+        x.op.setPhase('wait-sync');
+        await waitUntilSync(x);
+      } else {
+        x.op.setPhase('open-exclusive');
+        await openInstanceDisks(x, T, true);
+      }
+    }),
+  );
+  // M15 (unmapping rbd/ext volumes) does not apply to drbd or sharedfile.
+  x.op.setPhase('done');
+  x.op.fb('* done');
+}
+
+/** M8 accept, M9 migrate, M10 poll; each failure runs the abort sequence. */
+async function transferInstance(x: Exec, migrationInfo: string): Promise<void> {
+  const { source: S, target: T, inst } = x;
+  x.op.setPhase('accept');
+  x.op.fb(`* preparing ${T} to accept the instance`);
+  const acc = await x.rpc.call(T, 'normal', 'acceptInstance', [ri(x, T), migrationInfo, x.snap.nodes[T]!.secondaryIp]);
+  if (!acc.ok) return abortAndFail(x, migrationInfo, 'Pre-migration failed, aborting', `Could not pre-migrate instance ${inst.name}: ${acc.msg}`);
+
+  x.op.setPhase('migrate');
+  x.op.fb(`* migrating instance to ${T}`);
+  const target = { node: T, ip: x.snap.nodes[T]!.secondaryIp, port: acc.payload.port };
+  const mig = await x.rpc.call(S, 'slow', 'instanceMigrate', [ri(x, S), target, x.live], x.live ? 'live' : 'non-live');
+  if (!mig.ok) return abortAndFail(x, migrationInfo, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${mig.msg}`);
+
+  x.op.setPhase('memory-transfer');
+  x.op.fb('* starting memory transfer');
+  const t = x.snap.cluster.timing;
+  const st = await x.rpc.wait(S, 'waitForMigration', [ri(x, S), { pollMs: t.migrationPollMs, progressMs: t.migrationProgressMs }]);
+  if (!st.ok) {
+    progressLinesOf(st).forEach((l) => x.op.fb(l));
+    return abortAndFail(x, migrationInfo, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${st.msg}`);
+  }
+  st.payload.lines.forEach((l) => x.op.fb(l));
+}
+
+function progressLinesOf(r: RpcFailure): string[] {
+  if (r.type !== ActivityFailure.MigrationFailed) return [];
+  return ((r.details?.[0] ?? {}) as Partial<MigrationFailureDetails>).lines ?? [];
+}
+
+async function abortAndFail(x: Exec, migrationInfo: string, line: string, error: string): Promise<never> {
+  x.op.fb(line);
+  await CancellationScope.nonCancellable(() => compensate(x, migrationInfo));
+  throw execFailure(error);
+}
+
+async function compensate(x: Exec, migrationInfo: string): Promise<void> {
+  x.op.setPhase('aborting');
+  await abortMigration(x, migrationInfo);
+  x.op.setPhase('reverting');
+  await revertDiskStatus(x);
+}
+
+/** `_AbortMigration`: finalize with failure on both sides; never raises (failures go to the log). */
+export async function abortMigration(x: Exec, migrationInfo: string): Promise<{ dst: string | null; src: string | null }> {
+  const { source: S, target: T } = x;
+  const dst = await x.rpc.call(T, 'normal', 'instanceFinalizeMigrationDst', [ri(x, T), migrationInfo, false], 'abort');
+  if (!dst.ok) log.error(`Aborting migration failed on target node ${T}: ${dst.msg}`);
+  const src = await x.rpc.call(S, 'slow', 'instanceFinalizeMigrationSrc', [ri(x, S), false, x.live], 'abort');
+  if (!src.ok) log.error(`Aborting migration failed on source node ${S}: ${src.msg}`);
+  return { dst: dst.ok ? null : dst.msg, src: src.ok ? null : src.msg };
+}
+
+/** `_RevertDiskStatus`: demote the target and bring DRBD back to single-master with the source Primary. */
+export async function revertDiskStatus(x: Exec): Promise<void> {
+  await closeInstanceDisks(x, x.target);
+  if (!isDrbd(x.inst)) {
+    await openInstanceDisks(x, x.source, true);
+    return;
+  }
+  try {
+    await goStandalone(x);
+    await goReconnect(x, false);
+    await waitUntilSync(x);
+  } catch (e) {
+    if (!isExecFailure(e)) throw e;
+    x.op.warn(
+      `Migration failed and I can't reconnect the drives, please try to recover the instance manually; error '${e.message}'`,
+    );
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Node RPCs from workflow code, with Ganeti's RpcResult semantics: a call returns a payload or a
+ * failure message (never throws, except for cancellation). Calls to a node marked offline are never
+ * sent; they answer "Node is marked offline" at once, as Ganeti's RPC layer does.
+ */
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { NodeActivities, OrchestratorActivities } from '../activities/index.js';
+import { NON_RETRYABLE_ACTIVITY_FAILURES } from '../cluster/errors.js';
+import { nodeQueue } from '../cluster/naming.js';
+import { rpcName } from '../cluster/ports.js';
+import type { RpcResult } from '../cluster/prereq.js';
+import type { ClusterSnapshot, Timing } from '../cluster/types.js';
+
+/** Ganeti's RPC timeout classes (behaviour spec §14). */
+export type RpcClass = 'urgent' | 'normal' | 'slow';
+
+type NodeMethod = keyof NodeActivities;
+type Payload<K extends NodeMethod> = Awaited<ReturnType<NodeActivities[K]>>;
+
+export type RpcFailure = { ok: false; offline: boolean; msg: string; type?: string; details?: unknown[] };
+
+function retryPolicy(t: Timing) {
+  return {
+    initialInterval: t.retryInitialIntervalMs,
+    maximumInterval: t.retryMaximumIntervalMs,
+    maximumAttempts: t.retryMaximumAttempts,
+    backoffCoefficient: 2,
+    nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_FAILURES,
+  };
+}
+
+/** Configuration-store activities run on the orchestrator's own task queue. */
+export function configActivities(t?: Timing): OrchestratorActivities {
+  const opts: ActivityOptions = { startToCloseTimeout: '1 minute' };
+  if (t) opts.retry = retryPolicy(t);
+  else opts.retry = { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_FAILURES };
+  return proxyActivities<OrchestratorActivities>(opts);
+}
+
+/** The message Ganeti would show as the RPC's fail_msg. */
+export function failMsg(e: unknown): string {
+  if (e instanceof ActivityFailure) {
+    const c = e.cause;
+    if (c instanceof ApplicationFailure) return c.message;
+    if (c instanceof TimeoutFailure) {
+      return c.timeoutType === 'SCHEDULE_TO_START'
+        ? 'no answer: the node agent did not pick up the call in time'
+        : `no answer: the call timed out (${String(c.timeoutType ?? 'unknown').toLowerCase().replace(/_/g, '-')})`;
+    }
+    return c?.message ?? e.message;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+export class NodeRpcClient {
+  constructor(private readonly snap: ClusterSnapshot) {}
+
+  private get timing(): Timing {
+    return this.snap.cluster.timing;
+  }
+
+  private options(node: string, summary: string, opts: ActivityOptions): ActivityOptions {
+    return {
+      taskQueue: nodeQueue(this.snap.cluster.name, node),
+      scheduleToStartTimeout: this.timing.scheduleToStartSec * 1000,
+      retry: retryPolicy(this.timing),
+      summary,
+      ...opts,
+    };
+  }
+
+  private async invoke<K extends NodeMethod>(node: string, method: K, args: Parameters<NodeActivities[K]>, summaryExtra: string | undefined, opts: ActivityOptions): Promise<RpcResult<Payload<K>> & ({ ok: true } | RpcFailure)> {
+    if (this.snap.nodes[node]?.offline) return { ok: false, offline: true, msg: 'Node is marked offline' };
+    const summary = `${node}: ${rpcName(method)}${summaryExtra ? ` (${summaryExtra})` : ''}`;
+    const acts = proxyActivities<NodeActivities>(this.options(node, summary, opts));
+    try {
+      const fn = acts[method] as (...a: Parameters<NodeActivities[K]>) => Promise<Payload<K>>;
+      return { ok: true, payload: await fn(...args) };
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      const cause = e instanceof ActivityFailure && e.cause instanceof ApplicationFailure ? e.cause : undefined;
+      const out: RpcFailure = { ok: false, offline: false, msg: failMsg(e) };
+      if (cause?.type) out.type = cause.type;
+      if (cause?.details) out.details = [...cause.details];
+      return out;
+    }
+  }
+
+  /** One node RPC with the timeout of its class. */
+  call<K extends NodeMethod>(node: string, cls: RpcClass, method: K, args: Parameters<NodeActivities[K]>, summaryExtra?: string) {
+    return this.invoke(node, method, args, summaryExtra, { startToCloseTimeout: this.timing.rpcTimeouts[cls] * 1000 });
+  }
+
+  /** A long, heartbeating wait: no overall deadline (Ganeti has none), a heartbeat timeout instead. */
+  wait<K extends 'waitForDiskSync' | 'waitForMigration'>(node: string, method: K, args: Parameters<NodeActivities[K]>, summaryExtra?: string) {
+    return this.invoke(node, method, args, summaryExtra, {
+      startToCloseTimeout: '7 days',
+      heartbeatTimeout: this.timing.heartbeatTimeoutSec * 1000,
+    });
+  }
+
+  /** The same RPC on several nodes in parallel; results in the order of `nodes`. */
+  async all<K extends NodeMethod>(nodes: string[], cls: RpcClass, method: K, args: (node: string) => Parameters<NodeActivities[K]>, summaryExtra?: string) {
+    return Promise.all(nodes.map((n) => this.call(n, cls, method, args(n), summaryExtra)));
+  }
+}
