@@ -23,6 +23,7 @@ export function checkInvariants(c: InvariantCase, inst: Instance, hw: InstanceHw
       expectPrimary(v, inst, c.target);
       if (inst.diskTemplate === 'drbd' && !secondaryNodes(inst).includes(c.source)) v.push(`secondary should be ${c.source}`);
       if (inst.adminState !== 'up') v.push(`admin state changed to ${inst.adminState}`);
+      if (!inst.disksActive) v.push('disks_active should be true');
       steady(v, inst, hw);
       break;
     case 'reverted':

@@ -133,7 +133,6 @@ function run(snap: ClusterSnapshot, req: PrereqRequest, facts: Facts, feedback: 
     if (!got) throw new Need([f]);
     return got;
   };
-  const verb = req.failover ? 'failovers' : 'migrations';
 
   // ExpandNames
   const inst = snap.instances[req.instance];
@@ -156,7 +155,7 @@ function run(snap: ClusterSnapshot, req: PrereqRequest, facts: Facts, feedback: 
   // #3 disk layout
   const kind = mirrorKind(inst);
   if (kind === 'none') {
-    return fail(`Instance's disk layout '${inst.diskTemplate}' does not allow ${verb}`, 'wrong_state');
+    return fail(`Instance's disk layout '${inst.diskTemplate}' does not allow ${failover ? 'failovers' : 'migrations'}`, 'wrong_state');
   }
 
   // #4 target choice (+ #5 ipolicy)
@@ -185,7 +184,7 @@ function run(snap: ClusterSnapshot, req: PrereqRequest, facts: Facts, feedback: 
     }
     if (req.targetNode !== undefined && req.targetNode !== secondaries[0]) {
       return fail(
-        `Instances with disk types ${inst.diskTemplate} cannot be migrated/failed over to arbitrary nodes ` +
+        `Instances with disk types ${inst.diskTemplate} cannot be ${failover ? 'failed over' : 'migrated'} to arbitrary nodes ` +
           '(neither an iallocator nor a target node can be passed)',
         'wrong_input',
       );

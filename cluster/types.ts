@@ -216,7 +216,7 @@ export const ClusterConfigSchema = z.object({
   cluster: ClusterSchema,
   nodes: z.record(z.string(), NodeSchema),
   instances: z.record(z.string(), InstanceSchema),
-  /** Target-memory reservations of running operations, keyed by an operation id. */
+  /** Target-memory reservations of running operations, keyed by an operation id (runtime state: no serial bump). */
   reservations: z.record(z.string(), ReservationSchema).default({}),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;

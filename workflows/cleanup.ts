@@ -3,8 +3,9 @@
  * half-done migration if it runs on both nodes, fix the configuration, rebuild the DRBD roles.
  *
  * Deliberate deviations (see README): adoption of an instance found on an unexpected node is refused
- * for DRBD (that node holds no disk of it), and externally mirrored disks are opened exclusively on
- * the node that actually runs the instance (Ganeti's quirk 3 opens them on the stale primary).
+ * for DRBD (that node holds no disk of it); a copy on an unexpected node next to one on the source or
+ * target is refused rather than ignored; and externally mirrored disks are opened exclusively on the
+ * node that actually runs the instance (Ganeti's quirk 3 opens them on the stale primary).
  */
 import { isDrbd } from '../cluster/instance.js';
 import { failMsg } from './rpc.js';
@@ -63,6 +64,15 @@ export async function execCleanup(x: Exec): Promise<void> {
     throw execFailure(
       'Instance seems to be running on two nodes, or the hypervisor is confused; you will have to ensure manually ' +
         'that it runs only on one and restart this operation',
+    );
+  }
+
+  // Not in Ganeti: a copy on a third node next to the source or target would be lost track of.
+  const elsewhere = running.filter((n) => n !== S && n !== x.target);
+  if (elsewhere.length > 0 && (running.includes(S) || running.includes(x.target))) {
+    throw execFailure(
+      `Instance runs on ${running.join(', ')}: besides ${running.includes(S) ? S : x.target} it also runs on ` +
+        `unexpected node(s) ${elsewhere.join(', ')}; stop the extra copies by hand and run the cleanup again`,
     );
   }
 

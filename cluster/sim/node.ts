@@ -328,9 +328,10 @@ export class SimNode implements NodeRpc {
       if (d.template !== 'drbd') return d.template === 'sharedfile' ? { isDegraded: false, syncPercent: null, ldisk: 'OKAY' } : null;
       const dev = d.drbd ? n.drbd[String(d.drbd.minor)] : undefined;
       if (!dev || !dev.attached || dev.instance !== inst.name) return null;
-      const conn = isConnected(s, dev);
+      // Ganeti: degraded = not exactly Connected (a resync counts) or the local disk not UpToDate.
+      const connected = connectionState(s, dev) === 'Connected';
       return {
-        isDegraded: !conn || dev.disk !== 'UpToDate',
+        isDegraded: !connected || dev.disk !== 'UpToDate',
         syncPercent: resyncPercent(dev, now),
         ldisk: !dev.net ? 'FAULTY' : dev.resync ? 'SYNC' : dev.disk === 'UpToDate' ? 'OKAY' : 'UNKNOWN',
       };

@@ -88,16 +88,13 @@ export class FileConfigStore implements ConfigStore {
         workflowId: req.workflowId,
         runId: req.runId,
       };
-      cfg.serial++;
       return { free, reserved };
     });
   }
 
   async releaseReservation(opId: string): Promise<void> {
     if (!(opId in this.file.read().reservations)) return;
-    await this.file.update((cfg) => {
-      if (delete cfg.reservations[opId]) cfg.serial++;
-    });
+    await this.file.update((cfg) => void delete cfg.reservations[opId]);
   }
 
   async setInstancePrimary(instance: string, expected: string, newPrimary: string): Promise<Instance> {

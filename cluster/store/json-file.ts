@@ -7,7 +7,7 @@
  *   The cycle itself is synchronous, so within one process nothing interleaves with it either.
  * - A lock whose owner process is gone, or that is older than `staleMs`, is broken.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -112,37 +112,59 @@ export class JsonFileStore<T> {
   private tryLock(): boolean {
     try {
       const fd = openSync(this.lockPath, 'wx');
-      writeSync(fd, String(process.pid));
+      writeSync(fd, `${process.pid}:${Math.random().toString(36).slice(2)}`);
       closeSync(fd);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    if (this.lockIsStale()) {
-      try {
-        unlinkSync(this.lockPath);
-      } catch {
-        // someone else broke it first
-      }
-    }
+    const stale = this.staleLockContent();
+    if (stale !== null) this.breakLock(stale);
     return false;
   }
 
-  private lockIsStale(): boolean {
+  /**
+   * Removes a lock judged stale, but only that very lock: it is first renamed aside (atomic, one
+   * process wins), and if what was renamed is not the lock that was judged (someone broke it and
+   * locked anew in between), it is put back unless a newer lock exists.
+   */
+  private breakLock(judged: string): void {
+    const aside = `${this.lockPath}.${process.pid}.stale`;
     try {
-      const owner = Number(readFileSync(this.lockPath, 'utf8'));
+      renameSync(this.lockPath, aside);
+    } catch {
+      return; // already gone
+    }
+    try {
+      if (readFileSync(aside, 'utf8') !== judged) linkSync(aside, this.lockPath);
+    } catch {
+      // a newer lock exists (EEXIST) or the file vanished: nothing to restore
+    } finally {
+      try {
+        unlinkSync(aside);
+      } catch {
+        // already removed
+      }
+    }
+  }
+
+  /** The lock's content if it is stale (owner gone, or older than `staleMs`), else null. */
+  private staleLockContent(): string | null {
+    try {
+      const content = readFileSync(this.lockPath, 'utf8');
+      const owner = Number(content.split(':')[0]);
       const age = Date.now() - statSync(this.lockPath).mtimeMs;
-      if (age > (this.opts.staleMs ?? 30_000)) return true;
+      if (age > (this.opts.staleMs ?? 30_000)) return content;
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid) {
         try {
           process.kill(owner, 0);
         } catch (e) {
-          return (e as NodeJS.ErrnoException).code === 'ESRCH';
+          return (e as NodeJS.ErrnoException).code === 'ESRCH' ? content : null;
         }
       }
-      return false;
+      return null;
     } catch {
-      return false; // vanished or half-written: just retry
+      return null; // vanished or half-written: just retry
     }
   }
 }

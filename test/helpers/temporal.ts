@@ -24,6 +24,9 @@ export const testBundle = () => ({ codePath: inject('workflowBundlePath') });
 
 export class Workers {
   private runs = new Map<Worker, Promise<void>>();
+  /** The current orchestrator worker and node agents (by node). */
+  orch: Worker | undefined;
+  readonly agents = new Map<string, Worker>();
   constructor(
     readonly env: TestWorkflowEnvironment,
     readonly cluster: TestCluster,
@@ -35,7 +38,7 @@ export class Workers {
   }
 
   async orchestrator(workerOptions: Partial<WorkerOptions> = {}): Promise<Worker> {
-    return this.start(
+    this.orch = this.start(
       await createOrchestratorWorker({
         connection: this.env.nativeConnection,
         namespace: 'default',
@@ -46,10 +49,11 @@ export class Workers {
         workerOptions: { stickyQueueScheduleToStartTimeout: '1s', ...workerOptions },
       }),
     );
+    return this.orch;
   }
 
   async agent(node: string): Promise<Worker> {
-    return this.start(
+    const w = this.start(
       await createNodeAgent({
         connection: this.env.nativeConnection,
         namespace: 'default',
@@ -59,6 +63,8 @@ export class Workers {
         workerOptions: { shutdownGraceTime: '100ms', shutdownForceTime: '2s' },
       }),
     );
+    this.agents.set(node, w);
+    return w;
   }
 
   /** The orchestrator and an agent for every node of the cluster. */

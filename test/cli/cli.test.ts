@@ -1,0 +1,188 @@
+/**
+ * The CLI contract (client/cli.ts) as a separate process against a real dev server and the project's
+ * workers: JSON shapes, exit codes, and the cluster state each command leaves.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { checkInvariants } from '../../cluster/invariants.js';
+import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { useHarness } from '../helpers/harness.js';
+
+const h = useHarness();
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: () => unknown;
+}
+
+function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'client/cli.ts'), ...args], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...env, GANETI_TEMPORAL_CLI_MAIN: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: () => JSON.parse(stdout) }));
+  });
+}
+
+const envFor = (c: TestCluster) => ({ GANETI_TEMPORAL_HOME: c.home, TEMPORAL_ADDRESS: h.env().address, TEMPORAL_NAMESPACE: 'default' });
+
+describe('instance commands', () => {
+  test('instance list --json prints the instance info objects', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['instance', 'list', '--json'], envFor(c));
+    expect(r.code).toBe(0);
+    const list = r.json() as Array<Record<string, unknown>>;
+    expect(list.map((i) => i.name)).toEqual(['db1', 'files1', 'web1', 'web2', 'web3']);
+    expect(list[2]).toMatchObject({ name: 'web1', primaryNode: 'node1', secondaryNodes: ['node2'], diskTemplate: 'drbd', adminState: 'up' });
+    const info = await cli(['instance', 'info', 'files1', '--json'], envFor(c));
+    expect(info.json()).toMatchObject({ name: 'files1', primaryNode: 'node2', secondaryNodes: [], diskTemplate: 'sharedfile', adminState: 'up' });
+  });
+
+  test('instance migrate --json succeeds with the result object and exit 0', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['instance', 'migrate', 'web1', '--json'], envFor(c));
+    expect(r.code, r.stderr).toBe(0);
+    const out = r.json() as Record<string, unknown>;
+    expect(Object.keys(out)).toEqual(['outcome', 'instance', 'sourceNode', 'targetNode', 'feedback']);
+    expect(out).toMatchObject({ outcome: 'migrated', instance: 'web1', sourceNode: 'node1', targetNode: 'node2' });
+    expect((out.feedback as string[]).at(-1)).toBe('* done');
+    expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, c.instance('web1'), c.status('web1'))).toEqual([]);
+  });
+
+  test('without --json the feedback lines are printed as they come', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['instance', 'migrate', 'web2', '--non-live'], envFor(c));
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toBe('Migrating instance web2');
+    expect(lines.at(-1)).toBe('* done');
+    expect(c.instance('web2').primaryNode).toBe('node3');
+  });
+
+  test('a prerequisite failure exits 3 with the JSON error and changes nothing', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['instance', 'migrate', 'web1', '--target-node', 'node3', '--json'], envFor(c));
+    expect(r.code).toBe(3);
+    expect(r.json()).toEqual({
+      error: {
+        type: 'PrereqFailed',
+        code: 'wrong_input',
+        message: 'Instances with disk types drbd cannot be migrated to arbitrary nodes (neither an iallocator nor a target node can be passed)',
+      },
+    });
+    const text = await cli(['instance', 'migrate', 'nosuch'], envFor(c));
+    expect(text.code).toBe(3);
+    expect(text.stderr.trim()).toBe("Failure: prerequisites not met for this operation: error type: unknown_entity, error details: Instance 'nosuch' not known");
+    expect(c.instance('web1').primaryNode).toBe('node1');
+  });
+
+  test('an execution failure exits 1; the cleanup repairs it', async () => {
+    const { c } = await h.cluster();
+    const add = await cli(['sim', 'fault', 'add', '--rpc', 'blockdev_open', '--node', 'node2', '--mode', 'permanent', '--json'], envFor(c));
+    expect(add.json()).toMatchObject({ id: 1, rpc: 'blockdev_open', node: 'node2', mode: 'permanent', hits: 0 });
+    const r = await cli(['instance', 'migrate', 'web1', '--json'], envFor(c));
+    expect(r.code).toBe(1);
+    expect((r.json() as { error: { type: string; message: string } }).error).toMatchObject({ type: 'ExecutionFailed' });
+    expect((r.json() as { error: { message: string } }).error.message).toContain('--cleanup web1');
+    expect((await cli(['sim', 'fault', 'clear'], envFor(c))).code).toBe(0);
+    const fix = await cli(['instance', 'migrate', 'web1', '--cleanup', '--json'], envFor(c));
+    expect(fix.code).toBe(0);
+    expect(fix.json()).toMatchObject({ outcome: 'cleaned-up' });
+    expect(checkInvariants({ kind: 'cleaned-up' }, c.instance('web1'), c.status('web1'))).toEqual([]);
+  });
+
+  test('--submit returns the workflow ID at once; a second operation is refused as busy (exit 4)', async () => {
+    const { c } = await h.cluster({ sim: { timeFactor: 10 } });
+    const s = await cli(['instance', 'migrate', 'db1', '--submit', '--json'], envFor(c));
+    expect(s.code).toBe(0);
+    const { workflowId, runId } = s.json() as { workflowId: string; runId: string };
+    expect(workflowId).toBe('instance/db1');
+    const busy = await cli(['instance', 'migrate', 'db1', '--json'], envFor(c));
+    expect(busy.code).toBe(4);
+    expect(busy.json()).toEqual({
+      error: { type: 'InstanceBusy', message: `instance db1 is busy: migrate is running (workflow instance/db1, run ${runId}); wait for it or abort it` },
+    });
+    await h.env().client.workflow.getHandle(workflowId).result();
+    expect(c.instance('db1').primaryNode).toBe('node3');
+  });
+
+  test('--dry-run prints the plan and changes nothing', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['instance', 'migrate', 'files1', '--dry-run', '--json'], envFor(c));
+    expect(r.code).toBe(0);
+    expect(r.json()).toMatchObject({ outcome: 'dry-run', targetNode: 'node3', plan: { operation: 'migrate', mode: 'live' } });
+    expect(c.status('files1').runningOn).toEqual(['node2']);
+  });
+
+  test('usage errors exit 2', async () => {
+    const { c } = await h.cluster();
+    const both = await cli(['instance', 'migrate', 'web1', '--non-live', '--mode', 'live'], envFor(c));
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('Only one of the --non-live and --migration-mode options can be passed');
+    expect((await cli(['instance', 'migrate'], envFor(c))).code).toBe(2);
+    expect((await cli(['instance', 'migrate', 'web1', '--mode', 'fast'], envFor(c))).code).toBe(2);
+  });
+
+  test('an unreachable server exits 5', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['instance', 'migrate', 'web1', '--json'], { ...envFor(c), TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(r.code).toBe(5);
+    expect((r.json() as { error: { type: string } }).error.type).toBe('Unreachable');
+  });
+});
+
+describe('sim commands', () => {
+  test('sim status --json has exactly the documented shape with DRBD state names', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['sim', 'status', 'web1', '--json'], envFor(c));
+    expect(r.json()).toEqual({
+      instance: 'web1',
+      runningOn: ['node1'],
+      disks: [
+        {
+          index: 0,
+          nodes: {
+            node1: { role: 'Primary', connection: 'Connected', disk: 'UpToDate', dualPrimary: false },
+            node2: { role: 'Secondary', connection: 'Connected', disk: 'UpToDate', dualPrimary: false },
+          },
+        },
+      ],
+    });
+  });
+
+  test('sim inject breaks things on purpose', async () => {
+    const { c } = await h.cluster();
+    expect((await cli(['sim', 'inject', 'web1', '--node', 'node2', '--state', 'degraded'], envFor(c))).code).toBe(0);
+    expect(c.status('web1').disks[0]!.nodes.node2).toMatchObject({ connection: 'StandAlone', disk: 'Inconsistent' });
+    expect((await cli(['sim', 'inject', 'web1', '--node', 'node3', '--state', 'running'], envFor(c))).code).toBe(0);
+    expect(c.status('web1').runningOn).toEqual(['node1', 'node3']);
+    expect((await cli(['sim', 'inject', 'web1', '--node', 'node1', '--state', 'exploded'], envFor(c))).code).toBe(2);
+    expect((await cli(['sim', 'inject', 'files1', '--node', 'node1', '--state', 'standalone'], envFor(c))).code).toBe(2);
+  });
+
+  test('sim reset creates the default cluster in an empty home', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-cli-'));
+    try {
+      const none = await cli(['instance', 'list'], { GANETI_TEMPORAL_HOME: home });
+      expect(none.code).toBe(5);
+      expect((await cli(['sim', 'reset'], { GANETI_TEMPORAL_HOME: home })).code).toBe(0);
+      const list = await cli(['instance', 'list', '--json'], { GANETI_TEMPORAL_HOME: home });
+      expect((list.json() as unknown[]).length).toBe(5);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Shared fixture for server-backed workflow tests: one dev server per file, a fresh simulated cluster
+ * and workers per test, and helpers that run an operation and return its result or typed error.
+ */
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { OperationError, operationResult, startMigration } from '../../client/api.js';
+import type { MigrateInput, OperationResult } from '../../cluster/ops.js';
+import { progressQuery, type ProgressView } from '../../workflows/messages.js';
+import { createTestCluster, type TestCluster, type TestClusterOptions } from './cluster.js';
+import { startServer, Workers } from './temporal.js';
+
+export interface Harness {
+  env(): TestWorkflowEnvironment;
+  /** A fresh cluster with an orchestrator and all node agents running (stopped after the test). */
+  cluster(opts?: TestClusterOptions): Promise<{ c: TestCluster; w: Workers }>;
+}
+
+export function useHarness(): Harness {
+  let env: TestWorkflowEnvironment | undefined;
+  const cleanups: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    env = await startServer();
+  });
+  afterEach(async () => {
+    for (const f of cleanups.splice(0).reverse()) await f();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+  return {
+    env: () => env!,
+    async cluster(opts = {}) {
+      const c = await createTestCluster(opts);
+      const w = new Workers(env!, c);
+      cleanups.push(async () => {
+        await terminateRunning(env!);
+        await w.stopAll();
+        c.remove();
+      });
+      await w.all();
+      return { c, w };
+    },
+  };
+}
+
+async function terminateRunning(env: TestWorkflowEnvironment): Promise<void> {
+  for await (const wf of env.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
+    await env.client.workflow.getHandle(wf.workflowId, wf.runId).terminate('test cleanup').catch(() => undefined);
+  }
+}
+
+export type Outcome = { ok: true; result: OperationResult } | { ok: false; error: OperationError };
+
+export async function outcomeOf(p: Promise<OperationResult>): Promise<Outcome> {
+  try {
+    return { ok: true, result: await p };
+  } catch (e) {
+    if (e instanceof OperationError) return { ok: false, error: e };
+    throw e;
+  }
+}
+
+export async function start(env: TestWorkflowEnvironment, c: TestCluster, input: MigrateInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  return startMigration(env.client, input, { cluster: c.name });
+}
+
+export async function migrate(env: TestWorkflowEnvironment, c: TestCluster, input: MigrateInput): Promise<Outcome> {
+  return outcomeOf(start(env, c, input).then((h) => operationResult(h)));
+}
+
+/** Polls the progress query until `pred` holds (or throws after `timeoutMs`). */
+export async function waitForProgress(h: WorkflowHandle, pred: (p: ProgressView) => boolean, timeoutMs = 60_000): Promise<ProgressView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const p = await h.query(progressQuery);
+      if (pred(p)) return p;
+    } catch {
+      // not yet answerable
+    }
+    if (Date.now() > deadline) throw new Error('timed out waiting for the workflow to reach the expected progress');
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
+
+/** The configuration without the fields every write touches. */
+export function configShape(c: TestCluster): unknown {
+  const { serial: _s, reservations: _r, ...rest } = c.cfg();
+  return rest;
+}
+
+/** The hardware state without the log, clock and time bookkeeping. */
+export function hardwareShape(c: TestCluster): unknown {
+  const { log: _l, logSeq: _ls, clock: _c, advancedTo: _a, faults: _f, nextFaultId: _n, ...rest } = c.state();
+  return JSON.parse(JSON.stringify(rest, (k, v) => (k === 'outOfSync' || k === 'startedAt' ? undefined : v)));
+}

@@ -1,0 +1,46 @@
+/** Reading the simulated RPC log as the sequence of state-changing steps an operation took. */
+import type { TestCluster } from './cluster.js';
+
+export const READ_ONLY_RPCS = new Set([
+  'node_info',
+  'instance_list',
+  'instance_info',
+  'instance_migratable',
+  'bridges_exist',
+  'blockdev_find',
+  'migration_info',
+  'instance_get_migration_status',
+  'drbd_wait_sync',
+]);
+
+/**
+ * The state-changing RPCs on an instance, in order; the same RPC (and detail) sent to both nodes in
+ * parallel collapses into one step `rpc(detail)@nodeA+nodeB`.
+ */
+export function mutatingSteps(c: TestCluster, instance: string, sinceSeq = 0): string[] {
+  const out: Array<{ key: string; nodes: string[] }> = [];
+  for (const e of c.log({ instance, outcome: 'ok' })) {
+    if (e.seq <= sinceSeq || READ_ONLY_RPCS.has(e.rpc)) continue;
+    const key = `${e.rpc}${e.detail ? `(${e.detail})` : ''}`;
+    const last = out[out.length - 1];
+    if (last && last.key === key && !last.nodes.includes(e.node)) last.nodes.push(e.node);
+    else out.push({ key, nodes: [e.node] });
+  }
+  return out.map((s) => `${s.key}@${s.nodes.sort().join('+')}`);
+}
+
+export const lastSeq = (c: TestCluster): number => c.state().logSeq;
+
+/** How often each state-changing RPC ran on the instance (per node). */
+export function mutatingCounts(c: TestCluster, instance: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of c.log({ instance, outcome: 'ok' })) {
+    if (READ_ONLY_RPCS.has(e.rpc)) continue;
+    const k = `${e.rpc}@${e.node}`;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+export const withoutProgress = (lines: string[]): string[] =>
+  lines.filter((l) => !l.startsWith('   - progress:') && !l.startsWith('* memory transfer progress:'));
