@@ -38,14 +38,17 @@ async function runAll(workers: Worker[], onStopped?: () => Promise<void>): Promi
 
 async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
   const home = homeDir();
-  const settings = temporalSettings();
+  // GANETI_TEMPORAL_DEV_PORT / GANETI_TEMPORAL_UI_PORT move the embedded server off 7233 / 8233.
+  const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
+  const uiPort = Number(process.env.GANETI_TEMPORAL_UI_PORT || DEFAULT_UI_PORT);
+  const settings = process.env.TEMPORAL_ADDRESS ? temporalSettings() : { ...temporalSettings(), address: `localhost:${devPort}` };
   if (await ensureCluster(home)) say(`created the default simulated cluster in ${home}`);
   installRuntime(opts.logLevel);
   let env: TestWorkflowEnvironment | undefined;
   if (settings.embedded) {
     say('starting the embedded Temporal dev server …');
     try {
-      env = await startDevServer({ home, log: say });
+      env = await startDevServer({ home, log: say, port: devPort, uiPort });
     } catch (e) {
       throw new Error(
         `could not start the dev server on ${settings.address} (${(e as Error).message}). If another server already ` +
@@ -65,7 +68,7 @@ async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<voi
     workers.push(await createNodeAgent({ connection, namespace: settings.namespace, cluster, node, rpc: simBackend(home, node) }));
   }
   say(`cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (simulated hardware)`);
-  if (settings.embedded) say(`Temporal Web UI: http://localhost:${DEFAULT_UI_PORT}/namespaces/${settings.namespace}/workflows`);
+  if (settings.embedded) say(`Temporal Web UI: http://localhost:${uiPort}/namespaces/${settings.namespace}/workflows`);
   say(`Temporal server: ${settings.address}, namespace ${settings.namespace}`);
   say('try: npm run --silent cli -- instance list      (Ctrl-C stops everything)');
   await runAll(workers, async () => {

@@ -1,0 +1,132 @@
+/**
+ * `npm start` itself (worker/main.ts start) as a child process: the embedded dev server with its
+ * persistent SQLite file, Web UI and search attributes, the default cluster created on first run,
+ * orchestrator and node agents answering; and with TEMPORAL_ADDRESS set, no server started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterEach, expect, inject, test } from 'vitest';
+import { migrateInstance } from '../../client/api.js';
+import { checkInvariants } from '../../cluster/invariants.js';
+import { FileConfigStore } from '../../cluster/store/config-store.js';
+import { SimHardware } from '../../cluster/sim/hardware.js';
+import { instanceHwDetail } from '../../cluster/sim/cluster.js';
+import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
+import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
+
+const children: ChildProcess[] = [];
+const homes: string[] = [];
+afterEach(async () => {
+  for (const c of children.splice(0)) await stop(c);
+  for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts `worker/main.ts start` and resolves with its output once it says it is ready. */
+function startStack(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'start'], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, TEMPORAL_CLI: inject('temporalCli'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`not ready after 60 s:\n${out}`)), 60_000);
+    const check = setInterval(() => {
+      if (out.includes('try: npm run --silent cli')) {
+        clearTimeout(t);
+        clearInterval(check);
+        resolve({ child, output: () => out });
+      }
+    }, 100);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      clearInterval(check);
+      reject(new Error(`exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGINT');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+test('npm start: embedded dev server with persistent SQLite, Web UI, search attributes, default cluster and workers', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
+  homes.push(home);
+  const [port, uiPort] = [await freePort(), await freePort()];
+  const env = { GANETI_TEMPORAL_HOME: home, GANETI_TEMPORAL_DEV_PORT: String(port), GANETI_TEMPORAL_UI_PORT: String(uiPort), TEMPORAL_ADDRESS: '' };
+  const first = await startStack(env);
+  expect(first.output()).toContain(`created the default simulated cluster in ${home}`);
+  expect(first.output()).toContain(`Temporal Web UI: http://localhost:${uiPort}/namespaces/default/workflows`);
+  expect(existsSync(join(home, 'temporal', 'dev-server.db'))).toBe(true);
+  expect((await fetch(`http://localhost:${uiPort}/`)).status).toBe(200);
+
+  const connection = await Connection.connect({ address: `localhost:${port}` });
+  try {
+    const sas = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+    for (const k of SEARCH_ATTRIBUTES) expect(Object.keys(sas.customAttributes ?? {})).toContain(k.name);
+    const client = new Client({ connection });
+    const cfg = FileConfigStore.forHome(home).file.read();
+    expect(Object.keys(cfg.nodes)).toEqual(['node1', 'node2', 'node3']);
+    const r = await migrateInstance(client, { instance: 'web1' }, { cluster: cfg.cluster.name });
+    expect(r.outcome).toBe('migrated');
+    const { state, now } = SimHardware.forHome(home).read();
+    const inst = FileConfigStore.forHome(home).file.read().instances.web1!;
+    expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, inst, instanceHwDetail(state, now, inst))).toEqual([]);
+  } finally {
+    await connection.close();
+  }
+
+  // Restarted on the same data directory: the cluster and the server's history are still there.
+  await stop(first.child);
+  const second = await startStack(env);
+  expect(second.output()).not.toContain('created the default simulated cluster');
+  const again = await Connection.connect({ address: `localhost:${port}` });
+  try {
+    const d = await new Client({ connection: again }).workflow.getHandle('instance/web1').describe();
+    expect(d.status.name).toBe('COMPLETED');
+  } finally {
+    await again.close();
+  }
+});
+
+test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers against it', async () => {
+  const server = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: inject('temporalCli') }, searchAttributes: SEARCH_ATTRIBUTES },
+  });
+  const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
+  homes.push(home);
+  try {
+    const stack = await startStack({ GANETI_TEMPORAL_HOME: home, TEMPORAL_ADDRESS: server.address });
+    expect(stack.output()).not.toContain('starting the embedded Temporal dev server');
+    expect(stack.output()).toContain(`Temporal server: ${server.address}, namespace default`);
+    const cfg = FileConfigStore.forHome(home).file.read();
+    const r = await migrateInstance(server.client, { instance: 'files1', targetNode: 'node1' }, { cluster: cfg.cluster.name });
+    expect(r.outcome).toBe('migrated');
+    expect(FileConfigStore.forHome(home).file.read().instances.files1!.primaryNode).toBe('node1');
+    await stop(stack.child);
+  } finally {
+    await server.teardown();
+  }
+});
