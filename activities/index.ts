@@ -3,14 +3,16 @@
  * registers `createOrchestratorActivities` (the configuration store). Both map every error through
  * `failures.ts`.
  */
+import type { HookRunner } from '../cluster/hooks/runner.js';
 import type { ConfigStore, NodeRpc } from '../cluster/ports.js';
 import { createConfigActivities } from './config.js';
 import { createDiskActivities } from './disks.js';
 import { mapFailures } from './failures.js';
+import { createHookActivities } from './hooks.js';
 import { createHypervisorActivities } from './hypervisor.js';
 
-export function createNodeActivities(deps: { rpc: NodeRpc }) {
-  return mapFailures({ ...createDiskActivities(deps), ...createHypervisorActivities(deps) });
+export function createNodeActivities(deps: { rpc: NodeRpc; hooks: HookRunner }) {
+  return mapFailures({ ...createDiskActivities(deps), ...createHypervisorActivities(deps), ...createHookActivities(deps) });
 }
 
 export function createOrchestratorActivities(deps: { config: ConfigStore }) {

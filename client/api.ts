@@ -12,12 +12,21 @@ import {
 import { ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { OpFailure } from '../cluster/errors.js';
 import { orchestratorQueue, workflowIdFor } from '../cluster/naming.js';
-import { describeZodError, MigrateInputSchema, type MigrateInput, type MigrateRequest, type OperationResult } from '../cluster/ops.js';
+import {
+  describeZodError,
+  FailoverInputSchema,
+  MigrateInputSchema,
+  type FailoverInput,
+  type MigrateInput,
+  type OperationResult,
+} from '../cluster/ops.js';
+import type { z } from 'zod';
 import { SA } from '../workflows/messages.js';
+import type { failoverInstanceWorkflow } from '../workflows/failover-instance.js';
 import type { migrateInstanceWorkflow } from '../workflows/migrate-instance.js';
 
-export { MigrateInputSchema, workflowIdFor };
-export type { MigrateInput, OperationResult };
+export { FailoverInputSchema, MigrateInputSchema, workflowIdFor };
+export type { FailoverInput, MigrateInput, OperationResult };
 
 /** An operation ended in a failure (or was refused); `type` is the failure type. */
 export class OperationError extends Error {
@@ -62,8 +71,8 @@ export interface StartOptions {
   cluster: string;
 }
 
-function parseMigrate(input: MigrateInput): MigrateRequest {
-  const r = MigrateInputSchema.safeParse(input);
+function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const r = schema.safeParse(input);
   if (!r.success) throw new PrereqFailedError(describeZodError(r.error), 'wrong_input');
   return r.data;
 }
@@ -82,39 +91,87 @@ async function busyError(client: Client, instance: string, err: WorkflowExecutio
   return new InstanceBusyError(instance, running);
 }
 
+interface StartSpec {
+  workflowType: 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow';
+  instance: string;
+  operation: 'migrate' | 'cleanup' | 'failover';
+  summary: string;
+  input: unknown;
+  reason: string;
+  dryRun: boolean;
+}
+
+async function startOperation(client: Client, spec: StartSpec, opts: StartOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  try {
+    return await client.workflow.start(spec.workflowType, {
+      args: [spec.input],
+      taskQueue: orchestratorQueue(opts.cluster),
+      workflowId: workflowIdFor(spec.instance),
+      workflowIdConflictPolicy: 'FAIL',
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [
+        { key: SA.instance, value: spec.instance },
+        { key: SA.operation, value: spec.operation },
+      ],
+      staticSummary: `${spec.summary}${spec.dryRun ? ' (dry run)' : ''}`,
+      staticDetails: [
+        `**Instance:** ${spec.instance}`,
+        `**Operation:** ${spec.operation}${spec.dryRun ? ' (dry run)' : ''}`,
+        `**Inputs:** \`${JSON.stringify(spec.input)}\``,
+        ...(spec.reason ? [`**Reason:** ${spec.reason}`] : []),
+      ].join('\n\n'),
+    });
+  } catch (e) {
+    if (e instanceof WorkflowExecutionAlreadyStartedError) throw await busyError(client, spec.instance, e);
+    throw e;
+  }
+}
+
+/** Starts a migration (or cleanup); returns at once. */
 export async function startMigration(
   client: Client,
   input: MigrateInput,
   opts: StartOptions,
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrateInstanceWorkflow>> {
-  const req = parseMigrate(input);
-  const operation = req.cleanup ? 'cleanup' : 'migrate';
+  const req = parse(MigrateInputSchema, input);
   const mode = req.mode ?? (req.live === undefined ? 'default mode' : req.live ? 'live' : 'non-live');
-  try {
-    return await client.workflow.start<typeof migrateInstanceWorkflow>('migrateInstanceWorkflow', {
-      args: [input],
-      taskQueue: orchestratorQueue(opts.cluster),
-      workflowId: workflowIdFor(req.instance),
-      workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      typedSearchAttributes: [
-        { key: SA.instance, value: req.instance },
-        { key: SA.operation, value: operation },
-      ],
-      staticSummary: req.cleanup
+  return startOperation(
+    client,
+    {
+      workflowType: 'migrateInstanceWorkflow',
+      instance: req.instance,
+      operation: req.cleanup ? 'cleanup' : 'migrate',
+      summary: req.cleanup
         ? `Cleanup after a failed migration of ${req.instance}`
-        : `Migrate ${req.instance}${req.targetNode ? ` → ${req.targetNode}` : ''}, ${mode}${req.dryRun ? ' (dry run)' : ''}`,
-      staticDetails: [
-        `**Instance:** ${req.instance}`,
-        `**Operation:** ${operation}${req.dryRun ? ' (dry run)' : ''}`,
-        `**Inputs:** \`${JSON.stringify(input)}\``,
-        ...(req.reason ? [`**Reason:** ${req.reason}`] : []),
-      ].join('\n\n'),
-    });
-  } catch (e) {
-    if (e instanceof WorkflowExecutionAlreadyStartedError) throw await busyError(client, req.instance, e);
-    throw e;
-  }
+        : `Migrate ${req.instance}${req.targetNode ? ` → ${req.targetNode}` : ''}, ${mode}`,
+      input,
+      reason: req.reason,
+      dryRun: req.dryRun,
+    },
+    opts,
+  ) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrateInstanceWorkflow>>;
+}
+
+/** Starts a failover; returns at once. */
+export async function startFailover(
+  client: Client,
+  input: FailoverInput,
+  opts: StartOptions,
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof failoverInstanceWorkflow>> {
+  const req = parse(FailoverInputSchema, input);
+  return startOperation(
+    client,
+    {
+      workflowType: 'failoverInstanceWorkflow',
+      instance: req.instance,
+      operation: 'failover',
+      summary: `Failover ${req.instance}${req.targetNode ? ` → ${req.targetNode}` : ''}${req.ignoreConsistency ? ', ignoring consistency' : ''}`,
+      input,
+      reason: req.reason,
+      dryRun: req.dryRun,
+    },
+    opts,
+  ) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof failoverInstanceWorkflow>>;
 }
 
 /** Waits for an operation and maps its failure to a typed error. */
@@ -143,4 +200,21 @@ export function toOperationError(e: unknown): unknown {
 
 export async function migrateInstance(client: Client, input: MigrateInput, opts: StartOptions): Promise<OperationResult> {
   return operationResult(await startMigration(client, input, opts));
+}
+
+export async function failoverInstance(client: Client, input: FailoverInput, opts: StartOptions): Promise<OperationResult> {
+  return operationResult(await startFailover(client, input, opts));
+}
+
+/** The operation running on an instance, if any (for commands that must not race one). */
+export async function runningOperation(client: Client, instance: string): Promise<{ workflowId: string; runId: string; operation?: string } | null> {
+  try {
+    const d = await client.workflow.getHandle(workflowIdFor(instance)).describe();
+    if (d.status.name !== 'RUNNING') return null;
+    const op = d.typedSearchAttributes.get(SA.operation);
+    return { workflowId: d.workflowId, runId: d.runId, ...(op ? { operation: op } : {}) };
+  } catch (e) {
+    if ((e as { name?: string }).name === 'WorkflowNotFoundError') return null;
+    throw e;
+  }
 }

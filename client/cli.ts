@@ -8,8 +8,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { formatOpError } from '../cluster/errors.js';
-import type { MigrateInput, OperationResult } from '../cluster/ops.js';
-import { instanceHwStatus, inject, INJECT_STATES, type InjectState } from '../cluster/sim/cluster.js';
+import type { FailoverInput, MigrateInput, OperationResult } from '../cluster/ops.js';
+import { instanceHwStatus, inject, INJECT_STATES, setPower, type InjectState } from '../cluster/sim/cluster.js';
 import { addFault, FAULT_MODES, type FaultMode } from '../cluster/sim/faults.js';
 import { SimHardware } from '../cluster/sim/hardware.js';
 import { setTimeFactor } from '../cluster/sim/state.js';
@@ -17,9 +17,18 @@ import { FileConfigStore } from '../cluster/store/config-store.js';
 import type { ClusterConfig } from '../cluster/types.js';
 import { progressQuery } from '../workflows/messages.js';
 import { seedDefaultCluster } from '../worker/seed.js';
-import { InstanceBusyError, OperationError, operationResult, PrereqFailedError, startMigration } from './api.js';
+import {
+  InstanceBusyError,
+  OperationError,
+  operationResult,
+  PrereqFailedError,
+  runningOperation,
+  startFailover,
+  startMigration,
+  type StartOptions,
+} from './api.js';
 import { connectClient, homeDir, temporalSettings } from './connection.js';
-import { instanceText, instanceView, table } from './views.js';
+import { instanceText, instanceView, nodeView, table } from './views.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, prereq: 3, busy: 4, environment: 5 } as const;
 
@@ -34,6 +43,12 @@ class CliError extends Error {
 }
 
 const print = (s: string) => process.stdout.write(`${s}\n`);
+
+function cliInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new CliError(`${flag} must be a whole number ≥ 0, not ${v}`, EXIT.usage, 'UsageError');
+  return n;
+}
 const printJson = (v: unknown) => print(JSON.stringify(v, null, 2));
 
 // ---- context ------------------------------------------------------------------------------------
@@ -83,11 +98,13 @@ interface OpFlags {
   json?: boolean;
 }
 
+type Starter<I> = (c: Client, input: I, opts: StartOptions) => Promise<WorkflowHandle & { firstExecutionRunId: string }>;
+
 /** Starts an operation, then either returns at once (--submit) or follows it to its end. */
-async function runOperation(input: MigrateInput, flags: OpFlags): Promise<void> {
+async function runOperation<I>(start: Starter<I>, input: I, flags: OpFlags): Promise<void> {
   const cfg = readConfig();
   const c = await client();
-  const handle = await startMigration(c, input, { cluster: cfg.cluster.name });
+  const handle = await start(c, input, { cluster: cfg.cluster.name });
   if (flags.submit) {
     if (flags.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
     else print(`Submitted: workflow ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
@@ -216,7 +233,117 @@ export function buildProgram(): Command {
       if (o.runtimeChanges === false) input.allowRuntimeChanges = false;
       if (typeof o.reason === 'string') input.reason = o.reason;
       if (o.dryRun) input.dryRun = true;
-      await runOperation(input, { submit: !!o.submit, json: !!o.json });
+      await runOperation(startMigration, input, { submit: !!o.submit, json: !!o.json });
+    });
+  instance
+    .command('failover <name>')
+    .description('fail an instance over to its secondary (shut down, swap the primary, start there if marked up)')
+    .option('--ignore-consistency', 'proceed despite degraded disks on the target and a failed shutdown on the source')
+    .option('--shutdown-timeout <seconds>', 'soft-shutdown time before the instance is killed (default 120)', (v) => cliInt(v, '--shutdown-timeout'))
+    .option('--target-node <node>', 'target node (externally mirrored instances only)')
+    .option('--ignore-ipolicy', "ignore the target group's instance policy")
+    .option('--reason <text>', 'why (recorded with the operation, passed to shutdown and start)')
+    .option('--dry-run', 'check the prerequisites only, change nothing')
+    .option('--submit', 'print the workflow ID and return at once')
+    .option('--json', 'print the result (or error) as JSON')
+    .action(async (name: string, o: Record<string, unknown>) => {
+      const input: FailoverInput = { instance: name };
+      if (o.ignoreConsistency) input.ignoreConsistency = true;
+      if (typeof o.shutdownTimeout === 'number') input.shutdownTimeout = o.shutdownTimeout;
+      if (typeof o.targetNode === 'string') input.targetNode = o.targetNode;
+      if (o.ignoreIpolicy) input.ignoreIpolicy = true;
+      if (typeof o.reason === 'string') input.reason = o.reason;
+      if (o.dryRun) input.dryRun = true;
+      await runOperation(startFailover, input, { submit: !!o.submit, json: !!o.json });
+    });
+  instance
+    .command('modify <name>')
+    .description("change an instance's configuration (refused while an operation runs on it)")
+    .addOption(new Option('--admin-state <state>', 'mark the instance up or down').choices(['up', 'down']).makeOptionMandatory())
+    .option('--json', 'print the instance as JSON')
+    .action(async (name: string, o: { adminState: 'up' | 'down'; json?: boolean }) => {
+      instanceOrFail(readConfig(), name);
+      const running = await runningOperation(await client(), name);
+      if (running) throw new InstanceBusyError(name, running);
+      const inst = await configStore().modifyInstance(name, { adminState: o.adminState });
+      if (o.json) printJson(instanceView(readConfig(), inst));
+      else print(`Modified instance ${name}: admin_state -> ${inst.adminState}`);
+    });
+
+  const node = program.command('node').description('node operations');
+  node
+    .command('list')
+    .description('list nodes')
+    .option('--json', 'print a JSON array')
+    .action((o: { json?: boolean }) => {
+      const cfg = readConfig();
+      const views = Object.values(cfg.nodes)
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((n) => nodeView(cfg, n));
+      if (o.json) {
+        printJson(views);
+        return;
+      }
+      print(
+        table(
+          ['Node', 'Primary IP', 'Secondary IP', 'Memory', 'Pinst', 'Sinst', 'Flags'],
+          views.map((v) => [
+            v.name,
+            v.primaryIp,
+            v.secondaryIp,
+            `${v.memoryTotal} MiB`,
+            String(v.primaryInstances.length),
+            String(v.secondaryInstances.length),
+            [v.master ? 'master' : '', v.offline ? 'offline' : '', v.drained ? 'drained' : ''].filter(Boolean).join(',') || '-',
+          ]),
+        ),
+      );
+    });
+  node
+    .command('info <node>')
+    .description('show a node')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => {
+      const cfg = readConfig();
+      const n = cfg.nodes[name];
+      if (!n) throw new CliError(`Node '${name}' not known`, EXIT.prereq, 'PrereqFailed');
+      const v = nodeView(cfg, n);
+      if (o.json) {
+        printJson(v);
+        return;
+      }
+      print(
+        [
+          `Node name: ${v.name}${v.master ? ' (master)' : ''}`,
+          `  primary ip: ${v.primaryIp}`,
+          `  secondary ip: ${v.secondaryIp}`,
+          `  offline: ${v.offline}, drained: ${v.drained}, vm_capable: ${v.vmCapable}, group: ${v.group}`,
+          `  memory: ${v.memoryTotal} MiB, hypervisor version: ${v.hvVersion}`,
+          `  primary for instances: ${v.primaryInstances.join(', ') || '-'}`,
+          `  secondary for instances: ${v.secondaryInstances.join(', ') || '-'}`,
+        ].join('\n'),
+      );
+    });
+  node
+    .command('modify <node>')
+    .description('mark a node offline/online or drained/undrained')
+    .addOption(new Option('--offline <yes|no>', 'offline: no RPC is ever sent to it').choices(['yes', 'no']))
+    .addOption(new Option('--drained <yes|no>', 'drained: no instance is moved to it').choices(['yes', 'no']))
+    .option('--json', 'print the node as JSON')
+    .action(async (name: string, o: { offline?: 'yes' | 'no'; drained?: 'yes' | 'no'; json?: boolean }) => {
+      if (o.offline === undefined && o.drained === undefined) throw new CliError('nothing to change: give --offline and/or --drained', EXIT.usage, 'UsageError');
+      const change: { offline?: boolean; drained?: boolean } = {};
+      if (o.offline) change.offline = o.offline === 'yes';
+      if (o.drained) change.drained = o.drained === 'yes';
+      let n;
+      try {
+        n = await configStore().modifyNode(name, change);
+      } catch (e) {
+        const msg = (e as Error).message;
+        throw new CliError(msg, msg.includes('not known') ? EXIT.prereq : EXIT.usage, msg.includes('not known') ? 'PrereqFailed' : 'UsageError');
+      }
+      if (o.json) printJson(nodeView(readConfig(), n));
+      else print(`Modified node ${name}: offline=${n.offline}, drained=${n.drained}`);
     });
 
   const sim = program.command('sim').description('the simulated cluster (hardware truth, faults, breakage)');
@@ -262,6 +389,15 @@ export function buildProgram(): Command {
         throw new CliError((e as Error).message, EXIT.usage, 'UsageError');
       }
       print(`${name} on ${o.node}: ${o.state}`);
+    });
+  sim
+    .command('power <node> <state>')
+    .description('power a simulated node off (everything on it stops, it answers nothing) or on')
+    .action(async (name: string, state: string) => {
+      if (state !== 'on' && state !== 'off') throw new CliError(`power state must be on or off, not ${state}`, EXIT.usage, 'UsageError');
+      if (!readConfig().nodes[name]) throw new CliError(`Node '${name}' not known`, EXIT.prereq, 'PrereqFailed');
+      await hardware().mutate((s, now) => setPower(s, now, name, state === 'on'));
+      print(`${name} powered ${state}`);
     });
   sim
     .command('set')

@@ -65,6 +65,6 @@ export function formatOpError(err: { type: string; message: string; code?: strin
       : `Failure: prerequisites not met for this operation: ${err.message}`;
   }
   if (err.type === OpFailure.ExecutionFailed) return `Failure: command execution error: ${err.message}`;
-  if (err.type === OpFailure.HooksFailed) return `Failure: hooks execution failed:\n${err.message}`;
+  if (err.type === OpFailure.HooksFailed) return `Failure: ${err.message}`;
   return `Failure: ${err.message}`;
 }

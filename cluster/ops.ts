@@ -37,6 +37,24 @@ export const MigrateInputSchema = z
 export type MigrateInput = z.input<typeof MigrateInputSchema>;
 export type MigrateRequest = z.output<typeof MigrateInputSchema>;
 
+/** OpInstanceFailover. */
+export const FailoverInputSchema = z
+  .object({
+    instance: name,
+    /** Seconds allowed for a soft shutdown before the instance is killed. */
+    shutdownTimeout: z.number().int().nonnegative().default(120),
+    /** Proceed despite degraded disks on the target and shutdown/close failures on the source. */
+    ignoreConsistency: z.boolean().default(false),
+    /** Explicit target; externally mirrored only (for DRBD it must equal the secondary). */
+    targetNode: name.optional(),
+    ignoreIpolicy: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
+    reason: z.string().max(1000).default(''),
+  })
+  .strict();
+export type FailoverInput = z.input<typeof FailoverInputSchema>;
+export type FailoverRequest = z.output<typeof FailoverInputSchema>;
+
 export const OUTCOMES = ['migrated', 'failed-over', 'cleaned-up', 'dry-run'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 

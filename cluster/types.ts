@@ -178,6 +178,8 @@ export const TimingSchema = z.object({
   migrationProgressMs: z.number().int().positive().default(10_000),
   /** Master wait-sync round (Ganeti: 2 s). */
   syncPollMs: z.number().int().positive().default(2000),
+  /** Per-script hook timeout (Ganeti has none; its hooks RPC times out after 15 min). */
+  hookTimeoutSec: z.number().positive().default(300),
 });
 export type Timing = z.infer<typeof TimingSchema>;
 

@@ -12,7 +12,7 @@ import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettin
 import { FileConfigStore } from '../cluster/store/config-store.js';
 import { workflowBundle } from './bundle.js';
 import { startDevServer } from './dev-server.js';
-import { BACKENDS, createNodeAgent, simBackend, type Backend } from './node-agent.js';
+import { BACKENDS, createNodeAgent, simBackend, simHooks, simHooksDir, type Backend } from './node-agent.js';
 import { createOrchestratorWorker } from './orchestrator.js';
 import { ensureCluster } from './seed.js';
 
@@ -65,7 +65,16 @@ async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<voi
     await createOrchestratorWorker({ connection, namespace: settings.namespace, cluster, home, client, workflowBundle: bundle }),
   ];
   for (const node of Object.keys(cfg.nodes).sort()) {
-    workers.push(await createNodeAgent({ connection, namespace: settings.namespace, cluster, node, rpc: simBackend(home, node) }));
+    workers.push(
+      await createNodeAgent({
+        connection,
+        namespace: settings.namespace,
+        cluster,
+        node,
+        rpc: simBackend(home, node),
+        hooks: simHooks(home, node),
+      }),
+    );
   }
   say(`cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (simulated hardware)`);
   if (settings.embedded) say(`Temporal Web UI: http://localhost:${uiPort}/namespaces/${settings.namespace}/workflows`);
@@ -89,14 +98,22 @@ async function orchestrator(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Prom
   await runAll([w], () => connection.close());
 }
 
-async function nodeAgent(opts: { node: string; backend: Backend; cluster?: string; logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
+async function nodeAgent(opts: { node: string; backend: Backend; cluster?: string; hooksDir?: string; logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
   const home = homeDir();
   const settings = temporalSettings();
   installRuntime(opts.logLevel);
   const cluster = opts.cluster ?? clusterName(home);
   const connection = await NativeConnection.connect(connectOptions(settings));
-  const w = await createNodeAgent({ connection, namespace: settings.namespace, cluster, node: opts.node, rpc: simBackend(home, opts.node) });
-  say(`node agent for ${opts.node} (${opts.backend}) in cluster ${cluster} on ${settings.address}`);
+  const hooksDir = opts.hooksDir ?? simHooksDir(home, opts.node);
+  const w = await createNodeAgent({
+    connection,
+    namespace: settings.namespace,
+    cluster,
+    node: opts.node,
+    rpc: simBackend(home, opts.node),
+    hooks: simHooks(home, opts.node, hooksDir),
+  });
+  say(`node agent for ${opts.node} (${opts.backend}) in cluster ${cluster} on ${settings.address}; hooks from ${hooksDir}`);
   await runAll([w], () => connection.close());
 }
 
@@ -110,6 +127,7 @@ program
   .requiredOption('--node <name>', 'the node this agent runs on')
   .addOption(new Option('--backend <backend>', 'hypervisor backend').choices([...BACKENDS]).default('sim'))
   .option('--cluster <name>', 'cluster name (default: from the configuration under GANETI_TEMPORAL_HOME)')
+  .option('--hooks-dir <dir>', 'hooks directory (default: $GANETI_TEMPORAL_HOME/nodes/<node>/hooks)')
   .addOption(logLevel)
   .action(nodeAgent);
 

@@ -3,11 +3,13 @@
  * Ganeti's node daemon does. The backend is chosen per agent (`sim` today).
  */
 import { Context } from '@temporalio/activity';
+import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createNodeActivities } from '../activities/index.js';
+import { DirectoryHookRunner, type HookRunner } from '../cluster/hooks/runner.js';
 import { nodeQueue } from '../cluster/naming.js';
 import type { NodeRpc } from '../cluster/ports.js';
-import { withFaults } from '../cluster/sim/faults.js';
+import { withFaults, withSimHooks } from '../cluster/sim/faults.js';
 import { SimHardware } from '../cluster/sim/hardware.js';
 import { SimNode } from '../cluster/sim/node.js';
 
@@ -20,12 +22,25 @@ export function simBackend(home: string, node: string): NodeRpc {
   return withFaults(new SimNode(hw, node), hw, { hang: () => Context.current().cancelled });
 }
 
+/** The simulated cluster's default hooks directory for a node: `$GANETI_TEMPORAL_HOME/nodes/<node>/hooks`. */
+export const simHooksDir = (home: string, node: string): string => join(home, 'nodes', node, 'hooks');
+
+export function directoryHooks(hooksDir: string, dataDir: string): HookRunner {
+  return new DirectoryHookRunner(hooksDir, dataDir);
+}
+
+/** Hooks of a simulated node: real scripts from its hooks directory, behind the node's power state and faults. */
+export function simHooks(home: string, node: string, hooksDir = simHooksDir(home, node)): HookRunner {
+  return withSimHooks(directoryHooks(hooksDir, home), SimHardware.forHome(home), node);
+}
+
 export interface NodeAgentOptions {
   connection: NativeConnection;
   namespace: string;
   cluster: string;
   node: string;
   rpc: NodeRpc;
+  hooks: HookRunner;
   workerOptions?: Partial<WorkerOptions>;
 }
 
@@ -35,7 +50,7 @@ export async function createNodeAgent(o: NodeAgentOptions): Promise<Worker> {
     namespace: o.namespace,
     taskQueue: nodeQueue(o.cluster, o.node),
     identity: `node-agent@${o.node}/${process.pid}`,
-    activities: createNodeActivities({ rpc: o.rpc }),
+    activities: createNodeActivities({ rpc: o.rpc, hooks: o.hooks }),
     // Long waits heartbeat; give them time to checkpoint before a shutdown cancels them.
     shutdownGraceTime: '5s',
     ...o.workerOptions,

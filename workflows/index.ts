@@ -1,2 +1,3 @@
 /** The workflows the orchestrator registers (the only module the worker bundles). */
+export { failoverInstanceWorkflow } from './failover-instance.js';
 export { migrateInstanceWorkflow } from './migrate-instance.js';

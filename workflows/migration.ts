@@ -141,7 +141,7 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
       // M12: the only configuration change
       x.op.setPhase('commit');
       try {
-        await x.cfg.setInstancePrimary({ instance: inst.name, expected: S, primary: T });
+        x.inst = await x.cfg.setInstancePrimary({ instance: inst.name, expected: S, primary: T });
       } catch (e) {
         throw execFailure(`Could not update the configuration (primary := ${T}): ${failMsg(e)}`);
       }

@@ -86,9 +86,23 @@ export class NodeRpcClient {
     }
   }
 
-  /** One node RPC with the timeout of its class. */
-  call<K extends NodeMethod>(node: string, cls: RpcClass, method: K, args: Parameters<NodeActivities[K]>, summaryExtra?: string) {
-    return this.invoke(node, method, args, summaryExtra, { startToCloseTimeout: this.timing.rpcTimeouts[cls] * 1000 });
+  /**
+   * One node RPC with the timeout of its class (at least `minTimeoutSec`); `once` sends it a single
+   * time (for calls that must not be repeated, such as hooks).
+   */
+  call<K extends NodeMethod>(
+    node: string,
+    cls: RpcClass,
+    method: K,
+    args: Parameters<NodeActivities[K]>,
+    summaryExtra?: string,
+    opts: { minTimeoutSec?: number; once?: boolean } = {},
+  ) {
+    const seconds = Math.max(this.timing.rpcTimeouts[cls], opts.minTimeoutSec ?? 0);
+    return this.invoke(node, method, args, summaryExtra, {
+      startToCloseTimeout: seconds * 1000,
+      ...(opts.once ? { retry: { ...retryPolicy(this.timing), maximumAttempts: 1 } } : {}),
+    });
   }
 
   /** A long, heartbeating wait: no overall deadline (Ganeti has none), a heartbeat timeout instead. */

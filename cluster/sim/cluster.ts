@@ -255,7 +255,7 @@ export function instanceHwStatus(s: SimState, now: number, inst: Instance): Inst
 
 // ---- deliberate breakage ------------------------------------------------------------------------
 
-export const INJECT_STATES = ['running', 'stopped', 'degraded', 'standalone'] as const;
+export const INJECT_STATES = ['running', 'stopped', 'degraded', 'standalone', 'unresponsive'] as const;
 export type InjectState = (typeof INJECT_STATES)[number];
 
 /**
@@ -263,7 +263,8 @@ export type InjectState = (typeof INJECT_STATES)[number];
  * - `running`: a copy of the instance runs on the node (whatever runs elsewhere);
  * - `stopped`: the instance's process on the node is killed;
  * - `degraded`: the node's DRBD devices of the instance lose their data (Inconsistent) and their link;
- * - `standalone`: both ends of the instance's DRBD devices drop their network configuration.
+ * - `standalone`: both ends of the instance's DRBD devices drop their network configuration;
+ * - `unresponsive`: the guest on the node ignores ACPI power-down (a shutdown must force it).
  */
 export function inject(s: SimState, now: number, cfg: ClusterConfig, inst: Instance, node: string, what: InjectState): void {
   const hw: SimNodeHw | undefined = s.nodes[node];
@@ -276,6 +277,12 @@ export function inject(s: SimState, now: number, cfg: ClusterConfig, inst: Insta
     case 'stopped':
       delete hw.processes[inst.name];
       return;
+    case 'unresponsive': {
+      const p = hw.processes[inst.name];
+      if (!p) throw new Error(`${inst.name} does not run on ${node}`);
+      p.ignoresAcpi = true;
+      return;
+    }
     case 'degraded':
     case 'standalone': {
       if (!isDrbd(inst)) throw new Error(`instance ${inst.name} has no DRBD disks (template ${inst.diskTemplate})`);
@@ -308,4 +315,27 @@ export function reconnect(s: SimState, now: number, inst: Instance): void {
       }
     });
   }
+}
+
+/**
+ * Powers a node off (everything on it stops: processes gone, DRBD devices unconfigured, and it
+ * answers no RPC) or on again (DRBD stays unconfigured until disks are activated, as after a reboot).
+ */
+export function setPower(s: SimState, now: number, node: string, on: boolean): void {
+  const hw = s.nodes[node];
+  if (!hw) throw new Error(`node ${node} has no simulated hardware`);
+  if (on) {
+    hw.powered = true;
+    return;
+  }
+  for (const d of Object.values(hw.drbd)) {
+    if (d.net) dropLink(s, d, now);
+    d.net = null;
+    d.attached = false;
+    d.role = 'Secondary';
+  }
+  hw.processes = {};
+  hw.shared = {};
+  hw.links = {};
+  hw.powered = false;
 }

@@ -89,3 +89,28 @@ export function withFaults(port: NodeRpc, hw: SimHardware, opts: FaultOptions = 
     },
   });
 }
+
+/**
+ * The simulated node's side of running hooks: a powered-off node answers nothing, and faults can be
+ * injected under Ganeti's RPC name `hooks_runner`. The scripts themselves run for real.
+ */
+export function withSimHooks<H extends { run: (...a: never[]) => Promise<unknown> }>(hooks: H, hw: SimHardware, node: string): H {
+  return {
+    ...hooks,
+    run: async (...args: Parameters<H['run']>) => {
+      if (hw.exists()) {
+        const { fault, powered } = await hw.mutate((s) => {
+          const powered = s.nodes[node]?.powered !== false;
+          const f = powered ? takeFault(s, 'hooks_runner', node) : null;
+          if (f) SimHardware.log(s, { node, rpc: 'hooks_runner', outcome: 'fault', detail: `${f.mode} fault #${f.id}` });
+          return { fault: f, powered };
+        });
+        if (!powered) throw new NodeRpcError(`node ${node} does not answer (powered off)`, true);
+        if (fault?.mode === 'transient') throw new NodeRpcError(`injected transient fault in hooks_runner on ${node}`, true);
+        if (fault?.mode === 'permanent') throw new NodeRpcError(`injected failure in hooks_runner on ${node}`);
+        if (fault?.mode === 'hang') await new Promise<never>(() => undefined);
+      }
+      return hooks.run(...args);
+    },
+  } as H;
+}

@@ -50,6 +50,7 @@ export class SimNode implements NodeRpc {
   private hwNode(s: SimState): SimNodeHw {
     const n = s.nodes[this.node];
     if (!n) return fail(`node ${this.node} has no simulated hardware`);
+    if (n.powered === false) throw new NodeRpcError(`node ${this.node} does not answer (powered off)`, true);
     return n;
   }
 
@@ -286,8 +287,16 @@ export class SimNode implements NodeRpc {
     });
   }
 
-  async instanceShutdown(inst: RpcInstance, _timeoutSec: number, reason: string): Promise<void> {
-    return this.rpc('instance_shutdown', inst.name, reason || undefined, (_s, n) => {
+  /** Soft shutdown (ACPI); a guest that ignores it is killed when the timeout runs out. */
+  async instanceShutdown(inst: RpcInstance, timeoutSec: number, reason: string): Promise<void> {
+    const { state } = this.hw.read();
+    const p = this.hwNode(state).processes[inst.name];
+    let detail = reason || undefined;
+    if (p?.ignoresAcpi) {
+      await this.pause(timeoutSec * 1000);
+      detail = `forced after ${timeoutSec} s${reason ? `; ${reason}` : ''}`;
+    }
+    return this.rpc('instance_shutdown', inst.name, detail, (_s, n) => {
       delete n.processes[inst.name];
       delete n.links[inst.name];
     });

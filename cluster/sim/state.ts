@@ -57,6 +57,8 @@ export interface SimProcess {
   migration?: SimMigration;
   /** Guest writes to RAM, MiB/s (what makes live migration send pages again). */
   dirtyRate: number;
+  /** The guest ignores ACPI power-down: a shutdown waits for its timeout, then kills. */
+  ignoresAcpi?: boolean;
 }
 
 export interface SimNodeHw {
@@ -71,6 +73,8 @@ export interface SimNodeHw {
   shared: Record<string, { instance: string; mode: 'shared' | 'exclusive' }>;
   /** Instances whose disk symlinks exist on this node. */
   links: Record<string, true>;
+  /** False while the node is powered off (it answers nothing). */
+  powered?: boolean;
 }
 
 export interface SimFault {

@@ -10,6 +10,7 @@ import type { SyncHeartbeat } from '../../activities/disks.js';
 import type { MigrationFailureDetails, MigrationHeartbeat } from '../../activities/hypervisor.js';
 import { createNodeActivities } from '../../activities/index.js';
 import { memoryProgressLine } from '../../cluster/feedback.js';
+import type { HookRunner } from '../../cluster/hooks/runner.js';
 import type { RpcInstance } from '../../cluster/instance.js';
 import { NodeRpcError, type MigrationStatusPayload, type NodeRpc, type NodeRpcMethod, type WaitSyncPayload } from '../../cluster/ports.js';
 
@@ -48,6 +49,11 @@ function script<T>(steps: Step<T>[], opts: { repeatLast?: boolean } = {}) {
   };
   return Object.assign(fn, { args, calls: () => args.length });
 }
+
+/** These activities never run hooks. */
+const noHooks: HookRunner = {
+  run: () => Promise.reject(new Error('unexpected hooks run')),
+};
 
 /** A strict NodeRpc: only the given methods exist; calling any other one throws. */
 function fakeRpc(methods: Partial<Record<NodeRpcMethod, (...a: never[]) => Promise<unknown>>>): NodeRpc {
@@ -97,7 +103,7 @@ const PROGRESS_RE = /^\* memory transfer progress: \d+\.\d\d %$/;
 describe('waitForDiskSync', () => {
   test('polls drbd_wait_sync until done, heartbeating the resync percentage and the samples', async () => {
     const waitSync = script([sync(false, 12.5), sync(false, 60), sync(true, 100)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }), hooks: noHooks });
     const { run, beats } = environment();
     const r = await run(acts.waitForDiskSync, INST, { pollMs: 5 });
 
@@ -116,7 +122,7 @@ describe('waitForDiskSync', () => {
 
   test('returns at once with no samples when the devices are already in sync', async () => {
     const waitSync = script([sync(true, 100)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }), hooks: noHooks });
     const { run, beats } = environment();
     expect(await run(acts.waitForDiskSync, INST, { pollMs: 5 })).toEqual({ node: 'node1', samples: [] });
     expect(beats).toEqual([{ phase: 'resync', node: 'node1', percent: 100, samples: [] }]);
@@ -133,7 +139,7 @@ describe('waitForDiskSync', () => {
       ],
     };
     const waitSync = script([sync(false, 70), sync(true, 100)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }), hooks: noHooks });
     const { run, beats } = environment({ heartbeatDetails: prev, attempt: 2 });
     const r = await run(acts.waitForDiskSync, INST, { pollMs: 5 });
     expect(r.samples.map((s) => s.percent)).toEqual([20, 40, 70]);
@@ -150,7 +156,7 @@ describe('waitForDiskSync', () => {
 
   test('a node-reported failure becomes a non-retryable NodeRpcFailed', async () => {
     const waitSync = script<WaitSyncPayload>([sync(false, 30), new NodeRpcError('DRBD device drbd0 is not in sync: stats=StandAlone, Primary, UpToDate')]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }), hooks: noHooks });
     const { run, beats } = environment();
     const f = await failure(run(acts.waitForDiskSync, INST, { pollMs: 5 }));
     expect(f.type).toBe('NodeRpcFailed');
@@ -161,7 +167,7 @@ describe('waitForDiskSync', () => {
 
   test('a transient RPC failure becomes a retryable NodeRpcTransient', async () => {
     const waitSync = script<WaitSyncPayload>([new NodeRpcError('injected transient fault in drbd_wait_sync on node1', true)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }), hooks: noHooks });
     const { run } = environment();
     const f = await failure(run(acts.waitForDiskSync, INST, { pollMs: 5 }));
     expect(f.type).toBe('NodeRpcTransient');
@@ -171,7 +177,7 @@ describe('waitForDiskSync', () => {
 
   test('cancellation stops the wait with a CancelledFailure and no further polls', async () => {
     const waitSync = script([sync(false, 50)], { repeatLast: true });
-    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }), hooks: noHooks });
     const { env, run, beats } = environment();
     env.on('heartbeat', () => {
       if (beats.length === 2) env.cancel();
@@ -190,7 +196,7 @@ describe('waitForDiskSync', () => {
 describe('waitForMigration', () => {
   test('heartbeats carry the transferred RAM and percentage, and "* memory transfer complete" ends the lines', async () => {
     const status = script([mig('active', 256), mig('active', 512), mig('completed', 1024)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run, beats } = environment();
     const r = await run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 });
 
@@ -208,7 +214,7 @@ describe('waitForMigration', () => {
   test('progress lines appear at most every progressMs, show the progress at that moment, and the completion line comes last', async () => {
     const steps = Array.from({ length: 40 }, (_, i) => mig('active', 20 * (i + 1)));
     const status = script([...steps, mig('completed', 1024)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run, beats, times } = environment();
     const t0 = Date.now();
     const r = await run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 50 });
@@ -251,7 +257,7 @@ describe('waitForMigration', () => {
       unknownStatuses: 0,
     };
     const status = script([mig('active', 700), mig('completed', 1100)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run, beats } = environment({ heartbeatDetails: prev, attempt: 2 });
     const r = await run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 });
     expect(r).toEqual({ lines: ['* memory transfer progress: 29.30 %', COMPLETE], transferredRam: 1100, totalRam: 1024 });
@@ -271,7 +277,7 @@ describe('waitForMigration', () => {
       unknownStatuses: 4,
     };
     const status = script([mig('setup'), mig('completed', 1024)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run } = environment({ heartbeatDetails: prev, attempt: 2 });
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 }));
     expect(f.type).toBe('MigrationFailed');
@@ -280,7 +286,7 @@ describe('waitForMigration', () => {
 
   test('a failed migration status throws a non-retryable MigrationFailed carrying the lines so far and the error', async () => {
     const status = script([mig('active', 512), mig('failed', 600, { error: 'Unable to write to socket: Connection reset by peer' })]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run } = environment();
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 0 }));
     expect(f.type).toBe('MigrationFailed');
@@ -295,7 +301,7 @@ describe('waitForMigration', () => {
 
   test('a cancelled migration status throws a non-retryable MigrationFailed', async () => {
     const status = script([mig('active', 100), mig('cancelled', 120)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run } = environment();
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 }));
     expect(f.type).toBe('MigrationFailed');
@@ -306,7 +312,7 @@ describe('waitForMigration', () => {
 
   test('five consecutive unusable statuses ("setup"/"none") fail the migration', async () => {
     const status = script([mig('setup'), mig('none'), mig('setup'), mig('none'), mig('setup'), mig('completed', 1024)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run, beats } = environment();
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 }));
     expect(f.type).toBe('MigrationFailed');
@@ -319,7 +325,7 @@ describe('waitForMigration', () => {
   test('a usable status in between resets the count of unusable ones', async () => {
     const unknown = (n: number) => Array.from({ length: n }, (_, i) => mig(i % 2 ? 'none' : 'setup'));
     const status = script([...unknown(4), mig('active', 100), ...unknown(4), mig('completed', 1024)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run, beats } = environment();
     const r = await run(acts.waitForMigration, INST, { pollMs: 2, progressMs: 60_000 });
     expect(r).toEqual({ lines: [COMPLETE], transferredRam: 1024, totalRam: 1024 });
@@ -329,7 +335,7 @@ describe('waitForMigration', () => {
 
   test('a node-reported RPC failure becomes a non-retryable NodeRpcFailed', async () => {
     const status = script<MigrationStatusPayload>([mig('active', 100), new NodeRpcError('Instance web1 is not running on node1')]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run, beats } = environment();
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 }));
     expect(f.type).toBe('NodeRpcFailed');
@@ -340,7 +346,7 @@ describe('waitForMigration', () => {
 
   test('a transient RPC failure becomes a retryable NodeRpcTransient', async () => {
     const status = script<MigrationStatusPayload>([new NodeRpcError('injected transient fault in instance_get_migration_status on node1', true)]);
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run } = environment();
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 }));
     expect(f.type).toBe('NodeRpcTransient');
@@ -349,7 +355,7 @@ describe('waitForMigration', () => {
 
   test('cancellation stops the wait with a CancelledFailure and no further polls', async () => {
     const status = script([mig('active', 100)], { repeatLast: true });
-    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }) });
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { env, run, beats } = environment();
     env.on('heartbeat', () => {
       if (beats.length === 3) env.cancel();
@@ -362,7 +368,7 @@ describe('waitForMigration', () => {
   });
 
   test('the strict fake refuses RPCs the activity has no business calling', async () => {
-    const acts = createNodeActivities({ rpc: fakeRpc({}) });
+    const acts = createNodeActivities({ rpc: fakeRpc({}), hooks: noHooks });
     const { run } = environment();
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 }));
     expect(f.type).toBe('InternalError');

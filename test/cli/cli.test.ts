@@ -186,3 +186,82 @@ describe('sim commands', () => {
     }
   });
 });
+
+describe('failover and node commands', () => {
+  test('instance failover --json fails the instance over and exits 0', async () => {
+    const { c } = await h.cluster();
+    const r = await cli(['instance', 'failover', 'web1', '--json', '--reason', 'kernel update'], envFor(c));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json()).toMatchObject({ outcome: 'failed-over', instance: 'web1', sourceNode: 'node1', targetNode: 'node2' });
+    expect(checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(c.log({ rpc: 'instance_shutdown', outcome: 'ok' })[0]!.detail).toBe('kernel update');
+  });
+
+  test('a dead primary: power off, mark it offline, fail over', async () => {
+    const { c } = await h.cluster();
+    expect((await cli(['sim', 'power', 'node2', 'off'], envFor(c))).code).toBe(0);
+    const refused = await cli(['instance', 'failover', 'web2', '--json'], envFor(c));
+    expect(refused.code).toBe(1);
+    expect((refused.json() as { error: { message: string } }).error.message).toBe('Disk 0 is degraded on target node, aborting failover');
+    const mod = await cli(['node', 'modify', 'node2', '--offline', 'yes', '--json'], envFor(c));
+    expect(mod.json()).toMatchObject({ name: 'node2', offline: true, primaryInstances: ['files1', 'web2'] });
+    const r = await cli(['instance', 'failover', 'web2', '--json'], envFor(c));
+    expect(r.code, r.stderr).toBe(0);
+    expect((r.json() as { feedback: string[] }).feedback).toContain('Node node2 is offline, ignoring degraded disk 0 on target node node3');
+    expect(c.status('web2').runningOn).toEqual(['node3']);
+  });
+
+  test('node list and node info', async () => {
+    const { c } = await h.cluster();
+    const list = (await cli(['node', 'list', '--json'], envFor(c))).json() as Array<Record<string, unknown>>;
+    expect(list.map((n) => n.name)).toEqual(['node1', 'node2', 'node3']);
+    const info = await cli(['node', 'info', 'node1', '--json'], envFor(c));
+    expect(info.json()).toMatchObject({
+      name: 'node1',
+      master: true,
+      offline: false,
+      drained: false,
+      primaryInstances: ['db1', 'web1'],
+      secondaryInstances: ['web3'],
+    });
+    expect((await cli(['node', 'info', 'node9'], envFor(c))).code).toBe(3);
+  });
+
+  test('node modify refuses bad requests and changes nothing then', async () => {
+    const { c } = await h.cluster();
+    const master = await cli(['node', 'modify', 'node1', '--offline', 'yes'], envFor(c));
+    expect(master.code).toBe(2);
+    expect(master.stderr).toContain('The master node node1 cannot be marked offline');
+    expect((await cli(['node', 'modify', 'node9', '--drained', 'yes'], envFor(c))).code).toBe(3);
+    expect((await cli(['node', 'modify', 'node2'], envFor(c))).code).toBe(2);
+    expect((await cli(['node', 'modify', 'node2', '--drained', 'maybe'], envFor(c))).code).toBe(2);
+    expect(Object.values(c.cfg().nodes).map((n) => [n.offline, n.drained])).toEqual([
+      [false, false],
+      [false, false],
+      [false, false],
+    ]);
+    expect((await cli(['node', 'modify', 'node3', '--drained', 'yes'], envFor(c))).code).toBe(0);
+    expect(c.cfg().nodes.node3!.drained).toBe(true);
+  });
+
+  test('instance modify --admin-state, refused while an operation runs', async () => {
+    const { c } = await h.cluster({ sim: { timeFactor: 10 } });
+    const down = await cli(['instance', 'modify', 'web3', '--admin-state', 'down', '--json'], envFor(c));
+    expect(down.code).toBe(0);
+    expect(down.json()).toMatchObject({ name: 'web3', adminState: 'down' });
+    const s = await cli(['instance', 'migrate', 'db1', '--submit'], envFor(c));
+    expect(s.code).toBe(0);
+    const busy = await cli(['instance', 'modify', 'db1', '--admin-state', 'down'], envFor(c));
+    expect(busy.code).toBe(4);
+    expect(c.instance('db1').adminState).toBe('up');
+    await h.env().client.workflow.getHandle('instance/db1').result();
+    expect((await cli(['instance', 'modify', 'db1', '--admin-state', 'sideways'], envFor(c))).code).toBe(2);
+  });
+
+  test('instance failover usage errors exit 2', async () => {
+    const { c } = await h.cluster();
+    expect((await cli(['instance', 'failover', 'web1', '--shutdown-timeout', '-5'], envFor(c))).code).toBe(2);
+    expect((await cli(['instance', 'failover', 'web1', '--shutdown-timeout', 'soon'], envFor(c))).code).toBe(2);
+    expect(c.instance('web1').primaryNode).toBe('node1');
+  });
+});

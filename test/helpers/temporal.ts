@@ -6,7 +6,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
-import { createNodeAgent, simBackend } from '../../worker/node-agent.js';
+import { createNodeAgent, simBackend, simHooks } from '../../worker/node-agent.js';
 import { createOrchestratorWorker } from '../../worker/orchestrator.js';
 import type { TestCluster } from './cluster.js';
 
@@ -60,6 +60,7 @@ export class Workers {
         cluster: this.cluster.name,
         node,
         rpc: simBackend(this.cluster.home, node),
+        hooks: simHooks(this.cluster.home, node),
         workerOptions: { shutdownGraceTime: '100ms', shutdownForceTime: '2s' },
       }),
     );

@@ -1,0 +1,34 @@
+/**
+ * OpInstanceFailover (LUInstanceFailover) as a workflow, with the same ID `instance/<name>` as the
+ * migrate workflow, so the two exclude each other.
+ */
+import { prereqError } from '../cluster/errors.js';
+import { describeZodError, FailoverInputSchema, type FailoverInput, type OperationResult } from '../cluster/ops.js';
+import { opFailure, Operation } from './operation.js';
+import { runOperation } from './run-operation.js';
+
+export async function failoverInstanceWorkflow(input: FailoverInput): Promise<OperationResult> {
+  const raw = (input ?? {}) as Partial<FailoverInput>;
+  const op = new Operation('failover', typeof raw.instance === 'string' ? raw.instance : '');
+  const parsed = FailoverInputSchema.safeParse(input);
+  if (!parsed.success) throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+  const req = parsed.data;
+  return runOperation(op, {
+    lu: 'failover',
+    prereq: {
+      instance: req.instance,
+      failover: true,
+      cleanup: false,
+      allowFailover: false,
+      targetNode: req.targetNode,
+      ignoreIpolicy: req.ignoreIpolicy,
+    },
+    dryRun: req.dryRun,
+    reason: req.reason,
+    shutdownTimeout: req.shutdownTimeout,
+    ignoreConsistency: req.ignoreConsistency,
+    // The failover LU builds the tasklet with allow_runtime_changes and ignore_hvversions set.
+    allowRuntimeChanges: true,
+    ignoreHvversions: true,
+  });
+}

@@ -1,0 +1,166 @@
+/**
+ * TLMigrateInstance._ExecFailover (behaviour spec §8, steps F0–F7): check the target's disks, shut
+ * the instance down on the source, deactivate the disks everywhere, swap the primary, and — only if
+ * the instance is marked up — activate the disks with the target as primary and start it there.
+ * Failover is never live and has no rollback; a failed start leaves the primary swapped and the disks
+ * deactivated (Ganeti's watcher, or an operator, starts it again).
+ */
+import { instanceNodes, isDrbd } from '../cluster/instance.js';
+import { closeInstanceDisks, diskConsistentOn, ri, type Exec } from './disks.js';
+import { execFailure } from './operation.js';
+import { failMsg } from './rpc.js';
+
+export interface FailoverOptions {
+  shutdownTimeout: number;
+  reason: string;
+}
+
+const offline = (x: Exec, node: string): boolean => x.snap.nodes[node]?.offline ?? false;
+
+async function setPrimary(x: Exec, from: string, to: string): Promise<void> {
+  try {
+    x.inst = await x.cfg.setInstancePrimary({ instance: x.inst.name, expected: from, primary: to });
+  } catch (e) {
+    throw execFailure(`Could not update the configuration (primary := ${to}): ${failMsg(e)}`);
+  }
+}
+
+async function setDisksActive(x: Exec, active: boolean): Promise<void> {
+  try {
+    x.inst = await x.cfg.setDisksActive({ instance: x.inst.name, active });
+  } catch (e) {
+    throw execFailure(`Could not update the configuration (disks_active := ${active}): ${failMsg(e)}`);
+  }
+}
+
+export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
+  const { source: S, target: T } = x;
+  const name = x.inst.name;
+
+  // F0: a forthcoming instance exists only in the configuration
+  if (x.inst.forthcoming) {
+    x.op.fb('Instance is forthcoming, just updating the  configuration');
+    x.op.setPhase('commit');
+    await setPrimary(x, S, T);
+    x.op.setPhase('done');
+    return;
+  }
+
+  // F2: disk consistency on the target, only if the disks are active
+  x.op.setPhase('disk-consistency');
+  if (x.inst.disksActive) {
+    x.op.fb('* checking disk consistency between source and target');
+    for (let i = 0; i < x.inst.disks.length; i++) {
+      if (await diskConsistentOn(x, T, i)) continue;
+      if (offline(x, S)) x.op.fb(`Node ${S} is offline, ignoring degraded disk ${i} on target node ${T}`);
+      else if (!x.ignoreConsistency) throw execFailure(`Disk ${i} is degraded on target node, aborting failover`);
+    }
+  } else {
+    x.op.fb('* not checking disk consistency as instance is not running');
+  }
+
+  // F3: shut the instance down on the source (soft, then forced after the timeout)
+  x.op.setPhase('shutdown');
+  x.op.fb('* shutting down instance on source node');
+  const down = await x.rpc.call(S, 'normal', 'instanceShutdown', [ri(x, S), o.shutdownTimeout, o.reason], `timeout ${o.shutdownTimeout} s`, {
+    minTimeoutSec: o.shutdownTimeout + 60,
+  });
+  if (!down.ok) {
+    if (x.ignoreConsistency || offline(x, S)) {
+      x.op.warn(`Could not shutdown instance ${name} on node ${S}, proceeding anyway; please make sure node ${S} is down; error details: ${down.msg}`);
+    } else {
+      throw execFailure(`Could not shutdown instance ${name} on node ${S}: ${down.msg}`);
+    }
+  }
+
+  // F4: externally mirrored disks are closed on the source
+  if (!isDrbd(x.inst)) {
+    x.op.setPhase('close-source');
+    await closeInstanceDisks(x, S);
+  }
+
+  // F5: deactivate the disks on all nodes (failures on the primary are ignored)
+  x.op.setPhase('deactivate-disks');
+  x.op.fb("* deactivating the instance's disks on source node");
+  if (!(await shutdownInstanceDisks(x, true))) throw execFailure("Can't shut down the instance's disks");
+
+  // F6: the primary swap
+  x.op.setPhase('commit');
+  await setPrimary(x, S, T);
+
+  // F7: start on the target only if the instance is marked up
+  if (x.inst.adminState === 'up') {
+    x.op.setPhase('activate-disks');
+    x.op.fb(`* activating the instance's disks on target node ${T}`);
+    if (!(await assembleInstanceDisks(x))) {
+      await shutdownInstanceDisks(x, false);
+      throw execFailure("Can't activate the instance's disks");
+    }
+    x.op.setPhase('start');
+    x.op.fb(`* starting the instance on the target node ${T}`);
+    const started = await x.rpc.call(T, 'normal', 'instanceStart', [ri(x, T), o.reason]);
+    if (!started.ok) {
+      await shutdownInstanceDisks(x, false);
+      throw execFailure(`Could not start instance ${name} on node ${T}: ${started.msg}`);
+    }
+  }
+  x.op.setPhase('done');
+}
+
+/** The nodes holding the instance's disks (DRBD: both ends; otherwise the primary). */
+const diskNodes = (x: Exec): string[] => (isDrbd(x.inst) ? instanceNodes(x.inst) : [x.inst.primaryNode]);
+
+/**
+ * ShutdownInstanceDisks: disks_active := false first, then blockdev_shutdown on every node of the
+ * disks. A failure is fatal only on a non-primary node that is not offline (with `ignorePrimary`,
+ * failures on the primary are ignored too).
+ */
+async function shutdownInstanceDisks(x: Exec, ignorePrimary: boolean): Promise<boolean> {
+  await setDisksActive(x, false);
+  const nodes = diskNodes(x);
+  const rs = await x.rpc.all(nodes, 'normal', 'blockdevShutdown', (n) => [ri(x, n)]);
+  let ok = true;
+  rs.forEach((r, i) => {
+    if (r.ok) return;
+    const node = nodes[i]!;
+    x.inst.disks.forEach((_d, d) => x.op.warn(`Could not shutdown block device disk/${d} on node ${node}: ${r.msg}`));
+    const isPrimary = node === x.inst.primaryNode;
+    if (!r.offline && !(isPrimary && ignorePrimary)) ok = false;
+  });
+  return ok;
+}
+
+/**
+ * AssembleInstanceDisks with ignore_secondaries: disks_active := true; pass 1 assembles every node in
+ * the secondary role (failures on secondaries are warnings); for DRBD, wait for the handshake on the
+ * secondaries; pass 2 assembles the primary in the primary role.
+ */
+async function assembleInstanceDisks(x: Exec): Promise<boolean> {
+  await setDisksActive(x, true);
+  const primary = x.inst.primaryNode;
+  const nodes = diskNodes(x);
+  let ok = true;
+  const pass1 = await x.rpc.all(nodes, 'normal', 'blockdevAssemble', (n) => [ri(x, n), false], 'secondary');
+  pass1.forEach((r, i) => {
+    if (r.ok) return;
+    const node = nodes[i]!;
+    x.inst.disks.forEach((_d, d) => x.op.warn(`Could not prepare block device disk/${d} on node ${node} (is_primary=False, pass=1): ${r.msg}`));
+    if (node === primary) ok = false; // ignore_secondaries: only the primary matters
+  });
+  if (!ok) return false;
+  if (isDrbd(x.inst)) {
+    const secondaries = nodes.filter((n) => n !== primary);
+    const syncs = await x.rpc.all(secondaries, 'normal', 'drbdWaitSync', (n) => [ri(x, n)]);
+    syncs.forEach((r, i) => {
+      const node = secondaries[i]!;
+      if (!r.ok) x.op.warn(`Could not wait for the DRBD handshake on secondary ${node}: ${r.msg}`);
+      else if (r.payload.minPercent < 100) x.op.fb(` - INFO: DRBD resync on secondary ${node} at ${r.payload.minPercent.toFixed(1)}%`);
+    });
+  }
+  const pass2 = await x.rpc.call(primary, 'normal', 'blockdevAssemble', [ri(x, primary), true], 'primary');
+  if (!pass2.ok) {
+    x.inst.disks.forEach((_d, d) => x.op.warn(`Could not prepare block device disk/${d} on node ${primary} (is_primary=True, pass=2): ${pass2.msg}`));
+    return false;
+  }
+  return true;
+}
