@@ -12,7 +12,7 @@ import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettin
 import { FileConfigStore } from '../cluster/store/config-store.js';
 import { workflowBundle } from './bundle.js';
 import { startDevServer } from './dev-server.js';
-import { BACKENDS, createNodeAgent, simBackend, simHooks, simHooksDir, type Backend } from './node-agent.js';
+import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type Backend } from './node-agent.js';
 import { createOrchestratorWorker } from './orchestrator.js';
 import { ensureCluster } from './seed.js';
 
@@ -36,7 +36,7 @@ async function runAll(workers: Worker[], onStopped?: () => Promise<void>): Promi
   }
 }
 
-async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
+async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG'; backend: Backend }): Promise<void> {
   const home = homeDir();
   // GANETI_TEMPORAL_DEV_PORT / GANETI_TEMPORAL_UI_PORT move the embedded server off 7233 / 8233.
   const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
@@ -71,12 +71,12 @@ async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<voi
         namespace: settings.namespace,
         cluster,
         node,
-        rpc: simBackend(home, node),
+        rpc: createBackend(opts.backend, { home, node }),
         hooks: simHooks(home, node),
       }),
     );
   }
-  say(`cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (simulated hardware)`);
+  say(`cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (backend: ${opts.backend})`);
   if (settings.embedded) say(`Temporal Web UI: http://localhost:${uiPort}/namespaces/${settings.namespace}/workflows`);
   say(`Temporal server: ${settings.address}, namespace ${settings.namespace}`);
   say('try: npm run --silent cli -- instance list      (Ctrl-C stops everything)');
@@ -110,7 +110,7 @@ async function nodeAgent(opts: { node: string; backend: Backend; cluster?: strin
     namespace: settings.namespace,
     cluster,
     node: opts.node,
-    rpc: simBackend(home, opts.node),
+    rpc: createBackend(opts.backend, { home, node: opts.node }),
     hooks: simHooks(home, opts.node, hooksDir),
   });
   say(`node agent for ${opts.node} (${opts.backend}) in cluster ${cluster} on ${settings.address}; hooks from ${hooksDir}`);
@@ -119,13 +119,19 @@ async function nodeAgent(opts: { node: string; backend: Backend; cluster?: strin
 
 const logLevel = new Option('--log-level <level>', 'worker log level').choices(['WARN', 'INFO', 'DEBUG']).default('WARN');
 const program = new Command('ganeti-temporal-worker').showHelpAfterError();
-program.command('start').description('embedded dev server + orchestrator + all node agents (simulated cluster)').addOption(logLevel).action(start);
+const backend = () => new Option('--backend <backend>', 'node backend').choices([...BACKENDS]).default('sim');
+program
+  .command('start')
+  .description('embedded dev server + orchestrator + all node agents of the cluster')
+  .addOption(backend())
+  .addOption(logLevel)
+  .action(start);
 program.command('orchestrator').description('the orchestrator worker').addOption(logLevel).action(orchestrator);
 program
   .command('node-agent')
   .description("one node's agent")
   .requiredOption('--node <name>', 'the node this agent runs on')
-  .addOption(new Option('--backend <backend>', 'hypervisor backend').choices([...BACKENDS]).default('sim'))
+  .addOption(backend())
   .option('--cluster <name>', 'cluster name (default: from the configuration under GANETI_TEMPORAL_HOME)')
   .option('--hooks-dir <dir>', 'hooks directory (default: $GANETI_TEMPORAL_HOME/nodes/<node>/hooks)')
   .addOption(logLevel)

@@ -1,26 +1,17 @@
 /**
  * A node agent: a Temporal worker on the node's own task queue executing that node's RPCs, as
- * Ganeti's node daemon does. The backend is chosen per agent (`sim` today).
+ * Ganeti's node daemon does. The backend is chosen per agent (worker/backends.ts).
  */
-import { Context } from '@temporalio/activity';
 import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createNodeActivities } from '../activities/index.js';
 import { DirectoryHookRunner, type HookRunner } from '../cluster/hooks/runner.js';
 import { nodeQueue } from '../cluster/naming.js';
 import type { NodeRpc } from '../cluster/ports.js';
-import { withFaults, withSimHooks } from '../cluster/sim/faults.js';
+import { withSimHooks } from '../cluster/sim/faults.js';
 import { SimHardware } from '../cluster/sim/hardware.js';
-import { SimNode } from '../cluster/sim/node.js';
 
-export const BACKENDS = ['sim'] as const;
-export type Backend = (typeof BACKENDS)[number];
-
-/** The simulated node, behind the fault-injection table; a hanging fault waits for cancellation. */
-export function simBackend(home: string, node: string): NodeRpc {
-  const hw = SimHardware.forHome(home);
-  return withFaults(new SimNode(hw, node), hw, { hang: () => Context.current().cancelled });
-}
+export { BACKENDS, createBackend, simBackend, type Backend } from './backends.js';
 
 /** The simulated cluster's default hooks directory for a node: `$GANETI_TEMPORAL_HOME/nodes/<node>/hooks`. */
 export const simHooksDir = (home: string, node: string): string => join(home, 'nodes', node, 'hooks');
