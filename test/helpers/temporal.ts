@@ -4,6 +4,7 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
+import type { NodeRpc } from '../../cluster/ports.js';
 import { inject } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
 import { createNodeAgent, simBackend, simHooks } from '../../worker/node-agent.js';
@@ -30,6 +31,8 @@ export class Workers {
   constructor(
     readonly env: TestWorkflowEnvironment,
     readonly cluster: TestCluster,
+    /** The backend of each node agent (default: the simulated node). */
+    readonly rpcFor: (node: string) => NodeRpc = (node) => simBackend(cluster.home, node),
   ) {}
 
   private start(w: Worker): Worker {
@@ -59,7 +62,7 @@ export class Workers {
         namespace: 'default',
         cluster: this.cluster.name,
         node,
-        rpc: simBackend(this.cluster.home, node),
+        rpc: this.rpcFor(node),
         hooks: simHooks(this.cluster.home, node),
         workerOptions: { shutdownGraceTime: '100ms', shutdownForceTime: '2s' },
       }),
