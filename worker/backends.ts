@@ -1,20 +1,34 @@
 /**
  * The node backends a node agent can run (`--backend`). Each returns the node's RPC surface,
  * wrapped in the fault-injection table of the simulated cluster's hardware document.
+ *
+ *   sim    the simulated node (hypervisor and DRBD in the hardware document)
+ *   qemu   real QEMU processes driven over QMP for the hypervisor RPCs, the simulated DRBD for the
+ *          block devices (cluster/qemu/node.ts; docs/qemu.md)
  */
 import { Context } from '@temporalio/activity';
 import type { NodeRpc } from '../cluster/ports.js';
+import { QemuNode, type QemuNodeOptions } from '../cluster/qemu/node.js';
+import { ACCELS, type Accel } from '../cluster/qemu/runtime.js';
 import { withFaults } from '../cluster/sim/faults.js';
 import { SimHardware } from '../cluster/sim/hardware.js';
 import { SimNode } from '../cluster/sim/node.js';
 
-export const BACKENDS = ['sim'] as const;
+export const BACKENDS = ['sim', 'qemu'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
 export interface BackendOptions {
   /** GANETI_TEMPORAL_HOME: where the simulated hardware (and any backend state) lives. */
   home: string;
   node: string;
+  /** qemu: the accelerator (default tcg; GANETI_TEMPORAL_QEMU_ACCEL). */
+  accel?: Accel;
+  /** qemu: the QEMU binary (default qemu-system-x86_64; GANETI_TEMPORAL_QEMU_BINARY). */
+  qemuBinary?: string;
+  /** qemu: multiboot kernel to boot (default: the heartbeat guest built from source; GANETI_TEMPORAL_QEMU_KERNEL). */
+  kernel?: string | null;
+  /** qemu: directory of sharedfile images (default $GANETI_TEMPORAL_HOME/shared; GANETI_TEMPORAL_SHARED_DIR). */
+  sharedDir?: string;
 }
 
 /** The simulated node, behind the fault-injection table; a hanging fault waits for cancellation. */
@@ -23,9 +37,43 @@ export function simBackend(home: string, node: string): NodeRpc {
   return withFaults(new SimNode(hw, node), hw, { hang: () => Context.current().cancelled });
 }
 
+/** qemu backend options from the environment (explicit options win). */
+export function qemuOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Partial<BackendOptions> {
+  const out: Partial<BackendOptions> = {};
+  const accel = env.GANETI_TEMPORAL_QEMU_ACCEL;
+  if (accel) {
+    if (!(ACCELS as readonly string[]).includes(accel)) throw new Error(`GANETI_TEMPORAL_QEMU_ACCEL must be one of ${ACCELS.join(', ')}, not ${accel}`);
+    out.accel = accel as Accel;
+  }
+  if (env.GANETI_TEMPORAL_QEMU_BINARY) out.qemuBinary = env.GANETI_TEMPORAL_QEMU_BINARY;
+  if (env.GANETI_TEMPORAL_QEMU_KERNEL) out.kernel = env.GANETI_TEMPORAL_QEMU_KERNEL === 'none' ? null : env.GANETI_TEMPORAL_QEMU_KERNEL;
+  if (env.GANETI_TEMPORAL_SHARED_DIR) out.sharedDir = env.GANETI_TEMPORAL_SHARED_DIR;
+  return out;
+}
+
+export function qemuNodeOptions(o: BackendOptions): QemuNodeOptions {
+  const e = { ...qemuOptionsFromEnv(), ...o };
+  return {
+    home: e.home,
+    node: e.node,
+    ...(e.accel ? { accel: e.accel } : {}),
+    ...(e.qemuBinary ? { binary: e.qemuBinary } : {}),
+    ...(e.kernel !== undefined ? { kernel: e.kernel } : {}),
+    ...(e.sharedDir ? { sharedDir: e.sharedDir } : {}),
+  };
+}
+
+/** A real-QEMU node behind the same fault-injection table as the simulated one. */
+export function qemuBackend(o: BackendOptions): NodeRpc {
+  const hw = SimHardware.forHome(o.home);
+  return withFaults(new QemuNode(qemuNodeOptions(o)), hw, { hang: () => Context.current().cancelled });
+}
+
 export function createBackend(kind: Backend, o: BackendOptions): NodeRpc {
   switch (kind) {
     case 'sim':
       return simBackend(o.home, o.node);
+    case 'qemu':
+      return qemuBackend(o);
   }
 }

@@ -100,8 +100,21 @@ function startProcess(s: SimState, cfg: ClusterConfig, inst: Instance, node: str
 
 // ---- the default cluster ------------------------------------------------------------------------
 
-export function defaultClusterConfig(name = 'ganeti-sim'): ClusterConfig {
+/** Variations of the default cluster (none: the simulated demo cluster, unchanged). */
+export interface DefaultClusterOptions {
+  /**
+   * Secondary (replication) IPs are `<secondaryNet><11+i>`; default `198.51.100.` (documentation
+   * addresses, never bound). The qemu backend needs addresses QEMU can listen on, e.g. `127.0.1.`
+   * (all of 127.0.0.0/8 is loopback on Linux).
+   */
+  secondaryNet?: string;
+  /** Every instance's maxmem (minmem is half of it); default 1024/2048 MiB as in the demo. */
+  instanceMemory?: number;
+}
+
+export function defaultClusterConfig(name = 'ganeti-sim', opts: DefaultClusterOptions = {}): ClusterConfig {
   const nodes = ['node1', 'node2', 'node3'];
+  const secondaryNet = opts.secondaryNet ?? '198.51.100.';
   const hv: Record<string, string> = { node1: '7.2.22', node2: '7.2.22', node3: '7.2.19' };
   const minors: Record<string, number> = {};
   let port = 11000;
@@ -124,7 +137,7 @@ export function defaultClusterConfig(name = 'ganeti-sim'): ClusterConfig {
     adminState: 'up',
     disksActive: true,
     forthcoming: false,
-    beparams: { minmem: mem / 2, maxmem: mem, vcpus: 2, always_failover: false, auto_balance: true },
+    beparams: { minmem: (opts.instanceMemory ?? mem) / 2, maxmem: opts.instanceMemory ?? mem, vcpus: 2, always_failover: false, auto_balance: true },
     hvparams: {},
     nics: [nic(n)],
     tags: [],
@@ -145,7 +158,7 @@ export function defaultClusterConfig(name = 'ganeti-sim'): ClusterConfig {
       adminState: 'up',
       disksActive: true,
       forthcoming: false,
-      beparams: { minmem: 512, maxmem: 1024, vcpus: 1, always_failover: false, auto_balance: true },
+      beparams: { minmem: (opts.instanceMemory ?? 1024) / 2, maxmem: opts.instanceMemory ?? 1024, vcpus: 1, always_failover: false, auto_balance: true },
       hvparams: {},
       nics: [nic(5)],
       tags: [],
@@ -162,7 +175,7 @@ export function defaultClusterConfig(name = 'ganeti-sim'): ClusterConfig {
           name: n,
           uuid: `node-${i + 1}`,
           primaryIp: `192.0.2.${i + 11}`,
-          secondaryIp: `198.51.100.${i + 11}`,
+          secondaryIp: `${secondaryNet}${i + 11}`,
           memoryTotal: 16384,
           hvVersion: hv[n],
         },
