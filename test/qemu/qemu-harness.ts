@@ -1,0 +1,191 @@
+/**
+ * Fixture for the real-hypervisor tests: one dev server per file (as the shared harness), the
+ * heartbeat guest assembled from source once per file, and per test a fresh cluster on loopback
+ * secondary IPs whose node agents run the qemu backend (tcg, small memory). The instances a test
+ * names are booted for real before the workers start; everything else is removed from the cluster.
+ * After each test every QEMU process whose command line mentions the cluster's directory is killed
+ * (by pid), whatever the test left behind.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { rpcInstanceFor, type RpcInstance } from '../../cluster/instance.js';
+import { buildGuest, readHeartbeat, type GuestOptions } from '../../cluster/qemu/guest.js';
+import { QemuNode, type QemuMeta } from '../../cluster/qemu/node.js';
+import { isOurQemu, killPid, qemuProcessesMentioning } from '../../cluster/qemu/process.js';
+import { withQmp } from '../../cluster/qemu/qmp.js';
+import { qmpArg } from '../../cluster/qemu/runtime.js';
+import type { ClusterConfig } from '../../cluster/types.js';
+import { qemuBackend } from '../../worker/backends.js';
+import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
+import { ensureCommand } from '../helpers/system-packages.js';
+import { startServer, Workers } from '../helpers/temporal.js';
+
+/** The test guest: idle between 100 Hz ticks, 32 MiB of non-zero RAM that every migration must send. */
+export const TEST_GUEST: GuestOptions = { fillMb: 32, hlt: true, hz: 100 };
+export const TEST_MEMORY = 128;
+
+export interface QemuClusterOptions extends TestClusterOptions {
+  /** Instances kept in the cluster and booted for real on their primary (default: web1). */
+  instances?: string[];
+  /** hvparams for every kept instance (e.g. a slow migration_bandwidth). */
+  hvparams?: ClusterConfig['instances'][string]['hvparams'];
+}
+
+/** A cluster whose node agents drive real QEMU, with direct access to each node's driver. */
+export class QemuCluster {
+  /** Drivers for looking at the real state (no watch; the node agents have their own). */
+  private readonly drivers = new Map<string, QemuNode>();
+  constructor(
+    readonly c: TestCluster,
+    readonly w: Workers,
+    readonly kernel: string,
+  ) {}
+
+  driver(node: string): QemuNode {
+    let d = this.drivers.get(node);
+    if (!d) {
+      d = new QemuNode({ home: this.c.home, node, kernel: this.kernel, watchMs: 0 });
+      this.drivers.set(node, d);
+    }
+    return d;
+  }
+
+  ri(instance: string, node: string): RpcInstance {
+    const cfg = this.c.cfg();
+    return rpcInstanceFor(cfg, cfg.instances[instance]!, node);
+  }
+
+  meta(node: string, instance: string): QemuMeta | null {
+    return this.driver(node).readMeta(instance);
+  }
+
+  /** The pid of the instance's live QEMU on `node`, or null. */
+  pid(node: string, instance: string): number | null {
+    const m = this.meta(node, instance);
+    return m?.pid && isOurQemu(m.pid, qmpArg(m.qmp), m.startTime) ? m.pid : null;
+  }
+
+  /** QEMU's run state on `node` (query-status). */
+  async runState(node: string, instance: string): Promise<string> {
+    return withQmp(this.driver(node).qmpPath(instance), async (q) => (await q.execute<{ status: string }>('query-status')).status);
+  }
+
+  async heartbeat(node: string, instance: string): Promise<number> {
+    const hb = await readHeartbeat(this.driver(node).qmpPath(instance));
+    if (!hb.booted) throw new Error(`the guest of ${instance} on ${node} has not booted`);
+    return hb.counter;
+  }
+
+  /** The QMP commands the driver sent to the instance's QEMU on `node` (`stop`, `migrate`, …). */
+  journal(node: string, instance: string): string[] {
+    try {
+      return readFileSync(this.driver(node).journalPath(instance), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(' -> '))
+        .map((l) => l.slice(l.indexOf(' -> ') + 4));
+    } catch {
+      return [];
+    }
+  }
+
+  /** The guest's last heartbeat values on `node`, sampled every `everyMs` until stopped. */
+  sampleHeartbeat(node: string, instance: string, everyMs = 15): { stop: () => Promise<number | null> } {
+    let last: number | null = null;
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        try {
+          last = await this.heartbeat(node, instance);
+        } catch {
+          // the process is paused in stop-and-copy, or gone: keep the last value read
+        }
+        await sleep(everyMs);
+      }
+    })();
+    return {
+      stop: async () => {
+        running = false;
+        await loop;
+        return last;
+      },
+    };
+  }
+}
+
+/** Every QEMU started for this cluster, found by its directory on the command line, killed by pid. */
+export async function killClusterQemus(home: string): Promise<number> {
+  const pids = qemuProcessesMentioning(home);
+  for (const pid of pids) await killPid(pid);
+  return pids.length;
+}
+
+export function useQemuHarness() {
+  let env: TestWorkflowEnvironment | undefined;
+  let guestDir = '';
+  let kernel = '';
+  const cleanups: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    ensureCommand('as', 'binutils');
+    guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
+    kernel = buildGuest(guestDir, TEST_GUEST); // assembled from cluster/qemu/guest/heartbeat.S now
+    env = await startServer();
+  });
+  afterEach(async () => {
+    for (const f of cleanups.splice(0).reverse()) await f();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+    rmSync(guestDir, { recursive: true, force: true });
+  });
+  return {
+    env: () => env!,
+    kernel: () => kernel,
+    async cluster(opts: QemuClusterOptions = {}): Promise<QemuCluster> {
+      const keep = opts.instances ?? ['web1'];
+      const c = await createTestCluster({
+        ...opts,
+        configure: (cfg) => {
+          Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${11 + i}`));
+          for (const name of Object.keys(cfg.instances)) {
+            if (!keep.includes(name)) {
+              delete cfg.instances[name];
+              continue;
+            }
+            const inst = cfg.instances[name]!;
+            inst.beparams.maxmem = TEST_MEMORY;
+            inst.beparams.minmem = TEST_MEMORY / 2;
+            inst.hvparams = { ...inst.hvparams, ...opts.hvparams };
+          }
+          opts.configure?.(cfg);
+        },
+      });
+      const w = new Workers(h(env), c, (node) => qemuBackend({ home: c.home, node, accel: 'tcg', kernel }));
+      const q = new QemuCluster(c, w, kernel);
+      cleanups.push(async () => {
+        for await (const wf of env!.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
+          await env!.client.workflow.getHandle(wf.workflowId, wf.runId).terminate('test cleanup').catch(() => undefined);
+        }
+        await w.stopAll();
+        await killClusterQemus(c.home);
+        c.remove();
+      });
+      // Boot the kept instances for real (the hardware document already has their disks assembled).
+      const cfg = c.cfg();
+      for (const name of keep) {
+        const inst = cfg.instances[name]!;
+        if (inst.adminState === 'up') await q.driver(inst.primaryNode).instanceStart(q.ri(name, inst.primaryNode), 'test boot');
+      }
+      await w.all();
+      return q;
+    },
+  };
+}
+
+function h(env: TestWorkflowEnvironment | undefined): TestWorkflowEnvironment {
+  if (!env) throw new Error('the dev server is not running (beforeAll failed?)');
+  return env;
+}
