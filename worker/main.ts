@@ -12,6 +12,8 @@ import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettin
 import { FileConfigStore } from '../cluster/store/config-store.js';
 import { workflowBundle } from './bundle.js';
 import { startDevServer } from './dev-server.js';
+import { bootInstances, unusableSecondaryIps } from '../cluster/qemu/boot.js';
+import { qemuNodeOptions } from './backends.js';
 import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type Backend } from './node-agent.js';
 import { createOrchestratorWorker } from './orchestrator.js';
 import { ensureCluster } from './seed.js';
@@ -42,7 +44,8 @@ async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG'; backend: Backe
   const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
   const uiPort = Number(process.env.GANETI_TEMPORAL_UI_PORT || DEFAULT_UI_PORT);
   const settings = process.env.TEMPORAL_ADDRESS ? temporalSettings() : { ...temporalSettings(), address: `localhost:${devPort}` };
-  if (await ensureCluster(home)) say(`created the default simulated cluster in ${home}`);
+  if (await ensureCluster(home, opts.backend)) say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
+  if (opts.backend === 'qemu') await prepareQemu(home);
   installRuntime(opts.logLevel);
   let env: TestWorkflowEnvironment | undefined;
   if (settings.embedded) {
@@ -86,6 +89,19 @@ async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG'; backend: Backe
   });
 }
 
+/** qemu backend: boots the instances marked up (re-attaching running ones) before the agents start. */
+async function prepareQemu(home: string): Promise<void> {
+  const cfg = FileConfigStore.forHome(home).file.read();
+  const bad = unusableSecondaryIps(cfg);
+  if (bad.length) {
+    say(`warning: QEMU cannot listen on these secondary IPs (${bad.join(', ')}): migrations will fail; start with a fresh GANETI_TEMPORAL_HOME to get the loopback cluster`);
+  }
+  const r = await bootInstances(cfg, (node) => qemuNodeOptions({ home, node }));
+  say(`qemu: ${r.started.length} instance(s) started${r.started.length ? ` (${r.started.join(', ')})` : ''}, ${r.running.length} re-attached`);
+  for (const f of r.failed) say(`qemu: could not start ${f.instance}: ${f.error}`);
+  say(`qemu: processes, monitors and logs under ${home}/qemu/<node>/; they keep running when this process stops`);
+}
+
 async function orchestrator(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
   const home = homeDir();
   const settings = temporalSettings();
@@ -119,7 +135,10 @@ async function nodeAgent(opts: { node: string; backend: Backend; cluster?: strin
 
 const logLevel = new Option('--log-level <level>', 'worker log level').choices(['WARN', 'INFO', 'DEBUG']).default('WARN');
 const program = new Command('ganeti-temporal-worker').showHelpAfterError();
-const backend = () => new Option('--backend <backend>', 'node backend').choices([...BACKENDS]).default('sim');
+const backend = () =>
+  new Option('--backend <backend>', 'node backend (qemu: real QEMU over QMP; GANETI_TEMPORAL_QEMU_ACCEL=tcg|kvm, see docs/qemu.md)')
+    .choices([...BACKENDS])
+    .default('sim');
 program
   .command('start')
   .description('embedded dev server + orchestrator + all node agents of the cluster')
