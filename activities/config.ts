@@ -20,7 +20,11 @@ function opId(): { opId: string; workflowId: string; runId: string } {
 
 export function createConfigActivities({ config }: ConfigActivityDeps) {
   return {
-    loadClusterSnapshot: (): Promise<ClusterSnapshot> => config.snapshot(),
+    /** The configuration an operation starts from (reservations of runs that are gone are dropped first). */
+    loadClusterSnapshot: async (): Promise<ClusterSnapshot> => {
+      await config.pruneReservations();
+      return config.snapshot();
+    },
 
     /** Memory other running operations have reserved, per node. */
     reservedMemory: (): Promise<Record<string, number>> => config.reservedMemory(opId().opId),

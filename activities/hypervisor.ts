@@ -3,7 +3,7 @@
  * the long wait for the memory transfer as one heartbeating activity.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ActivityFailure } from '../cluster/errors.js';
 import { memoryProgressLine } from '../cluster/feedback.js';
 import type { RpcInstance } from '../cluster/instance.js';
@@ -124,7 +124,20 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
           hb.lastProgressAt = now;
         }
         ctx.heartbeat(hb);
-        await ctx.sleep(opts.pollMs);
+        try {
+          await ctx.sleep(opts.pollMs);
+        } catch (e) {
+          // Cancelled (an abort): if the hypervisor completed the transfer meanwhile, the point of no
+          // return is behind us and reporting completion lets the workflow roll forward.
+          if (e instanceof CancelledFailure) {
+            const last = await rpc.instanceGetMigrationStatus(inst).catch(() => null);
+            if (last?.status === 'completed') {
+              hb.lines.push('* memory transfer complete');
+              return { lines: hb.lines, transferredRam: last.transferredRam ?? hb.transferredRam, totalRam: last.totalRam ?? hb.totalRam };
+            }
+          }
+          throw e;
+        }
       }
     },
   };

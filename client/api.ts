@@ -21,6 +21,8 @@ import {
   type OperationResult,
 } from '../cluster/ops.js';
 import type { z } from 'zod';
+import { failoverSummary, migrateSummary } from '../cluster/summary.js';
+import type { ClusterSnapshot } from '../cluster/types.js';
 import { SA } from '../workflows/messages.js';
 import type { failoverInstanceWorkflow } from '../workflows/failover-instance.js';
 import type { migrateInstanceWorkflow } from '../workflows/migrate-instance.js';
@@ -69,6 +71,8 @@ export class InstanceBusyError extends OperationError {
 export interface StartOptions {
   /** The cluster name: the orchestrator's task queue derives from it. */
   cluster: string;
+  /** The configuration, if the caller has it: the Web UI summary then names the nodes. */
+  snapshot?: ClusterSnapshot;
 }
 
 function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
@@ -98,7 +102,6 @@ interface StartSpec {
   summary: string;
   input: unknown;
   reason: string;
-  dryRun: boolean;
 }
 
 async function startOperation(client: Client, spec: StartSpec, opts: StartOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
@@ -113,10 +116,10 @@ async function startOperation(client: Client, spec: StartSpec, opts: StartOption
         { key: SA.instance, value: spec.instance },
         { key: SA.operation, value: spec.operation },
       ],
-      staticSummary: `${spec.summary}${spec.dryRun ? ' (dry run)' : ''}`,
+      staticSummary: spec.summary,
       staticDetails: [
         `**Instance:** ${spec.instance}`,
-        `**Operation:** ${spec.operation}${spec.dryRun ? ' (dry run)' : ''}`,
+        `**Operation:** ${spec.operation}`,
         `**Inputs:** \`${JSON.stringify(spec.input)}\``,
         ...(spec.reason ? [`**Reason:** ${spec.reason}`] : []),
       ].join('\n\n'),
@@ -134,19 +137,15 @@ export async function startMigration(
   opts: StartOptions,
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrateInstanceWorkflow>> {
   const req = parse(MigrateInputSchema, input);
-  const mode = req.mode ?? (req.live === undefined ? 'default mode' : req.live ? 'live' : 'non-live');
   return startOperation(
     client,
     {
       workflowType: 'migrateInstanceWorkflow',
       instance: req.instance,
       operation: req.cleanup ? 'cleanup' : 'migrate',
-      summary: req.cleanup
-        ? `Cleanup after a failed migration of ${req.instance}`
-        : `Migrate ${req.instance}${req.targetNode ? ` → ${req.targetNode}` : ''}, ${mode}`,
+      summary: migrateSummary(req, opts.snapshot),
       input,
       reason: req.reason,
-      dryRun: req.dryRun,
     },
     opts,
   ) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrateInstanceWorkflow>>;
@@ -165,10 +164,9 @@ export async function startFailover(
       workflowType: 'failoverInstanceWorkflow',
       instance: req.instance,
       operation: 'failover',
-      summary: `Failover ${req.instance}${req.targetNode ? ` → ${req.targetNode}` : ''}${req.ignoreConsistency ? ', ignoring consistency' : ''}`,
+      summary: failoverSummary(req, opts.snapshot),
       input,
       reason: req.reason,
-      dryRun: req.dryRun,
     },
     opts,
   ) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof failoverInstanceWorkflow>>;

@@ -3,7 +3,8 @@
  *
  * Exit codes: 0 success; 1 the operation failed while executing (or was cancelled/terminated);
  * 2 usage error; 3 prerequisites not met (nothing changed); 4 refused, the instance is busy;
- * 5 environment error (no cluster configuration, Temporal unreachable).
+ * 5 environment error (no cluster configuration, Temporal unreachable); 6 request refused (an abort
+ * after the point of no return, or of a finished operation).
  */
 import { Command, CommanderError, Option } from 'commander';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -15,7 +16,6 @@ import { SimHardware } from '../cluster/sim/hardware.js';
 import { setTimeFactor } from '../cluster/sim/state.js';
 import { FileConfigStore } from '../cluster/store/config-store.js';
 import type { ClusterConfig } from '../cluster/types.js';
-import { progressQuery } from '../workflows/messages.js';
 import { seedDefaultCluster } from '../worker/seed.js';
 import {
   InstanceBusyError,
@@ -27,10 +27,12 @@ import {
   startMigration,
   type StartOptions,
 } from './api.js';
-import { connectClient, homeDir, temporalSettings } from './connection.js';
+import { connectClient, connectOptions, homeDir, temporalSettings, webUiUrl } from './connection.js';
+import { follow } from './follow.js';
+import { abortOperation, AbortRefusedError, jobInfo, listJobs, toWorkflowId } from './jobs.js';
 import { instanceText, instanceView, nodeView, table } from './views.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, prereq: 3, busy: 4, environment: 5 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, prereq: 3, busy: 4, environment: 5, refused: 6 } as const;
 
 class CliError extends Error {
   constructor(
@@ -104,24 +106,31 @@ type Starter<I> = (c: Client, input: I, opts: StartOptions) => Promise<WorkflowH
 async function runOperation<I>(start: Starter<I>, input: I, flags: OpFlags): Promise<void> {
   const cfg = readConfig();
   const c = await client();
-  const handle = await start(c, input, { cluster: cfg.cluster.name });
+  const handle = await start(c, input, { cluster: cfg.cluster.name, snapshot: cfg });
+  const ui = webUiUrl(temporalSettings(), handle.workflowId, handle.firstExecutionRunId);
   if (flags.submit) {
-    if (flags.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
-    else print(`Submitted: workflow ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+    if (flags.json) printJson({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId, ...(ui ? { webUi: ui } : {}) });
+    else print(`Submitted: workflow ${handle.workflowId} (run ${handle.firstExecutionRunId})${ui ? `\nWeb UI: ${ui}` : ''}`);
     return;
   }
-  const printed = flags.json ? null : followFeedback(handle);
+  await followToEnd(handle, flags, ui);
+}
+
+/** Follows an operation to its end: feedback (and a progress bar on a TTY), then the result or error. */
+async function followToEnd(handle: WorkflowHandle, flags: { json?: boolean }, ui: string | null): Promise<void> {
+  if (!flags.json && ui) process.stderr.write(`Web UI: ${ui}\n`);
+  const f = flags.json ? null : follow(handle, { bar: !!process.stdout.isTTY, write: print });
   try {
     const r = await operationResult(handle);
-    if (printed) {
-      await printed.stop();
-      printed.flush(r.feedback);
+    if (f) {
+      await f.stop();
+      f.flush(r.feedback);
     }
     if (flags.json) printJson(resultJson(r));
   } catch (e) {
-    if (printed) {
-      await printed.stop();
-      if (e instanceof OperationError) printed.flush(e.feedback);
+    if (f) {
+      await f.stop();
+      if (e instanceof OperationError) f.flush(e.feedback);
     }
     throw e;
   }
@@ -135,32 +144,6 @@ function resultJson(r: OperationResult) {
     targetNode: r.targetNode,
     feedback: r.feedback,
     ...(r.plan ? { plan: r.plan } : {}),
-  };
-}
-
-/** Prints feedback lines as the workflow records them (like `gnt-job watch`). */
-function followFeedback(handle: WorkflowHandle) {
-  let shown = 0;
-  let stopped = false;
-  const flush = (lines: string[]) => {
-    for (; shown < lines.length; shown++) print(lines[shown]!);
-  };
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        flush((await handle.query(progressQuery)).feedback);
-      } catch {
-        // no worker answered this time; try again
-      }
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  })();
-  return {
-    flush,
-    async stop() {
-      stopped = true;
-      await loop;
-    },
   };
 }
 
@@ -346,6 +329,86 @@ export function buildProgram(): Command {
       else print(`Modified node ${name}: offline=${n.offline}, drained=${n.drained}`);
     });
 
+  const job = program.command('job').description('operations as jobs: list, inspect, watch, abort');
+  job
+    .command('list')
+    .description('migrations and failovers, newest first')
+    .option('--running', 'only running ones')
+    .option('--json', 'print a JSON array')
+    .action(async (o: { running?: boolean; json?: boolean }) => {
+      const jobs = await listJobs(await client(), { running: !!o.running });
+      if (o.json) {
+        printJson(jobs);
+        return;
+      }
+      print(
+        table(
+          ['Workflow', 'Status', 'Operation', 'Nodes', 'Phase', 'Started'],
+          jobs.map((j) => [
+            j.workflowId,
+            `${j.status}${j.needsOperator ? ' (needs operator)' : ''}`,
+            j.operation ?? '-',
+            j.sourceNode ? `${j.sourceNode} → ${j.targetNode ?? '?'}` : '-',
+            j.phase ?? '-',
+            j.startTime,
+          ]),
+        ),
+      );
+    });
+  job
+    .command('info <workflow-id>')
+    .description('an operation: status, steps, feedback, live progress, result (an instance name works too)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const j = await jobInfoOrFail(id);
+      if (o.json) {
+        printJson(j);
+        return;
+      }
+      print(`Job ${j.workflowId} (run ${j.runId}): ${j.status}${j.summary ? ` — ${j.summary}` : ''}`);
+      if (j.needsOperator) print(`  NEEDS AN OPERATOR: ${j.progress?.repair ?? 'see the failure'}`);
+      if (j.progress) {
+        print(`  phase: ${j.progress.phase}, ${j.progress.percent}% of the steps done${j.progress.pointOfNoReturn ? ', past the point of no return' : ''}`);
+        for (const s of j.progress.steps) print(`    [${s.state}] ${s.label}`);
+      }
+      for (const l of j.live) print(`  live: ${l.kind} on ${l.node}: ${l.percent === null ? '?' : l.percent.toFixed(2)} %`);
+      if (j.failure) print(`  failure (${j.failure.type}): ${j.failure.message}`);
+      if (j.progress) {
+        print('  feedback:');
+        for (const l of j.progress.feedback) print(`    ${l}`);
+      }
+    });
+  job
+    .command('watch <workflow-id>')
+    .description('follow a running operation to its end (an instance name works too)')
+    .option('--json', 'print the result (or error) as JSON at the end')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const c = await client();
+      const handle = c.workflow.getHandle(toWorkflowId(id));
+      await handle.describe().catch(() => {
+        throw new CliError(`no operation ${toWorkflowId(id)}`, EXIT.prereq, 'NotFound');
+      });
+      await followToEnd(handle, o, webUiUrl(temporalSettings(), handle.workflowId));
+    });
+  job
+    .command('abort <workflow-id>')
+    .description('abort an operation before its point of no return (abort + revert then run); says why if refused')
+    .option('--reason <text>', 'why')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { reason?: string; json?: boolean }) => {
+      const r = await abortOperation(await client(), toWorkflowId(id), o.reason);
+      if (o.json) printJson(r);
+      else print(`Abort accepted during ${r.phase}: ${r.message} (follow it with: ganeti-temporal job watch ${toWorkflowId(id)})`);
+    });
+
+  program
+    .command('setup')
+    .description('register the search attributes on an existing Temporal cluster (TEMPORAL_ADDRESS)')
+    .action(async () => {
+      const added = await registerSearchAttributes();
+      print(added.length ? `registered search attributes: ${added.join(', ')}` : 'search attributes already registered');
+    });
+
   const sim = program.command('sim').description('the simulated cluster (hardware truth, faults, breakage)');
   sim
     .command('reset')
@@ -487,8 +550,50 @@ export function buildProgram(): Command {
   return program;
 }
 
+async function jobInfoOrFail(id: string) {
+  const c = await client();
+  try {
+    return await jobInfo(c, id);
+  } catch (e) {
+    if ((e as { name?: string }).name === 'WorkflowNotFoundError') throw new CliError(`no operation ${toWorkflowId(id)}`, EXIT.prereq, 'NotFound');
+    throw e;
+  }
+}
+
+/** Adds the project's search attributes to the namespace (skipping those that exist). */
+async function registerSearchAttributes(): Promise<string[]> {
+  const s = temporalSettings();
+  const { Connection } = await import('@temporalio/client');
+  const { SEARCH_ATTRIBUTES } = await import('../workflows/messages.js');
+  const { temporal } = await import('@temporalio/proto');
+  let connection;
+  try {
+    connection = await Connection.connect({ ...connectOptions(s), connectTimeout: '5s' });
+  } catch (e) {
+    throw new CliError(`cannot reach the Temporal server at ${s.address}: ${(e as Error).message}`, EXIT.environment, 'Unreachable');
+  }
+  try {
+    const existing = await connection.operatorService.listSearchAttributes({ namespace: s.namespace });
+    const have = new Set(Object.keys(existing.customAttributes ?? {}));
+    const types = temporal.api.enums.v1.IndexedValueType;
+    const missing = SEARCH_ATTRIBUTES.filter((k) => !have.has(k.name));
+    if (missing.length) {
+      await connection.operatorService.addSearchAttributes({
+        namespace: s.namespace,
+        searchAttributes: Object.fromEntries(
+          missing.map((k) => [k.name, k.type === 'BOOL' ? types.INDEXED_VALUE_TYPE_BOOL : types.INDEXED_VALUE_TYPE_KEYWORD]),
+        ),
+      });
+    }
+    return missing.map((k) => k.name);
+  } finally {
+    await connection.close();
+  }
+}
+
 function exitCodeFor(e: unknown): { code: number; type: string; message: string; codeName?: string } {
   if (e instanceof CliError) return { code: e.code, type: e.type, message: e.message };
+  if (e instanceof AbortRefusedError) return { code: EXIT.refused, type: e.type, message: e.message };
   if (e instanceof InstanceBusyError) return { code: EXIT.busy, type: e.type, message: e.message };
   if (e instanceof PrereqFailedError) return { code: EXIT.prereq, type: e.type, message: e.message, ...(e.code ? { codeName: e.code } : {}) };
   if (e instanceof OperationError) return { code: EXIT.failed, type: e.type, message: e.message };

@@ -7,6 +7,7 @@
  *   TEMPORAL_TLS           "true" for TLS with the system roots
  *   TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY   client certificate pair (mTLS), file paths
  *   TEMPORAL_TLS_CA        server root CA, file path;  TEMPORAL_TLS_SERVER_NAME  SNI override
+ *   GANETI_TEMPORAL_UI_URL the Web UI's base URL (default http://localhost:8233 for the embedded server)
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -59,4 +60,11 @@ export function connectOptions(s: TemporalSettings) {
 export async function connectClient(s: TemporalSettings = temporalSettings()): Promise<Client> {
   const connection = await Connection.connect({ ...connectOptions(s), connectTimeout: '5s' });
   return new Client({ connection, namespace: s.namespace });
+}
+
+/** The Web UI page of a workflow, when the UI's address is known. */
+export function webUiUrl(s: TemporalSettings, workflowId: string, runId?: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  const base = env.GANETI_TEMPORAL_UI_URL || (s.embedded ? `http://localhost:${DEFAULT_UI_PORT}` : '');
+  if (!base) return null;
+  return `${base.replace(/\/$/, '')}/namespaces/${encodeURIComponent(s.namespace)}/workflows/${encodeURIComponent(workflowId)}${runId ? `/${runId}` : ''}/history`;
 }

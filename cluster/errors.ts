@@ -24,6 +24,8 @@ export const OpFailure = {
   ConfigurationError: 'ConfigurationError',
   /** A pre-hook vetoed the operation (Ganeti HooksAbort). */
   HooksFailed: 'HooksFailed',
+  /** The operator aborted the operation before its point of no return (abort + revert ran). */
+  Aborted: 'Aborted',
 } as const;
 export type OpFailureType = (typeof OpFailure)[keyof typeof OpFailure];
 

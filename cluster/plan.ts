@@ -1,52 +1,86 @@
-/** The steps an operation would run, for dry runs (pure; mirrors the workflow's order). */
+/**
+ * The steps an operation runs, as data (pure; mirrors the workflow's order). Each step has a stable
+ * key: the workflow marks steps by key as it goes (the Web UI checklist, the `GanetiPhase` search
+ * attribute), and a dry run returns the labels.
+ */
 import { isDrbd } from './instance.js';
 import type { PlanSummary } from './ops.js';
 import type { MigrationPlan } from './prereq.js';
 import type { Instance } from './types.js';
 
-export function describePlan(plan: MigrationPlan, inst: Instance): PlanSummary {
+export interface PlanStep {
+  key: string;
+  label: string;
+}
+
+export function planSteps(plan: MigrationPlan, inst: Instance): PlanStep[] {
   const S = plan.sourceNode;
   const T = plan.targetNode;
   const drbd = isDrbd(inst);
-  let steps: string[];
+  const s = (key: string, label: string): PlanStep => ({ key, label });
   if (plan.operation === 'cleanup') {
-    steps = [
-      'locate the instance on all online nodes (instance_list)',
-      'abort the half-done migration if it runs on both nodes',
-      'point the configuration at the node that runs it',
-      'close the disks on the other node',
-      ...(drbd ? ['wait for resync', 'disconnect DRBD (standalone)', 'reconnect DRBD single-master', 'wait for resync'] : ['open the disks exclusively on the primary']),
-    ];
-  } else if (plan.operation === 'failover') {
-    steps = [
-      `check disk consistency on ${T}`,
-      `shut down the instance on ${S}`,
-      ...(drbd ? [] : [`close the disks on ${S}`]),
-      'deactivate the disks on all nodes',
-      `set the primary node to ${T}`,
-      ...(inst.adminState === 'up' ? [`activate the disks with ${T} as primary`, `start the instance on ${T}`] : []),
-    ];
-  } else {
-    steps = [
-      `compare hypervisor versions of ${S} and ${T}`,
-      `check disk consistency on ${T}`,
-      ...(plan.currentMemory !== null && plan.targetFreeMemory !== null && plan.currentMemory > plan.targetFreeMemory
-        ? [`balloon the instance to ${plan.targetFreeMemory} MiB`]
-        : []),
-      `fetch migration information from ${S}`,
-      `close the disks on ${T}`,
-      ...(drbd ? ['disconnect DRBD (standalone)', 'reconnect DRBD dual-master', 'wait for resync'] : []),
-      `open the disks on ${S} and ${T} in shared mode`,
-      `prepare ${T} to accept the instance`,
-      `migrate the instance (${plan.mode}) to ${T}`,
-      'wait for the memory transfer',
-      `finalize on ${S} and ${T}`,
-      `set the primary node to ${T}`,
-      `close the disks on ${S}`,
+    return [
+      s('locate', 'Locate the instance on all online nodes'),
+      s('abort-migration', 'Abort the half-done migration if it runs on both nodes'),
+      s('commit', 'Point the configuration at the node that runs it'),
+      s('close-demoted', 'Close the disks on the other node'),
       ...(drbd
-        ? ['wait for resync', 'disconnect DRBD (standalone)', 'reconnect DRBD single-master', 'wait for resync']
-        : [`open the disks on ${T} in exclusive mode`]),
+        ? [
+            s('sync', 'Wait for resync'),
+            s('standalone', 'Disconnect DRBD (standalone)'),
+            s('single-master', 'Reconnect DRBD single-master'),
+            s('final-sync', 'Wait for resync'),
+          ]
+        : [s('open-exclusive', 'Open the disks exclusively on the primary')]),
     ];
   }
-  return { operation: plan.operation, sourceNode: S, targetNode: T, mode: plan.mode, steps };
+  if (plan.operation === 'failover') {
+    if (inst.forthcoming) return [s('commit', `Set the primary node to ${T} (configuration only)`)];
+    return [
+      s('disk-consistency', `Check disk consistency on ${T}`),
+      s('shutdown', `Shut down the instance on ${S}`),
+      ...(drbd ? [] : [s('close-source', `Close the disks on ${S}`)]),
+      s('deactivate-disks', 'Deactivate the disks on all nodes'),
+      s('commit', `Set the primary node to ${T}`),
+      ...(inst.adminState === 'up'
+        ? [s('activate-disks', `Activate the disks with ${T} as primary`), s('start', `Start the instance on ${T}`)]
+        : []),
+    ];
+  }
+  const balloon = plan.currentMemory !== null && plan.targetFreeMemory !== null && plan.currentMemory > plan.targetFreeMemory;
+  return [
+    s('hv-version', `Compare hypervisor versions of ${S} and ${T}`),
+    s('disk-consistency', `Check disk consistency on ${T}`),
+    ...(balloon ? [s('balloon', `Balloon the instance to ${plan.targetFreeMemory} MiB`)] : []),
+    s('migration-info', `Fetch migration information from ${S}`),
+    s('close-target', `Close the disks on ${T}`),
+    ...(drbd
+      ? [s('standalone', 'Disconnect DRBD (standalone)'), s('dual-master', 'Reconnect DRBD dual-master'), s('sync', 'Wait for resync')]
+      : []),
+    s('open-shared', `Open the disks on ${S} and ${T} in shared mode`),
+    s('accept', `Prepare ${T} to accept the instance`),
+    s('migrate', `Migrate the instance (${plan.mode}) to ${T}`),
+    s('memory-transfer', 'Transfer the memory'),
+    s('finalize', `Finalize on ${S} and ${T}`),
+    s('commit', `Set the primary node to ${T}`),
+    s('close-source', `Close the disks on ${S}`),
+    ...(drbd
+      ? [
+          s('final-sync', 'Wait for resync'),
+          s('final-standalone', 'Disconnect DRBD (standalone)'),
+          s('single-master', 'Reconnect DRBD single-master'),
+          s('settle-sync', 'Wait for resync'),
+        ]
+      : [s('open-exclusive', `Open the disks on ${T} in exclusive mode`)]),
+  ];
+}
+
+export function describePlan(plan: MigrationPlan, inst: Instance): PlanSummary {
+  return {
+    operation: plan.operation,
+    sourceNode: plan.sourceNode,
+    targetNode: plan.targetNode,
+    mode: plan.mode,
+    steps: planSteps(plan, inst).map((s) => s.label),
+  };
 }

@@ -112,6 +112,8 @@ export interface ConfigStore {
    */
   reserveMemory(req: ReserveMemoryRequest): Promise<{ free: number; reserved: number }>;
   releaseReservation(opId: string): Promise<void>;
+  /** Drops reservations of operations that no longer run; returns their ids. */
+  pruneReservations(): Promise<string[]>;
   /** Compare-and-set of the instance's primary node (idempotent when already `newPrimary`). */
   setInstancePrimary(instance: string, expected: string, newPrimary: string): Promise<Instance>;
   setDisksActive(instance: string, active: boolean): Promise<Instance>;

@@ -6,7 +6,7 @@
  *   node-agent     one node's agent (production: one per hypervisor node, on that node)
  */
 import { Command, Option } from 'commander';
-import { NativeConnection, Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../client/connection.js';
 import { FileConfigStore } from '../cluster/store/config-store.js';
@@ -16,12 +16,20 @@ import { bootInstances, unusableSecondaryIps } from '../cluster/qemu/boot.js';
 import { qemuNodeOptions } from './backends.js';
 import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type Backend } from './node-agent.js';
 import { createOrchestratorWorker } from './orchestrator.js';
+import { installRuntime, type LogFormat } from './runtime.js';
 import { ensureCluster } from './seed.js';
 
 const say = (msg: string) => console.log(`[ganeti-temporal] ${msg}`);
 
-function installRuntime(level: 'WARN' | 'INFO' | 'DEBUG'): void {
-  Runtime.install({ logger: new DefaultLogger(level) });
+interface RuntimeFlags {
+  logLevel: 'WARN' | 'INFO' | 'DEBUG';
+  logFormat: LogFormat;
+  metrics?: string;
+}
+
+function runtime(o: RuntimeFlags): void {
+  installRuntime({ level: o.logLevel, format: o.logFormat, metrics: o.metrics });
+  if (o.metrics) say(`Prometheus metrics on http://${o.metrics}/metrics`);
 }
 
 function clusterName(home: string): string {
@@ -38,7 +46,7 @@ async function runAll(workers: Worker[], onStopped?: () => Promise<void>): Promi
   }
 }
 
-async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG'; backend: Backend }): Promise<void> {
+async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const home = homeDir();
   // GANETI_TEMPORAL_DEV_PORT / GANETI_TEMPORAL_UI_PORT move the embedded server off 7233 / 8233.
   const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
@@ -46,7 +54,7 @@ async function start(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG'; backend: Backe
   const settings = process.env.TEMPORAL_ADDRESS ? temporalSettings() : { ...temporalSettings(), address: `localhost:${devPort}` };
   if (await ensureCluster(home, opts.backend)) say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
   if (opts.backend === 'qemu') await prepareQemu(home);
-  installRuntime(opts.logLevel);
+  runtime(opts);
   let env: TestWorkflowEnvironment | undefined;
   if (settings.embedded) {
     say('starting the embedded Temporal dev server …');
@@ -102,10 +110,10 @@ async function prepareQemu(home: string): Promise<void> {
   say(`qemu: processes, monitors and logs under ${home}/qemu/<node>/; they keep running when this process stops`);
 }
 
-async function orchestrator(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
+async function orchestrator(opts: RuntimeFlags): Promise<void> {
   const home = homeDir();
   const settings = temporalSettings();
-  installRuntime(opts.logLevel);
+  runtime(opts);
   const connection = await NativeConnection.connect(connectOptions(settings));
   const client = await connectClient(settings);
   const cluster = clusterName(home);
@@ -114,10 +122,10 @@ async function orchestrator(opts: { logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Prom
   await runAll([w], () => connection.close());
 }
 
-async function nodeAgent(opts: { node: string; backend: Backend; cluster?: string; hooksDir?: string; logLevel: 'WARN' | 'INFO' | 'DEBUG' }): Promise<void> {
+async function nodeAgent(opts: RuntimeFlags & { node: string; backend: Backend; cluster?: string; hooksDir?: string }): Promise<void> {
   const home = homeDir();
   const settings = temporalSettings();
-  installRuntime(opts.logLevel);
+  runtime(opts);
   const cluster = opts.cluster ?? clusterName(home);
   const connection = await NativeConnection.connect(connectOptions(settings));
   const hooksDir = opts.hooksDir ?? simHooksDir(home, opts.node);
@@ -133,27 +141,25 @@ async function nodeAgent(opts: { node: string; backend: Backend; cluster?: strin
   await runAll([w], () => connection.close());
 }
 
-const logLevel = new Option('--log-level <level>', 'worker log level').choices(['WARN', 'INFO', 'DEBUG']).default('WARN');
+const env = process.env;
+const logOptions = (cmd: Command): Command =>
+  cmd
+    .addOption(new Option('--log-level <level>', 'worker log level').choices(['WARN', 'INFO', 'DEBUG']).default(env.GANETI_TEMPORAL_LOG_LEVEL ?? 'WARN'))
+    .addOption(new Option('--log-format <format>', 'text, or json (one object per line)').choices(['text', 'json']).default(env.GANETI_TEMPORAL_LOG_FORMAT ?? 'text'))
+    .addOption(new Option('--metrics <host:port>', 'serve Prometheus metrics there (/metrics)').default(env.GANETI_TEMPORAL_METRICS || undefined));
 const program = new Command('ganeti-temporal-worker').showHelpAfterError();
 const backend = () =>
   new Option('--backend <backend>', 'node backend (qemu: real QEMU over QMP; GANETI_TEMPORAL_QEMU_ACCEL=tcg|kvm, see docs/qemu.md)')
     .choices([...BACKENDS])
     .default('sim');
-program
-  .command('start')
-  .description('embedded dev server + orchestrator + all node agents of the cluster')
-  .addOption(backend())
-  .addOption(logLevel)
-  .action(start);
-program.command('orchestrator').description('the orchestrator worker').addOption(logLevel).action(orchestrator);
-program
-  .command('node-agent')
+logOptions(program.command('start').description('embedded dev server + orchestrator + all node agents of the cluster').addOption(backend())).action(start);
+logOptions(program.command('orchestrator').description('the orchestrator worker')).action(orchestrator);
+logOptions(program.command('node-agent'))
   .description("one node's agent")
   .requiredOption('--node <name>', 'the node this agent runs on')
   .addOption(backend())
   .option('--cluster <name>', 'cluster name (default: from the configuration under GANETI_TEMPORAL_HOME)')
   .option('--hooks-dir <dir>', 'hooks directory (default: $GANETI_TEMPORAL_HOME/nodes/<node>/hooks)')
-  .addOption(logLevel)
   .action(nodeAgent);
 
 program.parseAsync().catch((e: unknown) => {

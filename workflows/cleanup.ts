@@ -7,7 +7,9 @@
  * target is refused rather than ignored; and externally mirrored disks are opened exclusively on the
  * node that actually runs the instance (Ganeti's quirk 3 opens them on the stale primary).
  */
+import { CancellationScope } from '@temporalio/workflow';
 import { isDrbd } from '../cluster/instance.js';
+import { cleanupCommand } from '../cluster/naming.js';
 import { failMsg } from './rpc.js';
 import {
   closeInstanceDisks,
@@ -26,7 +28,7 @@ const runsHere = (names: string[], inst: string): boolean =>
   names.some((n) => n === inst || n === `${inst}--incoming` || n === `${inst}--migratedaway`);
 
 async function locate(x: Exec): Promise<string[]> {
-  x.op.setPhase('locate');
+  x.op.step('locate');
   x.op.fb('* checking where the instance actually runs (if this hangs, the hypervisor might be in a bad state)');
   const nodes = Object.values(x.snap.nodes)
     .filter((n) => !n.offline)
@@ -42,37 +44,59 @@ async function locate(x: Exec): Promise<string[]> {
   return running;
 }
 
+/** A refusal that leaves the instance for a human, with what to do. */
+function refuse(x: Exec, message: string, repair: string): never {
+  x.op.needsHuman(repair);
+  throw execFailure(message);
+}
+
 export async function execCleanup(x: Exec): Promise<void> {
+  const running = await locate(x);
+  // Locating changes nothing; from here on the cleanup changes the cluster and rolls forward.
+  x.op.passPointOfNoReturn('the cleanup has started changing the cluster');
+  await CancellationScope.nonCancellable(() => reconcile(x, running));
+}
+
+async function reconcile(x: Exec, found: string[]): Promise<void> {
   const S = x.source;
-  let running = await locate(x);
+  const again = `then run '${cleanupCommand(x.inst.name)}' again`;
+  let running = found;
 
   // C2: on both: abort the migration, then look again
   if (running.includes(S) && running.includes(x.target)) {
-    x.op.setPhase('aborting');
+    x.op.step('abort-migration');
     x.op.fb('Trying to cleanup after failed migration');
     const info = await x.rpc.call(S, 'normal', 'migrationInfo', [ri(x, S)]);
     if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
     const r = await abortMigration(x, info.payload);
     if (r.dst !== null || r.src !== null) {
-      throw execFailure(`Instance migration cleanup failed: ${[r.dst, r.src].filter((m) => m !== null).join(',')}`);
+      refuse(
+        x,
+        `Instance migration cleanup failed: ${[r.dst, r.src].filter((m) => m !== null).join(',')}`,
+        `make sure ${x.inst.name} runs on one node only (${S} or ${x.target}), ${again}`,
+      );
     }
     running = await locate(x);
   }
 
   // C3
   if (running.includes(S) && running.includes(x.target)) {
-    throw execFailure(
+    refuse(
+      x,
       'Instance seems to be running on two nodes, or the hypervisor is confused; you will have to ensure manually ' +
         'that it runs only on one and restart this operation',
+      `stop ${x.inst.name} on ${S} or ${x.target} by hand, ${again}`,
     );
   }
 
   // Not in Ganeti: a copy on a third node next to the source or target would be lost track of.
   const elsewhere = running.filter((n) => n !== S && n !== x.target);
   if (elsewhere.length > 0 && (running.includes(S) || running.includes(x.target))) {
-    throw execFailure(
+    refuse(
+      x,
       `Instance runs on ${running.join(', ')}: besides ${running.includes(S) ? S : x.target} it also runs on ` +
         `unexpected node(s) ${elsewhere.join(', ')}; stop the extra copies by hand and run the cleanup again`,
+      `stop ${x.inst.name} on ${elsewhere.join(', ')} by hand, ${again}`,
     );
   }
 
@@ -80,25 +104,31 @@ export async function execCleanup(x: Exec): Promise<void> {
   let onTarget = running.includes(x.target);
   if (!running.includes(S) && !onTarget) {
     if (running.length !== 1) {
-      throw execFailure(
+      refuse(
+        x,
         "Instance does not seem to be running at all; in this case it's safer to repair by running " +
           "'gnt-instance stop' to ensure disk shutdown, and then restarting it",
+        running.length === 0
+          ? `${x.inst.name} runs nowhere: fail it over ('ganeti-temporal instance failover ${x.inst.name}') to start it on ${x.target}, or start it on ${S}`
+          : `stop the copies on ${running.join(', ')} by hand, ${again}`,
       );
     }
-    const found = running[0]!;
+    const found1 = running[0]!;
     if (isDrbd(x.inst)) {
-      throw execFailure(
-        `Instance runs on ${found}, which holds none of its DRBD disks (they are on ${[S, x.target].join(' and ')}); ` +
+      refuse(
+        x,
+        `Instance runs on ${found1}, which holds none of its DRBD disks (they are on ${[S, x.target].join(' and ')}); ` +
           'it cannot be adopted there: stop that copy by hand and run the cleanup again',
+        `stop ${x.inst.name} on ${found1} by hand, ${again}`,
       );
     }
-    x.op.fb(`* instance running on unexpected node (${found}), updating as the new secondary`);
-    x.target = found;
+    x.op.fb(`* instance running on unexpected node (${found1}), updating as the new secondary`);
+    x.target = found1;
     onTarget = true;
   }
 
   // C5: fix the configuration
-  x.op.setPhase('commit');
+  x.op.step('commit');
   let demoted: string;
   let primary: string;
   if (onTarget) {
@@ -116,28 +146,31 @@ export async function execCleanup(x: Exec): Promise<void> {
     primary = S;
   }
 
-  // C6
-  x.op.setPhase('close-demoted');
-  await closeInstanceDisks(x, demoted);
-
-  // C7
-  if (isDrbd(x.inst)) {
-    x.op.setPhase('wait-sync');
-    try {
+  try {
+    // C6
+    x.op.step('close-demoted');
+    await closeInstanceDisks(x, demoted);
+    // C7
+    if (isDrbd(x.inst)) {
+      x.op.step('sync');
+      try {
+        await waitUntilSync(x);
+      } catch (e) {
+        if (!isExecFailure(e)) throw e; // a StandAlone device cannot sync: expected here
+      }
+      x.op.step('standalone');
+      await goStandalone(x);
+      x.op.step('single-master');
+      await goReconnect(x, false);
+      x.op.step('final-sync');
       await waitUntilSync(x);
-    } catch (e) {
-      if (!isExecFailure(e)) throw e; // a StandAlone device cannot sync: expected here
+    } else {
+      x.op.step('open-exclusive');
+      await openInstanceDisks(x, primary, true);
     }
-    x.op.setPhase('standalone');
-    await goStandalone(x);
-    x.op.setPhase('single-master');
-    await goReconnect(x, false);
-    x.op.setPhase('wait-sync');
-    await waitUntilSync(x);
-  } else {
-    x.op.setPhase('open-exclusive');
-    await openInstanceDisks(x, primary, true);
+  } catch (e) {
+    if (isExecFailure(e)) x.op.needsHuman(`fix the cause, then run '${cleanupCommand(x.inst.name)}' again`);
+    throw e;
   }
-  x.op.setPhase('done');
   x.op.fb('* done');
 }

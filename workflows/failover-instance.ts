@@ -11,7 +11,10 @@ export async function failoverInstanceWorkflow(input: FailoverInput): Promise<Op
   const raw = (input ?? {}) as Partial<FailoverInput>;
   const op = new Operation('failover', typeof raw.instance === 'string' ? raw.instance : '');
   const parsed = FailoverInputSchema.safeParse(input);
-  if (!parsed.success) throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+  if (!parsed.success) {
+    op.finish('failed');
+    throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+  }
   const req = parsed.data;
   return runOperation(op, {
     lu: 'failover',

@@ -5,9 +5,10 @@
  * Failover is never live and has no rollback; a failed start leaves the primary swapped and the disks
  * deactivated (Ganeti's watcher, or an operator, starts it again).
  */
+import { CancellationScope } from '@temporalio/workflow';
 import { instanceNodes, isDrbd } from '../cluster/instance.js';
 import { closeInstanceDisks, diskConsistentOn, ri, type Exec } from './disks.js';
-import { execFailure } from './operation.js';
+import { execFailure, isExecFailure } from './operation.js';
 import { failMsg } from './rpc.js';
 
 export interface FailoverOptions {
@@ -40,14 +41,13 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
   // F0: a forthcoming instance exists only in the configuration
   if (x.inst.forthcoming) {
     x.op.fb('Instance is forthcoming, just updating the  configuration');
-    x.op.setPhase('commit');
+    x.op.step('commit');
     await setPrimary(x, S, T);
-    x.op.setPhase('done');
     return;
   }
 
   // F2: disk consistency on the target, only if the disks are active
-  x.op.setPhase('disk-consistency');
+  x.op.step('disk-consistency');
   if (x.inst.disksActive) {
     x.op.fb('* checking disk consistency between source and target');
     for (let i = 0; i < x.inst.disks.length; i++) {
@@ -59,44 +59,66 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
     x.op.fb('* not checking disk consistency as instance is not running');
   }
 
-  // F3: shut the instance down on the source (soft, then forced after the timeout)
-  x.op.setPhase('shutdown');
+  // From the shutdown on there is no way back: the failover rolls forward.
+  x.op.passPointOfNoReturn(`the instance is being shut down on ${S}`);
+  await CancellationScope.nonCancellable(async () => {
+    await shutdownOnSource(x, o);
+    try {
+      await moveInstance(x, o);
+    } catch (e) {
+      if (isExecFailure(e) && !x.op.needsOperator) {
+        x.op.needsHuman(`fix the cause, then run 'ganeti-temporal instance failover ${name}' again`);
+      }
+      throw e;
+    }
+  });
+}
+
+/** F3: shut the instance down on the source (soft, then forced after the timeout). */
+async function shutdownOnSource(x: Exec, o: FailoverOptions): Promise<void> {
+  const S = x.source;
+  const name = x.inst.name;
+  x.op.step('shutdown');
   x.op.fb('* shutting down instance on source node');
   const down = await x.rpc.call(S, 'normal', 'instanceShutdown', [ri(x, S), o.shutdownTimeout, o.reason], `timeout ${o.shutdownTimeout} s`, {
     minTimeoutSec: o.shutdownTimeout + 60,
   });
-  if (!down.ok) {
-    if (x.ignoreConsistency || offline(x, S)) {
-      x.op.warn(`Could not shutdown instance ${name} on node ${S}, proceeding anyway; please make sure node ${S} is down; error details: ${down.msg}`);
-    } else {
-      throw execFailure(`Could not shutdown instance ${name} on node ${S}: ${down.msg}`);
-    }
+  if (down.ok) return;
+  if (x.ignoreConsistency || offline(x, S)) {
+    x.op.warn(`Could not shutdown instance ${name} on node ${S}, proceeding anyway; please make sure node ${S} is down; error details: ${down.msg}`);
+  } else {
+    throw execFailure(`Could not shutdown instance ${name} on node ${S}: ${down.msg}`); // nothing changed yet
   }
+}
 
+/** F4–F7: close (sharedfile), deactivate, swap, activate and start. */
+async function moveInstance(x: Exec, o: FailoverOptions): Promise<void> {
+  const { source: S, target: T } = x;
+  const name = x.inst.name;
   // F4: externally mirrored disks are closed on the source
   if (!isDrbd(x.inst)) {
-    x.op.setPhase('close-source');
+    x.op.step('close-source');
     await closeInstanceDisks(x, S);
   }
 
   // F5: deactivate the disks on all nodes (failures on the primary are ignored)
-  x.op.setPhase('deactivate-disks');
+  x.op.step('deactivate-disks');
   x.op.fb("* deactivating the instance's disks on source node");
   if (!(await shutdownInstanceDisks(x, true))) throw execFailure("Can't shut down the instance's disks");
 
   // F6: the primary swap
-  x.op.setPhase('commit');
+  x.op.step('commit');
   await setPrimary(x, S, T);
 
   // F7: start on the target only if the instance is marked up
   if (x.inst.adminState === 'up') {
-    x.op.setPhase('activate-disks');
+    x.op.step('activate-disks');
     x.op.fb(`* activating the instance's disks on target node ${T}`);
     if (!(await assembleInstanceDisks(x))) {
       await shutdownInstanceDisks(x, false);
       throw execFailure("Can't activate the instance's disks");
     }
-    x.op.setPhase('start');
+    x.op.step('start');
     x.op.fb(`* starting the instance on the target node ${T}`);
     const started = await x.rpc.call(T, 'normal', 'instanceStart', [ri(x, T), o.reason]);
     if (!started.ok) {
@@ -104,7 +126,6 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
       throw execFailure(`Could not start instance ${name} on node ${T}: ${started.msg}`);
     }
   }
-  x.op.setPhase('done');
 }
 
 /** The nodes holding the instance's disks (DRBD: both ends; otherwise the primary). */

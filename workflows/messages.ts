@@ -3,25 +3,60 @@
  * clients. Wire names are the identifiers without their suffix.
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
 export type OperationKind = 'migrate' | 'failover' | 'cleanup';
+
+export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'compensated' | 'skipped';
+
+export interface StepView {
+  key: string;
+  label: string;
+  state: StepState;
+}
 
 export interface ProgressView {
   operation: OperationKind;
   instance: string;
   sourceNode: string | null;
   targetNode: string | null;
-  /** The step running now (e.g. `accept`, `memory-transfer`, `wait-sync`), or `done` / `failed`. */
+  /** The step running now (e.g. `accept`, `memory-transfer`, `sync`), or `done` / `failed` / `aborted`. */
   phase: string;
+  /** Steps finished, in percent of all steps (live resync/transfer progress is in the heartbeat details). */
+  percent: number;
+  steps: StepView[];
+  /** The last feedback lines. */
+  feedbackTail: string[];
   /** Every feedback line so far. */
   feedback: string[];
+  /** The hypervisor reported the transfer complete (or the failover shut the instance down): no abort any more. */
+  pointOfNoReturn: boolean;
+  abortRequested: boolean;
+  /** Set when the operation ended in a state a human must repair; `repair` says how. */
+  needsOperator: boolean;
+  repair: string | null;
+}
+
+export interface AbortRequest {
+  reason?: string;
+}
+
+export interface AbortAccepted {
+  accepted: true;
+  /** The step that was running when the abort was accepted. */
+  phase: string;
+  message: string;
 }
 
 /** The operator feedback lines (Ganeti's `* …` lines) recorded so far. */
 export const feedbackQuery = defineQuery<string[]>('feedback');
-/** Operation, nodes, phase and feedback. */
+/** Operation, nodes, phase, step checklist and feedback. */
 export const progressQuery = defineQuery<ProgressView>('progress');
+/**
+ * Abort the operation: accepted before the point of no return (then abort + revert run, as for a
+ * failure); refused after it, with the reason, and the operation rolls forward.
+ */
+export const abortUpdate = defineUpdate<AbortAccepted, [AbortRequest]>('abort');
 
 export const SA = {
   instance: defineSearchAttributeKey('GanetiInstance', 'KEYWORD'),

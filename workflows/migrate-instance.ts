@@ -14,7 +14,10 @@ export async function migrateInstanceWorkflow(input: MigrateInput): Promise<Oper
   const raw = (input ?? {}) as Partial<MigrateInput>;
   const op = new Operation(raw.cleanup ? 'cleanup' : 'migrate', typeof raw.instance === 'string' ? raw.instance : '');
   const parsed = MigrateInputSchema.safeParse(input);
-  if (!parsed.success) throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+  if (!parsed.success) {
+    op.finish('failed');
+    throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+  }
   const req = parsed.data;
   return runOperation(op, {
     lu: 'migrate',

@@ -1,8 +1,14 @@
 /**
  * TLMigrateInstance._ExecMigration (behaviour spec §5.2, steps M1–M16), with `_AbortMigration` and
- * `_RevertDiskStatus` (§6) as compensations for failures at accept, migrate and status polling, run
- * in a non-cancellable scope. After the hypervisor reports the migration completed (the point of no
- * return) the operation only rolls forward.
+ * `_RevertDiskStatus` (§6) as compensations, run in a non-cancellable scope.
+ *
+ * Stages and what ends them early:
+ * - prepare (M1–M4): a failure or an abort changes nothing.
+ * - disks (M5–M7): a failure is left as Ganeti leaves it, with a message naming `--cleanup`; an
+ *   operator abort reverts the disk status (there is nothing to abort in the hypervisor yet).
+ * - transfer (M8–M10): a failure or an abort runs abort + revert.
+ * - commit (M11–M14): after the hypervisor reported the transfer complete — the point of no return —
+ *   the migration only rolls forward (abort refused, cancellation ignored); failures name `--cleanup`.
  */
 import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { ActivityFailure } from '../cluster/errors.js';
@@ -30,24 +36,87 @@ export interface MigrationOptions {
   ignoreHvversions: boolean;
 }
 
-/** Failures in steps without rollback name the command that repairs them. */
-async function leavesStateForCleanup<T>(x: Exec, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (isExecFailure(e)) {
-      throw execFailure(`${e.message} (the instance may be left half-migrated; run '${cleanupCommand(x.inst.name)}' to recover)`);
-    }
-    throw e;
-  }
+const DISK_STEPS = ['close-target', 'standalone', 'dual-master', 'sync', 'open-shared'];
+const TRANSFER_STEPS = ['accept', 'migrate', 'memory-transfer'];
+
+/** A failure in a step without rollback: name the command that repairs it, and flag the operation. */
+export function leftForCleanup(x: Exec, e: unknown): unknown {
+  if (!isExecFailure(e)) return e;
+  const cmd = cleanupCommand(x.inst.name);
+  x.op.needsHuman(`run '${cmd}'`);
+  return execFailure(`${e.message} (the instance may be left half-migrated; run '${cmd}' to recover)`);
 }
 
 export async function execMigration(x: Exec, o: MigrationOptions): Promise<void> {
   const { source: S, target: T, inst } = x;
   const drbd = isDrbd(inst);
+  let stage: 'prepare' | 'disks' | 'transfer' = 'prepare';
+  let migrationInfo = '';
+  try {
+    await prepare(x, o);
+    // M4: migration info
+    x.op.step('migration-info');
+    const info = await x.rpc.call(S, 'normal', 'migrationInfo', [ri(x, S)]);
+    if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
+    migrationInfo = info.payload;
 
+    stage = 'disks';
+    // M5: demote the target
+    x.op.step('close-target');
+    await closeInstanceDisks(x, T);
+    // M6: DRBD dual-primary
+    if (drbd) {
+      x.op.step('standalone');
+      await goStandalone(x);
+      x.op.step('dual-master');
+      await goReconnect(x, true);
+      x.op.step('sync');
+      await waitUntilSync(x);
+    }
+    // M7: open for dual use
+    x.op.step('open-shared');
+    await openInstanceDisks(x, S, false);
+    await openInstanceDisks(x, T, false);
+
+    stage = 'transfer';
+    await transferInstance(x, migrationInfo);
+  } catch (e) {
+    if (isCancellation(e)) {
+      if (stage === 'disks') {
+        x.op.fb('Migration aborted, reverting the disks');
+        x.op.beginCompensation('reverting');
+        await CancellationScope.nonCancellable(() => revertDiskStatus(x));
+        x.op.compensated(DISK_STEPS);
+        x.op.abortOutcome = `the disks were reverted; ${inst.name} stays on ${S}`;
+      } else if (stage === 'transfer') {
+        x.op.fb('Migration aborted, aborting');
+        await CancellationScope.nonCancellable(() => compensate(x, migrationInfo));
+        x.op.abortOutcome = `the migration was aborted and the disks reverted; ${inst.name} stays on ${S}`;
+      }
+      throw e;
+    }
+    throw stage === 'disks' ? leftForCleanup(x, e) : e;
+  }
+
+  // The point of no return: the hypervisor reported the memory transfer complete. Roll forward only.
+  x.op.passPointOfNoReturn(`the hypervisor reported the memory transfer to ${T} complete`);
+  if (x.op.abort) x.op.fb('The abort came too late: the memory transfer had completed; the migration rolls forward');
+  await CancellationScope.nonCancellable(async () => {
+    try {
+      await commit(x, migrationInfo);
+    } catch (e) {
+      throw leftForCleanup(x, e);
+    }
+  });
+  // M15 (unmapping rbd/ext volumes) does not apply to drbd or sharedfile.
+  x.op.fb('* done');
+}
+
+/** M1–M3: hypervisor versions, disk consistency, memory fit. */
+async function prepare(x: Exec, o: MigrationOptions): Promise<void> {
+  const { source: S, target: T, inst } = x;
   // M1: hypervisor versions
-  x.op.setPhase('hv-version');
+  x.op.step('hv-version');
   const infos = await x.rpc.all([S, T], 'urgent', 'nodeInfo', () => []);
   const versions: string[] = [];
   infos.forEach((r, i) => {
@@ -68,7 +137,7 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
   }
 
   // M2: disk consistency on the target
-  x.op.setPhase('disk-consistency');
+  x.op.step('disk-consistency');
   x.op.fb('* checking disk consistency between source and target');
   for (let i = 0; i < inst.disks.length; i++) {
     if (!(await diskConsistentOn(x, T, i))) {
@@ -86,106 +155,28 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
           `(have ${free}MB, need ${cur}MB)`,
       );
     }
-    x.op.setPhase('balloon');
+    x.op.step('balloon');
     x.op.fb(`* setting instance memory to ${free}`);
     const r = await x.rpc.call(S, 'normal', 'instanceBalloonMemory', [ri(x, S), free], `${free} MiB`);
     if (!r.ok) throw execFailure(`Cannot modify instance runtime memory: ${r.msg}`);
   }
-
-  // M4: migration info
-  x.op.setPhase('migration-info');
-  const info = await x.rpc.call(S, 'normal', 'migrationInfo', [ri(x, S)]);
-  if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
-  const migrationInfo = info.payload;
-
-  await leavesStateForCleanup(x, async () => {
-    // M5: demote the target
-    x.op.setPhase('close-target');
-    await closeInstanceDisks(x, T);
-    // M6: DRBD dual-primary
-    if (drbd) {
-      x.op.setPhase('standalone');
-      await goStandalone(x);
-      x.op.setPhase('dual-master');
-      await goReconnect(x, true);
-      x.op.setPhase('wait-sync');
-      await waitUntilSync(x);
-    }
-    // M7: open for dual use
-    x.op.setPhase('open-shared');
-    await openInstanceDisks(x, S, false);
-    await openInstanceDisks(x, T, false);
-  });
-
-  // M8–M10, compensated
-  try {
-    await transferInstance(x, migrationInfo);
-  } catch (e) {
-    if (isCancellation(e)) {
-      x.op.fb('Migration cancelled, aborting');
-      await CancellationScope.nonCancellable(() => compensate(x, migrationInfo));
-    }
-    throw e;
-  }
-
-  // Point of no return: the hypervisor reported the memory transfer complete. Roll forward only.
-  await CancellationScope.nonCancellable(() =>
-    leavesStateForCleanup(x, async () => {
-      // M11: finalize both sides (both always attempted)
-      x.op.setPhase('finalize');
-      const src = await x.rpc.call(S, 'slow', 'instanceFinalizeMigrationSrc', [ri(x, S), true, x.live], 'success');
-      const dst = await x.rpc.call(T, 'normal', 'instanceFinalizeMigrationDst', [ri(x, T), migrationInfo, true], 'success');
-      const errs = [src.ok ? null : `${S}: ${src.msg}`, dst.ok ? null : `${T}: ${dst.msg}`].filter((m) => m !== null);
-      if (errs.length) throw execFailure(`Could not finalize instance migration: ${errs.join(' ')}`);
-
-      // M12: the only configuration change
-      x.op.setPhase('commit');
-      try {
-        x.inst = await x.cfg.setInstancePrimary({ instance: inst.name, expected: S, primary: T });
-      } catch (e) {
-        throw execFailure(`Could not update the configuration (primary := ${T}): ${failMsg(e)}`);
-      }
-
-      // M13: demote the old primary
-      x.op.setPhase('close-source');
-      await closeInstanceDisks(x, S);
-
-      // M14
-      if (drbd) {
-        x.op.setPhase('wait-sync');
-        await waitUntilSync(x);
-        x.op.setPhase('standalone');
-        await goStandalone(x);
-        x.op.setPhase('single-master');
-        await goReconnect(x, false);
-        x.op.setPhase('wait-sync');
-        await waitUntilSync(x);
-      } else {
-        x.op.setPhase('open-exclusive');
-        await openInstanceDisks(x, T, true);
-      }
-    }),
-  );
-  // M15 (unmapping rbd/ext volumes) does not apply to drbd or sharedfile.
-  x.op.setPhase('done');
-  x.op.fb('* done');
 }
 
 /** M8 accept, M9 migrate, M10 poll; each failure runs the abort sequence. */
 async function transferInstance(x: Exec, migrationInfo: string): Promise<void> {
   const { source: S, target: T, inst } = x;
-  x.op.setPhase('accept');
+  x.op.step('accept');
   x.op.fb(`* preparing ${T} to accept the instance`);
   const acc = await x.rpc.call(T, 'normal', 'acceptInstance', [ri(x, T), migrationInfo, x.snap.nodes[T]!.secondaryIp]);
   if (!acc.ok) return abortAndFail(x, migrationInfo, 'Pre-migration failed, aborting', `Could not pre-migrate instance ${inst.name}: ${acc.msg}`);
 
-  x.op.setPhase('migrate');
+  x.op.step('migrate');
   x.op.fb(`* migrating instance to ${T}`);
   const target = { node: T, ip: x.snap.nodes[T]!.secondaryIp, port: acc.payload.port };
   const mig = await x.rpc.call(S, 'slow', 'instanceMigrate', [ri(x, S), target, x.live], x.live ? 'live' : 'non-live');
   if (!mig.ok) return abortAndFail(x, migrationInfo, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${mig.msg}`);
 
-  x.op.setPhase('memory-transfer');
+  x.op.step('memory-transfer');
   x.op.fb('* starting memory transfer');
   const t = x.snap.cluster.timing;
   const st = await x.rpc.wait(S, 'waitForMigration', [ri(x, S), { pollMs: t.migrationPollMs, progressMs: t.migrationProgressMs }]);
@@ -194,6 +185,44 @@ async function transferInstance(x: Exec, migrationInfo: string): Promise<void> {
     return abortAndFail(x, migrationInfo, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${st.msg}`);
   }
   st.payload.lines.forEach((l) => x.op.fb(l));
+}
+
+/** M11–M14, after the point of no return. */
+async function commit(x: Exec, migrationInfo: string): Promise<void> {
+  const { source: S, target: T, inst } = x;
+  // M11: finalize both sides (both always attempted)
+  x.op.step('finalize');
+  const src = await x.rpc.call(S, 'slow', 'instanceFinalizeMigrationSrc', [ri(x, S), true, x.live], 'success');
+  const dst = await x.rpc.call(T, 'normal', 'instanceFinalizeMigrationDst', [ri(x, T), migrationInfo, true], 'success');
+  const errs = [src.ok ? null : `${S}: ${src.msg}`, dst.ok ? null : `${T}: ${dst.msg}`].filter((m) => m !== null);
+  if (errs.length) throw execFailure(`Could not finalize instance migration: ${errs.join(' ')}`);
+
+  // M12: the only configuration change
+  x.op.step('commit');
+  try {
+    x.inst = await x.cfg.setInstancePrimary({ instance: inst.name, expected: S, primary: T });
+  } catch (e) {
+    throw execFailure(`Could not update the configuration (primary := ${T}): ${failMsg(e)}`);
+  }
+
+  // M13: demote the old primary
+  x.op.step('close-source');
+  await closeInstanceDisks(x, S);
+
+  // M14
+  if (isDrbd(inst)) {
+    x.op.step('final-sync');
+    await waitUntilSync(x);
+    x.op.step('final-standalone');
+    await goStandalone(x);
+    x.op.step('single-master');
+    await goReconnect(x, false);
+    x.op.step('settle-sync');
+    await waitUntilSync(x);
+  } else {
+    x.op.step('open-exclusive');
+    await openInstanceDisks(x, T, true);
+  }
 }
 
 function progressLinesOf(r: RpcFailure): string[] {
@@ -208,10 +237,16 @@ async function abortAndFail(x: Exec, migrationInfo: string, line: string, error:
 }
 
 async function compensate(x: Exec, migrationInfo: string): Promise<void> {
-  x.op.setPhase('aborting');
-  await abortMigration(x, migrationInfo);
-  x.op.setPhase('reverting');
-  await revertDiskStatus(x);
+  x.op.beginCompensation('aborting');
+  const r = await abortMigration(x, migrationInfo);
+  if (r.dst !== null || r.src !== null) x.op.needsHuman(`run '${cleanupCommand(x.inst.name)}'`);
+  x.op.beginCompensation('reverting');
+  try {
+    await revertDiskStatus(x);
+  } catch (e) {
+    throw leftForCleanup(x, e);
+  }
+  x.op.compensated([...DISK_STEPS, ...TRANSFER_STEPS]);
 }
 
 /** `_AbortMigration`: finalize with failure on both sides; never raises (failures go to the log). */
@@ -240,5 +275,6 @@ export async function revertDiskStatus(x: Exec): Promise<void> {
     x.op.warn(
       `Migration failed and I can't reconnect the drives, please try to recover the instance manually; error '${e.message}'`,
     );
+    x.op.needsHuman(`run '${cleanupCommand(x.inst.name)}'`);
   }
 }

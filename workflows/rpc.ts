@@ -29,9 +29,16 @@ function retryPolicy(t: Timing) {
   };
 }
 
+/**
+ * Cancelling an activity waits for it to acknowledge. Set explicitly: SDK 1.24 documents this as the
+ * default but sends nothing when it is unset, and the server then applies TRY_CANCEL — which would
+ * let a compensation start while the cancelled RPC is still running on its node.
+ */
+const WAIT = { cancellationType: 'WAIT_CANCELLATION_COMPLETED' } as const;
+
 /** Configuration-store activities run on the orchestrator's own task queue. */
 export function configActivities(t?: Timing): OrchestratorActivities {
-  const opts: ActivityOptions = { startToCloseTimeout: '1 minute' };
+  const opts: ActivityOptions = { startToCloseTimeout: '1 minute', ...WAIT };
   if (t) opts.retry = retryPolicy(t);
   else opts.retry = { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_FAILURES };
   return proxyActivities<OrchestratorActivities>(opts);
@@ -65,6 +72,7 @@ export class NodeRpcClient {
       scheduleToStartTimeout: this.timing.scheduleToStartSec * 1000,
       retry: retryPolicy(this.timing),
       summary,
+      ...WAIT,
       ...opts,
     };
   }

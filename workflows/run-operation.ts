@@ -2,18 +2,23 @@
  * The LU driver shared by the migrate and failover workflows (Ganeti's mcpu._ExecLU): CheckPrereq,
  * pre-hooks, stop for a dry run, Exec (migration, cleanup or failover), post-hooks on success. The
  * target-memory reservation made by the prerequisites is released on every exit path.
+ *
+ * Everything up to the point of no return runs in a cancellable scope that the `abort` update (and a
+ * workflow cancellation from the Web UI) cancels; the execution paths then run their compensation
+ * in a non-cancellable scope and the operation ends `Aborted` (or Canceled).
  */
-import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { OpFailure } from '../cluster/errors.js';
 import type { MigrateHookArgs, FailoverHookArgs } from '../cluster/hooks/env.js';
 import type { OperationResult } from '../cluster/ops.js';
-import { describePlan } from '../cluster/plan.js';
+import { describePlan, planSteps } from '../cluster/plan.js';
 import type { PrereqRequest } from '../cluster/prereq.js';
 import { execCleanup } from './cleanup.js';
 import type { Exec } from './disks.js';
 import { execFailover } from './failover.js';
 import { planHooks, runHooksPhase } from './hooks.js';
 import { execMigration } from './migration.js';
-import { Operation, withFeedback } from './operation.js';
+import { withFeedback, type Operation } from './operation.js';
 import { runPrereqs } from './prereq.js';
 import { configActivities, NodeRpcClient } from './rpc.js';
 
@@ -36,56 +41,73 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
   const rpc = new NodeRpcClient(snap);
   let reserved = false;
   try {
-    const plan = await runPrereqs(op, snap, req.prereq, rpc, cfg, () => (reserved = true));
-    const inst = snap.instances[plan.instance]!;
-    op.setNodes(plan.operation, plan.sourceNode, plan.targetNode);
-    const hookArgs: MigrateHookArgs | FailoverHookArgs =
-      req.lu === 'migrate'
-        ? { path: 'instance-migrate', live: plan.live, cleanup: req.prereq.cleanup, allowRuntimeChanges: req.allowRuntimeChanges }
-        : { path: 'instance-failover', ignoreConsistency: req.ignoreConsistency, shutdownTimeout: req.shutdownTimeout };
-    const hooks = planHooks(snap, inst, plan, hookArgs);
-    op.setPhase('pre-hooks');
-    await runHooksPhase(op, rpc, snap, hooks, 'pre');
+    return await CancellationScope.cancellable(async () => {
+      op.scope = CancellationScope.current();
+      const plan = await runPrereqs(op, snap, req.prereq, rpc, cfg, () => (reserved = true));
+      const inst = snap.instances[plan.instance]!;
+      op.plan(plan.operation, plan.sourceNode, plan.targetNode, planSteps(plan, inst), plan.mode);
+      const hookArgs: MigrateHookArgs | FailoverHookArgs =
+        req.lu === 'migrate'
+          ? { path: 'instance-migrate', live: plan.live, cleanup: req.prereq.cleanup, allowRuntimeChanges: req.allowRuntimeChanges }
+          : { path: 'instance-failover', ignoreConsistency: req.ignoreConsistency, shutdownTimeout: req.shutdownTimeout };
+      const hooks = planHooks(snap, inst, plan, hookArgs);
+      op.step('pre-hooks');
+      await runHooksPhase(op, rpc, snap, hooks, 'pre');
 
-    const base = { instance: inst.name, sourceNode: plan.sourceNode, targetNode: plan.targetNode };
-    if (req.dryRun) {
-      op.setPhase('done');
-      return { outcome: 'dry-run', ...base, feedback: op.feedback, plan: describePlan(plan, inst) };
-    }
-
-    const x: Exec = {
-      op,
-      rpc,
-      cfg,
-      snap,
-      inst,
-      source: plan.sourceNode,
-      target: plan.targetNode,
-      live: plan.live,
-      ignoreConsistency: plan.operation === 'failover' && req.ignoreConsistency,
-    };
-    let outcome: OperationResult['outcome'];
-    if (plan.operation === 'failover') {
-      op.fb(`Failover instance ${inst.name}`);
-      await execFailover(x, { shutdownTimeout: req.shutdownTimeout, reason: req.reason });
-      outcome = 'failed-over';
-    } else {
-      op.fb(`Migrating instance ${inst.name}`);
-      if (plan.operation === 'cleanup') {
-        await execCleanup(x);
-        outcome = 'cleaned-up';
-      } else {
-        await execMigration(x, { plan, allowRuntimeChanges: req.allowRuntimeChanges, ignoreHvversions: req.ignoreHvversions });
-        outcome = 'migrated';
+      const base = { instance: inst.name, sourceNode: plan.sourceNode, targetNode: plan.targetNode };
+      if (req.dryRun) {
+        op.finish('done');
+        return { outcome: 'dry-run', ...base, feedback: op.feedback, plan: describePlan(plan, inst) };
       }
-    }
-    op.setPhase('post-hooks');
-    await runHooksPhase(op, rpc, snap, hooks, 'post', x.inst);
-    op.setPhase('done');
-    return { outcome, ...base, targetNode: x.target, feedback: op.feedback };
+
+      const x: Exec = {
+        op,
+        rpc,
+        cfg,
+        snap,
+        inst,
+        source: plan.sourceNode,
+        target: plan.targetNode,
+        live: plan.live,
+        ignoreConsistency: plan.operation === 'failover' && req.ignoreConsistency,
+      };
+      let outcome: OperationResult['outcome'];
+      if (plan.operation === 'failover') {
+        op.fb(`Failover instance ${inst.name}`);
+        await execFailover(x, { shutdownTimeout: req.shutdownTimeout, reason: req.reason });
+        outcome = 'failed-over';
+      } else {
+        op.fb(`Migrating instance ${inst.name}`);
+        if (plan.operation === 'cleanup') {
+          await execCleanup(x);
+          outcome = 'cleaned-up';
+        } else {
+          await execMigration(x, { plan, allowRuntimeChanges: req.allowRuntimeChanges, ignoreHvversions: req.ignoreHvversions });
+          outcome = 'migrated';
+        }
+      }
+      await CancellationScope.nonCancellable(async () => {
+        op.step('post-hooks');
+        await runHooksPhase(op, rpc, snap, hooks, 'post', x.inst);
+      });
+      op.finish('done');
+      return { outcome, ...base, targetNode: x.target, feedback: op.feedback };
+    });
   } catch (e) {
-    op.setPhase(isCancellation(e) ? 'cancelled' : 'failed');
-    throw withFeedback(e, op.feedback);
+    if (op.abort && isCancellation(e)) {
+      op.finish('aborted');
+      const reason = op.abort.reason ? ` (${op.abort.reason})` : '';
+      throw withFeedback(
+        ApplicationFailure.create({
+          type: OpFailure.Aborted,
+          message: `${op.title}: aborted by the operator during ${op.abort.phase}${reason}; ${op.abortOutcome ?? 'nothing was changed'}`,
+          nonRetryable: true,
+        }),
+        op,
+      );
+    }
+    op.finish(isCancellation(e) ? 'cancelled' : 'failed');
+    throw withFeedback(e, op);
   } finally {
     if (reserved) await CancellationScope.nonCancellable(() => cfg.releaseTargetMemory());
   }

@@ -92,6 +92,13 @@ export class FileConfigStore implements ConfigStore {
     });
   }
 
+  /** Drops the reservations of operations that no longer run (e.g. terminated workflows). */
+  async pruneReservations(): Promise<string[]> {
+    const dead = await this.deadReservations('');
+    if (dead.length) await this.file.update((cfg) => dead.forEach((id) => delete cfg.reservations[id]));
+    return dead;
+  }
+
   async releaseReservation(opId: string): Promise<void> {
     if (!(opId in this.file.read().reservations)) return;
     await this.file.update((cfg) => void delete cfg.reservations[opId]);

@@ -353,7 +353,7 @@ describe('waitForMigration', () => {
     expect(f.nonRetryable).toBe(false);
   });
 
-  test('cancellation stops the wait with a CancelledFailure and no further polls', async () => {
+  test('cancellation stops the wait with a CancelledFailure after one last status check, and no further polls', async () => {
     const status = script([mig('active', 100)], { repeatLast: true });
     const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { env, run, beats } = environment();
@@ -361,10 +361,22 @@ describe('waitForMigration', () => {
       if (beats.length === 3) env.cancel();
     });
     await expect(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 })).rejects.toBeInstanceOf(CancelledFailure);
-    expect(status.calls()).toBe(3);
+    expect(status.calls()).toBe(4); // three polls, then the check that the transfer did not complete meanwhile
     await new Promise((r) => setTimeout(r, 30));
-    expect(status.calls()).toBe(3);
+    expect(status.calls()).toBe(4);
     expect(beats).toHaveLength(3);
+  });
+
+  test('cancelled after the hypervisor completed the transfer, the wait reports completion (past the point of no return)', async () => {
+    const status = script([mig('active', 100), mig('active', 500), mig('completed', 1100)]);
+    const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
+    const { env, run, beats } = environment();
+    env.on('heartbeat', () => {
+      if (beats.length === 2) env.cancel();
+    });
+    const r = await run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 });
+    expect(r).toEqual({ lines: [COMPLETE], transferredRam: 1100, totalRam: 1024 });
+    expect(status.calls()).toBe(3);
   });
 
   test('the strict fake refuses RPCs the activity has no business calling', async () => {

@@ -63,7 +63,7 @@ export async function outcomeOf(p: Promise<OperationResult>): Promise<Outcome> {
 }
 
 export async function start(env: TestWorkflowEnvironment, c: TestCluster, input: MigrateInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  return startMigration(env.client, input, { cluster: c.name });
+  return startMigration(env.client, input, { cluster: c.name, snapshot: c.cfg() });
 }
 
 export async function migrate(env: TestWorkflowEnvironment, c: TestCluster, input: MigrateInput): Promise<Outcome> {

@@ -30,8 +30,7 @@ const ONCE_EACH = {
 test('the orchestrator stopped mid-resync is replaced and finishes the migration with no duplicate step', async () => {
   const { c, w } = await h.cluster({ sim: { timeFactor: 10, reconnectResync: 1500 } });
   const handle = await start(h.env(), c, { instance: 'web1' });
-  await waitForProgress(handle, (p) => p.phase === 'single-master');
-  await waitForProgress(handle, (p) => p.phase === 'wait-sync');
+  await waitForProgress(handle, (p) => p.phase === 'settle-sync');
   const resyncing = c.status('web1').disks[0]!.nodes.node1!.connection;
   expect(['SyncSource', 'SyncTarget']).toContain(resyncing);
 

@@ -212,12 +212,12 @@ describe('failover', () => {
       plan: { operation: 'failover', sourceNode: 'node2', targetNode: 'node3', mode: null },
     });
     expect(r.ok && r.result.plan?.steps).toEqual([
-      'check disk consistency on node3',
-      'shut down the instance on node2',
-      'deactivate the disks on all nodes',
-      'set the primary node to node3',
-      'activate the disks with node3 as primary',
-      'start the instance on node3',
+      'Check disk consistency on node3',
+      'Shut down the instance on node2',
+      'Deactivate the disks on all nodes',
+      'Set the primary node to node3',
+      'Activate the disks with node3 as primary',
+      'Start the instance on node3',
     ]);
     expect(configShape(c)).toEqual(cfg0);
     expect(hardwareShape(c)).toEqual(hw0);

@@ -198,7 +198,7 @@ describe('failures at accept, migrate and status polling abort and revert (M8–
     await c.addFault({ rpc: 'accept_instance', node: 'node2', mode: 'permanent' });
     await c.addFault({ rpc: 'blockdev_close', node: 'node2', mode: 'permanent', skip: 1 });
     const f = failure(await migrate(h.env(), c, { instance: 'web1' }));
-    expect(f.message).toBe('Cannot close instance disks on node node2: injected failure in blockdev_close on node2');
+    expect(f.message).toBe(`Cannot close instance disks on node node2: injected failure in blockdev_close on node2 ${HINT}`);
     expect(c.instance('web1').primaryNode).toBe('node1');
     expect(disk(c, 'web1', 'node2')).toMatchObject({ role: 'Primary', dualPrimary: true });
     await expectCleanupRepairs(c, 'web1', 'node1');

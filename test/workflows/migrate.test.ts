@@ -174,7 +174,7 @@ describe('dry run', () => {
       targetNode: 'node2',
       plan: { operation: 'migrate', sourceNode: 'node1', targetNode: 'node2', mode: 'live' },
     });
-    expect(r.ok && r.result.plan?.steps).toContain('prepare node2 to accept the instance');
+    expect(r.ok && r.result.plan?.steps).toContain('Prepare node2 to accept the instance');
     expect(configShape(c)).toEqual(cfg0);
     expect(hardwareShape(c)).toEqual(hw0);
     expect(c.cfg().reservations).toEqual({});

@@ -1,0 +1,157 @@
+/**
+ * Operations as jobs (gnt-job's view): list them, describe one with its live progress, abort one.
+ * The live resync / memory-transfer progress comes from the pending activity's heartbeat details;
+ * the step checklist and feedback from the workflow's `progress` query.
+ */
+import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { SyncHeartbeat } from '../activities/disks.js';
+import type { MigrationHeartbeat } from '../activities/hypervisor.js';
+import { workflowIdFor } from '../cluster/naming.js';
+import { abortUpdate, progressQuery, SA, type AbortAccepted, type ProgressView } from '../workflows/messages.js';
+import { OperationError } from './api.js';
+
+export const WORKFLOW_TYPES = ['migrateInstanceWorkflow', 'failoverInstanceWorkflow'] as const;
+
+/** An instance name or a workflow ID ("instance/<name>"). */
+export const toWorkflowId = (idOrInstance: string): string => (idOrInstance.includes('/') ? idOrInstance : workflowIdFor(idOrInstance));
+
+export interface JobSummary {
+  workflowId: string;
+  runId: string;
+  type: string;
+  status: string;
+  instance: string | null;
+  operation: string | null;
+  sourceNode: string | null;
+  targetNode: string | null;
+  phase: string | null;
+  needsOperator: boolean;
+  startTime: string;
+  closeTime: string | null;
+}
+
+export async function listJobs(client: Client, opts: { running?: boolean; limit?: number } = {}): Promise<JobSummary[]> {
+  const types = WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ');
+  const query = `WorkflowType IN (${types})${opts.running ? " AND ExecutionStatus = 'Running'" : ''}`;
+  const out: JobSummary[] = [];
+  for await (const wf of client.workflow.list({ query })) {
+    const sa = wf.typedSearchAttributes;
+    out.push({
+      workflowId: wf.workflowId,
+      runId: wf.runId,
+      type: wf.type,
+      status: wf.status.name,
+      instance: sa.get(SA.instance) ?? null,
+      operation: sa.get(SA.operation) ?? null,
+      sourceNode: sa.get(SA.sourceNode) ?? null,
+      targetNode: sa.get(SA.targetNode) ?? null,
+      phase: sa.get(SA.phase) ?? null,
+      needsOperator: sa.get(SA.needsOperator) ?? false,
+      startTime: wf.startTime.toISOString(),
+      closeTime: wf.closeTime?.toISOString() ?? null,
+    });
+    if (opts.limit && out.length >= opts.limit) break;
+  }
+  return out;
+}
+
+/** Progress of a long wait that is running now (from its heartbeat details). */
+export type LiveProgress =
+  | { kind: 'memory'; node: string; percent: number | null; transferredRam: number | null; totalRam: number | null }
+  | { kind: 'resync'; node: string; percent: number };
+
+/** Either long wait's heartbeat details (`phase` tells which). */
+type HeartbeatShape = { phase?: (MigrationHeartbeat | SyncHeartbeat)['phase'] } & Partial<Omit<MigrationHeartbeat, 'phase'>> &
+  Partial<Pick<SyncHeartbeat, 'samples'>>;
+
+function decode(payloads: Payload[] | null | undefined): unknown {
+  const p = payloads?.[0];
+  return p ? defaultPayloadConverter.fromPayload(p) : undefined;
+}
+
+export async function liveProgress(handle: WorkflowHandle): Promise<LiveProgress[]> {
+  const d = await handle.describe();
+  const out: LiveProgress[] = [];
+  for (const a of d.raw.pendingActivities ?? []) {
+    const details = decode(a.heartbeatDetails?.payloads as Payload[] | undefined) as HeartbeatShape | undefined;
+    if (!details) continue;
+    if (details.phase === 'memory') {
+      out.push({ kind: 'memory', node: details.node ?? '', percent: details.percent ?? null, transferredRam: details.transferredRam ?? null, totalRam: details.totalRam ?? null });
+    } else if (details.phase === 'resync' && typeof details.percent === 'number') {
+      out.push({ kind: 'resync', node: details.node ?? '', percent: details.percent });
+    }
+  }
+  return out;
+}
+
+export interface JobInfo extends JobSummary {
+  summary: string | null;
+  progress: ProgressView | null;
+  live: LiveProgress[];
+  result: unknown;
+  failure: { type: string; message: string } | null;
+}
+
+export async function jobInfo(client: Client, idOrInstance: string): Promise<JobInfo> {
+  const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
+  const d = await handle.describe();
+  const sa = d.typedSearchAttributes;
+  let progress: ProgressView | null = null;
+  try {
+    progress = await handle.query(progressQuery);
+  } catch {
+    // no worker to answer
+  }
+  let result: unknown = null;
+  let failure: JobInfo['failure'] = null;
+  if (d.status.name !== 'RUNNING') {
+    try {
+      result = await handle.result();
+    } catch (e) {
+      const { toOperationError } = await import('./api.js');
+      const err = toOperationError(e);
+      failure = err instanceof OperationError ? { type: err.type, message: err.message } : { type: 'Error', message: String(err) };
+    }
+  }
+  return {
+    workflowId: d.workflowId,
+    runId: d.runId,
+    type: d.type,
+    status: d.status.name,
+    instance: sa.get(SA.instance) ?? null,
+    operation: sa.get(SA.operation) ?? null,
+    sourceNode: sa.get(SA.sourceNode) ?? null,
+    targetNode: sa.get(SA.targetNode) ?? null,
+    phase: sa.get(SA.phase) ?? null,
+    needsOperator: sa.get(SA.needsOperator) ?? false,
+    startTime: d.startTime.toISOString(),
+    closeTime: d.closeTime?.toISOString() ?? null,
+    summary: (await d.staticSummary()) ?? null,
+    progress,
+    live: d.status.name === 'RUNNING' ? await liveProgress(handle) : [],
+    result,
+    failure,
+  };
+}
+
+/** The operation refused the abort (past its point of no return, finished, or already aborting). */
+export class AbortRefusedError extends OperationError {
+  constructor(message: string) {
+    super('AbortRefused', message);
+  }
+}
+
+/** Sends the `abort` update: resolves once accepted (abort + revert then run), or throws AbortRefusedError. */
+export async function abortOperation(client: Client, idOrInstance: string, reason?: string): Promise<AbortAccepted> {
+  const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
+  try {
+    return await handle.executeUpdate(abortUpdate, { args: [reason ? { reason } : {}] });
+  } catch (e) {
+    if (e instanceof WorkflowUpdateFailedError) throw new AbortRefusedError(e.cause?.message ?? e.message);
+    // The server refuses updates to a closed workflow before any validator runs.
+    const status = await handle.describe().then((d) => d.status.name, () => null);
+    if (status && status !== 'RUNNING') throw new AbortRefusedError(`the operation ${handle.workflowId} has already finished (${status})`);
+    throw e;
+  }
+}

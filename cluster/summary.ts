@@ -1,0 +1,28 @@
+/**
+ * One-line operation summaries for the Temporal Web UI (`staticSummary`), e.g.
+ * "Migrate web1: node1 → node2, live". Pure; the nodes come from a configuration snapshot when the
+ * caller has one (the target of an allocator-placed instance is only known once the workflow ran).
+ */
+import { filledHvParams, secondaryNodes, mirrorKind } from './instance.js';
+import type { FailoverRequest, MigrateRequest } from './ops.js';
+import type { ClusterSnapshot } from './types.js';
+
+function move(snap: ClusterSnapshot | undefined, instance: string, targetNode: string | undefined): string {
+  const inst = snap?.instances[instance];
+  if (!inst) return targetNode ? ` → ${targetNode}` : '';
+  const target = targetNode ?? (mirrorKind(inst) === 'internal' ? secondaryNodes(inst)[0] : undefined) ?? 'allocator';
+  return `: ${inst.primaryNode} → ${target}`;
+}
+
+export function migrateSummary(req: MigrateRequest, snap?: ClusterSnapshot): string {
+  if (req.cleanup) return `Cleanup after a failed migration of ${req.instance}${req.dryRun ? ' (dry run)' : ''}`;
+  const inst = snap?.instances[req.instance];
+  const mode =
+    req.mode ??
+    (req.live !== undefined ? (req.live ? 'live' : 'non-live') : inst && snap ? filledHvParams(snap, inst).migration_mode : 'default mode');
+  return `Migrate ${req.instance}${move(snap, req.instance, req.targetNode)}, ${mode}${req.allowFailover ? ' (failover allowed)' : ''}${req.dryRun ? ' (dry run)' : ''}`;
+}
+
+export function failoverSummary(req: FailoverRequest, snap?: ClusterSnapshot): string {
+  return `Failover ${req.instance}${move(snap, req.instance, req.targetNode)}${req.ignoreConsistency ? ', ignoring consistency' : ''}${req.dryRun ? ' (dry run)' : ''}`;
+}
