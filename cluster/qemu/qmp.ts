@@ -47,6 +47,7 @@ export class QmpClient {
   private readonly pending = new Map<string, Pending>();
   private closed: Error | null = null;
   private greeting: ((v: unknown) => void) | null = null;
+  private eventWaiters: Array<() => void> = [];
 
   private constructor(
     private readonly sock: Socket,
@@ -96,6 +97,7 @@ export class QmpClient {
         this.greeting = null;
       } else if ('event' in msg) {
         this.events.push(msg as unknown as QmpEvent);
+        for (const w of this.eventWaiters.splice(0)) w();
       } else if ('id' in msg) {
         const p = this.pending.get(String(msg.id));
         if (!p) continue;
@@ -115,6 +117,7 @@ export class QmpClient {
   private fail(e: Error): void {
     if (this.closed) return;
     this.closed = e;
+    for (const w of this.eventWaiters.splice(0)) w();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(e);
@@ -139,6 +142,27 @@ export class QmpClient {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, command, timer });
       this.sock.write(`${JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}), id })}\n`);
     });
+  }
+
+  /**
+   * Resolves with the first event (already received on this connection, or arriving within
+   * `timeoutMs`) that satisfies `pred`; null on timeout or a closed connection.
+   */
+  async waitEvent(pred: (e: QmpEvent) => boolean, timeoutMs: number): Promise<QmpEvent | null> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.events.find(pred);
+      if (hit) return hit;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed) return null;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.eventWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
   }
 
   /** HMP through QMP (e.g. `xp /2wx 0x1f0000`). */
