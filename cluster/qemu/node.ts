@@ -67,6 +67,8 @@ export interface QemuNodeOptions {
    * frequent polls cost QEMU (and the node) fewer round trips.
    */
   statusWaitMs?: number;
+  /** How long finalize on the target waits for the destination to leave `inmigrate` (ms, default 10 s). */
+  switchoverWaitMs?: number;
   /**
    * Interval (ms) of the node's watch: a powered-off node (`sim power`) loses its processes, and
    * processes that died on their own leave the mirror. 0 turns it off.
@@ -251,6 +253,7 @@ export class QemuNode implements NodeRpc {
   private readonly stateDir: string;
   private watch: NodeJS.Timeout | undefined;
   private readonly statusWaitMs: number;
+  private readonly switchoverWaitMs: number;
   private guestKernel: string | null | undefined;
 
   constructor(readonly opts: QemuNodeOptions) {
@@ -263,6 +266,7 @@ export class QemuNode implements NodeRpc {
     this.sharedDir = opts.sharedDir ?? join(opts.home, 'shared');
     this.guestKernel = opts.kernel;
     this.statusWaitMs = opts.statusWaitMs ?? 250;
+    this.switchoverWaitMs = opts.switchoverWaitMs ?? 10_000;
     // Monitor sockets live in the state dir; a unix socket path must fit in 108 bytes.
     if (join(this.dir, `${'x'.repeat(40)}.qmp`).length > 107) {
       throw new Error(`the QEMU state directory ${this.dir} is too long for QMP unix sockets; use a shorter GANETI_TEMPORAL_HOME`);
@@ -879,7 +883,7 @@ export class QemuNode implements NodeRpc {
       }
       const { meta, pid } = found as { meta: QemuMeta; pid: number };
       const status = await this.qmp(meta, async (q) => {
-        const deadline = Date.now() + 10_000;
+        const deadline = Date.now() + this.switchoverWaitMs;
         let st = await runState(q);
         // The source reported completion; the destination may need a moment to switch over.
         while ((st === 'inmigrate' || st === 'finish-migrate') && Date.now() < deadline) {

@@ -5,12 +5,15 @@
  * Every test checks the real processes (pids, QMP run states, the guest's heartbeat) and the
  * hardware document through the invariant checker.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, test } from 'vitest';
 import { operationResult } from '../../client/api.js';
 import { checkInvariants } from '../../cluster/invariants.js';
 import { pidAlive } from '../../cluster/qemu/process.js';
 import { withQmp } from '../../cluster/qemu/qmp.js';
+import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { outcomeOf, start, waitForProgress, type Outcome } from '../helpers/harness.js';
 import { mutatingCounts, mutatingSteps, withoutProgress } from '../helpers/steps.js';
 import { useQemuHarness, type QemuCluster } from './qemu-harness.js';
@@ -231,3 +234,68 @@ test('node agents restarted mid-migration re-attach to the running QEMU processe
   expect(retried.length).toBeGreaterThanOrEqual(1); // the memory-transfer wait ran again, on the new agent
   expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, q.c.instance('web1'), q.c.status('web1'))).toEqual([]);
 });
+
+test('a node-agent process killed mid-migration leaves its QEMU running; a new agent finishes with it', async () => {
+  const q = await h.cluster({ hvparams: { migration_bandwidth: 8 }, timing: { heartbeatTimeoutSec: 2 } });
+  // node2's agent runs as its own process (the worker entry point, qemu backend), so that the
+  // destination QEMU is the child of a process that gets SIGKILLed.
+  await q.w.stop(q.w.agents.get('node2')!);
+  const agent = await spawnNodeAgent(q, 'node2');
+  try {
+    const handle = await start(h.env(), q.c, { instance: 'web1' });
+    await waitForProgress(handle, (p) => p.phase === 'memory-transfer');
+    await waitForTransfer(q, 'node1', 'web1');
+    const dstPid = q.pid('node2', 'web1')!;
+    expect(parentOf(dstPid)).not.toBe(process.pid); // started by the agent process, not by this one
+    agent.kill('SIGKILL');
+    await new Promise((r) => agent.once('exit', r));
+    await sleep(500);
+    expect(pidAlive(dstPid)).toBe(true); // detached: its own process group, not tied to the agent
+    expect(await q.runState('node2', 'web1')).toBe('inmigrate');
+
+    await q.w.agent('node2');
+    const r = await outcomeOf(operationResult(handle));
+    expect(r.ok, r.ok ? '' : r.error.message).toBe(true);
+    expect(q.pid('node2', 'web1')).toBe(dstPid);
+    await expectGuestRunsOn(q, 'node2', 'web1', 0);
+    expect(mutatingCounts(q.c, 'web1')['accept_instance@node2']).toBe(1);
+    expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, q.c.instance('web1'), q.c.status('web1'))).toEqual([]);
+  } finally {
+    if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL');
+  }
+});
+
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** `node-agent --backend qemu` as a child process (one process: node with the tsx loader), once it polls. */
+async function spawnNodeAgent(q: QemuCluster, node: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', 'node-agent', '--backend', 'qemu', '--node', node, '--cluster', q.c.name], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      GANETI_TEMPORAL_HOME: q.c.home,
+      TEMPORAL_ADDRESS: h.env().address,
+      GANETI_TEMPORAL_QEMU_KERNEL: q.kernel,
+      GANETI_TEMPORAL_QEMU_ACCEL: 'tcg',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node agent did not start: ${out}`)), 30_000);
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes(`node agent for ${node}`)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`node agent exited (${code}): ${out}`)));
+  });
+  return child;
+}

@@ -1,0 +1,264 @@
+/**
+ * The QEMU node driver (cluster/qemu/node.ts) on its own, without Temporal: each RPC against real
+ * processes, its idempotency, re-attaching from a fresh driver object (what a restarted node agent
+ * is), the identity check against pid reuse, and the hardware-document mirror.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { rpcInstanceFor, type RpcInstance } from '../../cluster/instance.js';
+import { NodeRpcError } from '../../cluster/ports.js';
+import { buildGuest, parseXp, readHeartbeat } from '../../cluster/qemu/guest.js';
+import { ganetiStatus, QemuNode, type QemuNodeOptions } from '../../cluster/qemu/node.js';
+import { pidAlive } from '../../cluster/qemu/process.js';
+import { withQmp } from '../../cluster/qemu/qmp.js';
+import { setPower } from '../../cluster/sim/cluster.js';
+import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { ensureCommand } from '../helpers/system-packages.js';
+import { killClusterQemus, TEST_GUEST, TEST_MEMORY } from './qemu-harness.js';
+
+let guestDir = '';
+let kernel = '';
+beforeAll(() => {
+  ensureCommand('as', 'binutils');
+  guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
+  kernel = buildGuest(guestDir, TEST_GUEST);
+});
+afterAll(() => rmSync(guestDir, { recursive: true, force: true }));
+
+const clusters: TestCluster[] = [];
+const drivers: QemuNode[] = [];
+afterEach(async () => {
+  for (const d of drivers.splice(0)) d.close();
+  for (const c of clusters.splice(0)) {
+    await killClusterQemus(c.home);
+    c.remove();
+  }
+});
+
+async function cluster(): Promise<TestCluster> {
+  const c = await createTestCluster({
+    configure: (cfg) => {
+      Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${21 + i}`));
+      for (const name of Object.keys(cfg.instances)) if (name !== 'web1') delete cfg.instances[name];
+      cfg.instances.web1!.beparams = { ...cfg.instances.web1!.beparams, maxmem: TEST_MEMORY, minmem: TEST_MEMORY / 2 };
+    },
+  });
+  clusters.push(c);
+  return c;
+}
+
+function driver(c: TestCluster, node: string, o: Partial<QemuNodeOptions> = {}): QemuNode {
+  const d = new QemuNode({ home: c.home, node, kernel, watchMs: 0, ...o });
+  drivers.push(d);
+  return d;
+}
+
+const ri = (c: TestCluster, node: string, instance = 'web1'): RpcInstance => rpcInstanceFor(c.cfg(), c.instance(instance), node);
+
+async function rejects(p: Promise<unknown>): Promise<NodeRpcError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(NodeRpcError);
+    return e as NodeRpcError;
+  }
+  throw new Error('expected the RPC to fail');
+}
+
+/** DRBD dual-primary so that the target may open the disk (what the workflow does before accept). */
+async function dualPrimary(c: TestCluster, a: QemuNode, b: QemuNode): Promise<void> {
+  await Promise.all([a.drbdDisconnectNet(ri(c, a.node)), b.drbdDisconnectNet(ri(c, b.node))]);
+  await Promise.all([a.drbdAttachNet(ri(c, a.node), true), b.drbdAttachNet(ri(c, b.node), true)]);
+  await a.blockdevOpen(ri(c, a.node), false);
+  await b.blockdevOpen(ri(c, b.node), false);
+}
+
+test('QEMU states map to Ganeti migration statuses; the heartbeat parser reads HMP xp', () => {
+  expect(['setup', 'active', 'pre-switchover', 'device', 'postcopy-active', 'completed', 'failed', 'cancelling', 'cancelled', undefined].map(ganetiStatus)).toEqual([
+    'setup', 'active', 'active', 'active', 'postcopy-active', 'completed', 'failed', 'cancelled', 'cancelled', 'none',
+  ]);
+  expect(parseXp('00000000001f0000: 0x00000011 0xc0ffee00\r\n')).toEqual({ counter: 17, booted: true });
+});
+
+describe('start, information, balloon, shutdown', () => {
+  test('a start runs one real process that a fresh driver re-attaches to; a soft shutdown powers the guest off', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    await n1.instanceStart(ri(c, 'node1'), 'test');
+    const pid = n1.readMeta('web1')!.pid!;
+    expect(pidAlive(pid)).toBe(true);
+    await n1.instanceStart(ri(c, 'node1'), 'again'); // already running: nothing new
+    expect(n1.readMeta('web1')!.pid).toBe(pid);
+    expect(await n1.instanceList()).toEqual(['web1']);
+    const info = await n1.nodeInfo();
+    expect(info.hvVersion).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(info.memoryFree).toBe(16384 - 1024 - TEST_MEMORY);
+    await sleep(200);
+    expect((await readHeartbeat(n1.qmpPath('web1'))).booted).toBe(true);
+
+    // What a restarted node agent does: a new driver, nothing in memory, the same process.
+    const again = driver(c, 'node1');
+    expect(await again.instanceInfo(ri(c, 'node1'))).toEqual({ state: 'running', memory: TEST_MEMORY, vcpus: 2 });
+    expect(again.readMeta('web1')!.pid).toBe(pid);
+
+    await again.instanceBalloonMemory(ri(c, 'node1'), 96);
+    expect(await again.instanceInfo(ri(c, 'node1'))).toMatchObject({ memory: 96 });
+    expect(c.state().nodes.node1!.processes.web1).toMatchObject({ state: 'running', memory: 96 });
+    expect(JSON.parse(await again.migrationInfo(ri(c, 'node1')))).toMatchObject({ memory: 96, args: expect.arrayContaining(['-m', String(TEST_MEMORY)]) });
+
+    const t0 = Date.now();
+    await again.instanceShutdown(ri(c, 'node1'), 30, 'test');
+    expect(Date.now() - t0).toBeLessThan(5000); // the guest honoured the ACPI power button
+    expect(pidAlive(pid)).toBe(false);
+    expect(readFileSync(again.journalPath('web1'), 'utf8')).toContain('-> system_powerdown');
+    expect(c.log({ rpc: 'instance_shutdown', node: 'node1' }).map((e) => e.detail)).toEqual(['test']);
+    expect(c.status('web1').runningOn).toEqual([]);
+    expect(await again.instanceInfo(ri(c, 'node1'))).toBeNull();
+    await again.instanceShutdown(ri(c, 'node1'), 30, 'twice'); // not running: nothing to do
+  });
+
+  test('a guest that ignores ACPI is killed when the shutdown timeout runs out', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1', { kernel: null }); // firmware only: nobody handles the power button
+    await n1.instanceStart(ri(c, 'node1'), '');
+    const pid = n1.readMeta('web1')!.pid!;
+    await n1.instanceShutdown(ri(c, 'node1'), 1, 'test');
+    expect(pidAlive(pid)).toBe(false);
+    expect(c.log({ rpc: 'instance_shutdown', node: 'node1' }).map((e) => e.detail)).toEqual(['forced after 1 s; test']);
+  });
+
+  test('a start needs the disks: a DRBD Secondary is refused with the hypervisor error', async () => {
+    const c = await cluster();
+    const n2 = driver(c, 'node2');
+    const e = await rejects(n2.instanceStart(ri(c, 'node2'), ''));
+    expect(e.message).toMatch(/^Hypervisor error: cannot open disk 0: drbd\d+ is Secondary/);
+    expect(n2.metaNames()).toEqual([]);
+  });
+
+  test.skipIf(!existsSync('/dev/kvm'))('accel kvm when asked', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1', { accel: 'kvm' });
+    await n1.instanceStart(ri(c, 'node1'), '');
+    const kvm = await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ enabled: boolean }>('query-kvm'));
+    expect(kvm.enabled).toBe(true);
+  });
+});
+
+describe('migration RPCs', () => {
+  test('accept is idempotent, re-attaches from a fresh driver, and trusts no recycled pid', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    const n2 = driver(c, 'node2');
+    await n1.instanceStart(ri(c, 'node1'), '');
+    await dualPrimary(c, n1, n2);
+    const info = await n1.migrationInfo(ri(c, 'node1'));
+    const { port } = await n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.22');
+    const pid = n2.readMeta('web1')!.pid!;
+    expect(n2.readMeta('web1')!.argv.slice(-2)).toEqual(['-incoming', `tcp:127.0.1.22:${port}`]);
+    expect(await driver(c, 'node2').acceptInstance(ri(c, 'node2'), info, '127.0.1.22')).toEqual({ port });
+    expect(n2.readMeta('web1')!.pid).toBe(pid);
+    expect(c.state().nodes.node2!.processes.web1).toMatchObject({ state: 'incoming', incoming: { port } });
+    expect(await withQmp(n2.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({ status: 'inmigrate' });
+
+    // A crash between the spawn and recording the pid: the process is found by its monitor socket.
+    const meta = n2.readMeta('web1')!;
+    writeFileSync(n2.metaPath('web1'), JSON.stringify({ ...meta, pid: null, startTime: null }));
+    expect(await n2.instanceInfo(ri(c, 'node2'))).toMatchObject({ state: 'incoming' });
+    expect(n2.readMeta('web1')!.pid).toBe(pid);
+
+    // A recorded pid that now belongs to another process is not our QEMU.
+    writeFileSync(n2.metaPath('web1'), JSON.stringify({ ...meta, pid: process.pid }));
+    expect(await n2.instanceInfo(ri(c, 'node2'))).toBeNull();
+    expect(pidAlive(process.pid)).toBe(true);
+  });
+
+  test('accept refuses an address that is not the node’s and a runtime from another backend', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    const n2 = driver(c, 'node2');
+    await n1.instanceStart(ri(c, 'node1'), '');
+    await dualPrimary(c, n1, n2);
+    const info = await n1.migrationInfo(ri(c, 'node1'));
+    expect((await rejects(n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.99'))).message).toBe(
+      'Failed to accept instance: cannot listen on 127.0.1.99: address not on this node',
+    );
+    expect((await rejects(n2.acceptInstance(ri(c, 'node2'), '{"memory":128}', '127.0.1.22'))).message).toMatch(
+      /^Failed to accept instance: cannot parse the migration information/,
+    );
+  });
+
+  test('migrate re-attaches to its own migration, refuses a second one; aborting cancels it and kills the destination', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    const n2 = driver(c, 'node2');
+    await c.config.file.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 2 }));
+    await n1.instanceStart(ri(c, 'node1'), '');
+    await sleep(300);
+    await dualPrimary(c, n1, n2);
+    const info = await n1.migrationInfo(ri(c, 'node1'));
+    const { port } = await n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.22');
+    const target = { node: 'node2', ip: '127.0.1.22', port };
+    await n1.instanceMigrate(ri(c, 'node1'), target, true);
+    await driver(c, 'node1').instanceMigrate(ri(c, 'node1'), target, true); // a retry: re-attached
+    expect((await rejects(n1.instanceMigrate(ri(c, 'node1'), { ...target, port: port + 1 }, true))).message).toBe(
+      "Failed to migrate instance: There's a migration process in progress",
+    );
+    expect(readFileSync(n1.journalPath('web1'), 'utf8').match(/-> migrate \{/g)).toHaveLength(1);
+    const st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+    expect(st.status).toBe('active');
+    expect(st.totalRam).toBeGreaterThan(TEST_MEMORY);
+    expect(c.status('web1').processes).toEqual({
+      node1: { state: 'running', migration: 'active to node2' },
+      node2: { state: 'incoming' },
+    });
+
+    // The master's abort: the target first (its process is killed), then the source.
+    const dstPid = n2.readMeta('web1')!.pid!;
+    await n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, false);
+    expect(pidAlive(dstPid)).toBe(false);
+    await n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), false, true);
+    expect(await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({ status: 'running' });
+    expect(c.status('web1').processes).toEqual({ node1: { state: 'running' } });
+  });
+
+  test('finalize refuses what did not happen: a source without a completed migration, a destination still waiting', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    const n2 = driver(c, 'node2', { switchoverWaitMs: 300 });
+    await n1.instanceStart(ri(c, 'node1'), '');
+    expect((await rejects(n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), true, true))).message).toBe(
+      'Failed to finalize the migration on the source node: migration is not running (source running), refusing to stop the source',
+    );
+    expect(n1.readMeta('web1')!.pid).not.toBeNull();
+
+    // A non-live migration stopped the source, then failed: finalize with failure resumes it.
+    await withQmp(n1.qmpPath('web1'), (q) => q.execute('stop'));
+    await n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), false, false);
+    expect(await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({ status: 'running' });
+
+    await dualPrimary(c, n1, n2);
+    const info = await n1.migrationInfo(ri(c, 'node1'));
+    await n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.22');
+    expect((await rejects(n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, true))).message).toBe(
+      'Failed to finalize migration on the target node: instance web1 did not become running (status inmigrate)',
+    );
+    await n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, false);
+    expect(n2.metaNames()).toEqual([]);
+    expect(c.status('web1').runningOn).toEqual(['node1']);
+  });
+});
+
+test('a node powered off in the hardware document loses its processes and answers nothing', async () => {
+  const c = await cluster();
+  const n1 = driver(c, 'node1');
+  await n1.instanceStart(ri(c, 'node1'), '');
+  const pid = n1.readMeta('web1')!.pid!;
+  await c.hw.mutate((s, now) => setPower(s, now, 'node1', false));
+  const e = await rejects(n1.nodeInfo());
+  expect(e.transient).toBe(true);
+  expect(pidAlive(pid)).toBe(false);
+  expect(n1.metaNames()).toEqual([]);
+});
