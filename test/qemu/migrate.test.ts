@@ -299,3 +299,23 @@ async function spawnNodeAgent(q: QemuCluster, node: string): Promise<ChildProces
   });
   return child;
 }
+
+test('a failure after the memory transfer leaves the guest on the target, and --cleanup adopts it there', async () => {
+  const q = await h.cluster({ hvparams: { migration_bandwidth: 64 } });
+  const srcPid = q.pid('node1', 'web1')!;
+  await q.c.addFault({ rpc: 'instance_finalize_migration_dst', node: 'node2', mode: 'permanent' });
+  const f = failure(await outcomeOf(start(h.env(), q.c, { instance: 'web1' }).then((hd) => operationResult(hd))));
+  expect(f.message).toMatch(/^Could not finalize instance migration: node2: injected failure in instance_finalize_migration_dst on node2/);
+  // Past the point of no return: the source quit, the destination runs the guest, the primary is unchanged.
+  expect(pidAlive(srcPid)).toBe(false);
+  expect(await q.runState('node2', 'web1')).toBe('running');
+  expect(q.c.instance('web1').primaryNode).toBe('node1');
+
+  await q.c.clearFaults();
+  const r = await outcomeOf(start(h.env(), q.c, { instance: 'web1', cleanup: true }).then((hd) => operationResult(hd)));
+  expect(r.ok && r.result.outcome, r.ok ? '' : r.error.message).toBe('cleaned-up');
+  expect(r.ok && r.result.feedback).toContain('* instance running on: node2');
+  expect(q.c.instance('web1').primaryNode).toBe('node2');
+  await expectGuestRunsOn(q, 'node2', 'web1', 0);
+  expect(checkInvariants({ kind: 'cleaned-up' }, q.c.instance('web1'), q.c.status('web1'))).toEqual([]);
+});
