@@ -7,6 +7,7 @@
  * after the point of no return, or of a finished operation).
  */
 import { Command, CommanderError, Option } from 'commander';
+import protos from '@temporalio/proto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { formatOpError } from '../cluster/errors.js';
 import type { FailoverInput, MigrateInput, OperationResult } from '../cluster/ops.js';
@@ -565,7 +566,6 @@ async function registerSearchAttributes(): Promise<string[]> {
   const s = temporalSettings();
   const { Connection } = await import('@temporalio/client');
   const { SEARCH_ATTRIBUTES } = await import('../workflows/messages.js');
-  const { temporal } = await import('@temporalio/proto');
   let connection;
   try {
     connection = await Connection.connect({ ...connectOptions(s), connectTimeout: '5s' });
@@ -575,7 +575,7 @@ async function registerSearchAttributes(): Promise<string[]> {
   try {
     const existing = await connection.operatorService.listSearchAttributes({ namespace: s.namespace });
     const have = new Set(Object.keys(existing.customAttributes ?? {}));
-    const types = temporal.api.enums.v1.IndexedValueType;
+    const types = protos.temporal.api.enums.v1.IndexedValueType;
     const missing = SEARCH_ATTRIBUTES.filter((k) => !have.has(k.name));
     if (missing.length) {
       await connection.operatorService.addSearchAttributes({

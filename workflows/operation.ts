@@ -21,13 +21,14 @@ import {
 } from './messages.js';
 
 const TAIL = 8;
+/** Plain symbols (no emoji: they render with the fonts of any browser). */
 const MARK: Record<StepState, string> = {
-  pending: '⬜',
-  running: '⏳',
-  done: '✅',
-  failed: '❌',
-  compensated: '↩️',
-  skipped: '➖',
+  pending: '○',
+  running: '▶',
+  done: '✔',
+  failed: '✖',
+  compensated: '↩',
+  skipped: '–',
 };
 
 export class Operation {

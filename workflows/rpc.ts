@@ -59,6 +59,13 @@ export function failMsg(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Activity summaries in the Web UI: Ganeti's RPC name, or what a composite activity does. */
+const LABELS: Partial<Record<NodeMethod, string>> = {
+  waitForMigration: 'memory transfer (polling instance_get_migration_status)',
+  waitForDiskSync: 'resync (polling drbd_wait_sync)',
+  runHooks: 'hooks_runner',
+};
+
 export class NodeRpcClient {
   constructor(private readonly snap: ClusterSnapshot) {}
 
@@ -79,7 +86,7 @@ export class NodeRpcClient {
 
   private async invoke<K extends NodeMethod>(node: string, method: K, args: Parameters<NodeActivities[K]>, summaryExtra: string | undefined, opts: ActivityOptions): Promise<RpcResult<Payload<K>> & ({ ok: true } | RpcFailure)> {
     if (this.snap.nodes[node]?.offline) return { ok: false, offline: true, msg: 'Node is marked offline' };
-    const summary = `${node}: ${rpcName(method)}${summaryExtra ? ` (${summaryExtra})` : ''}`;
+    const summary = `${node}: ${LABELS[method] ?? rpcName(method)}${summaryExtra ? ` (${summaryExtra})` : ''}`;
     const acts = proxyActivities<NodeActivities>(this.options(node, summary, opts));
     try {
       const fn = acts[method] as (...a: Parameters<NodeActivities[K]>) => Promise<Payload<K>>;

@@ -2,40 +2,16 @@
  * The CLI contract (client/cli.ts) as a separate process against a real dev server and the project's
  * workers: JSON shapes, exit codes, and the cluster state each command leaves.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { checkInvariants } from '../../cluster/invariants.js';
-import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import type { TestCluster } from '../helpers/cluster.js';
+import { cli } from '../helpers/cli.js';
 import { useHarness } from '../helpers/harness.js';
 
 const h = useHarness();
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: () => unknown;
-}
-
-function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'client/cli.ts'), ...args], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, ...env, GANETI_TEMPORAL_CLI_MAIN: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: () => JSON.parse(stdout) }));
-  });
-}
 
 const envFor = (c: TestCluster) => ({ GANETI_TEMPORAL_HOME: c.home, TEMPORAL_ADDRESS: h.env().address, TEMPORAL_NAMESPACE: 'default' });
 

@@ -36,8 +36,8 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts `worker/main.ts start` and resolves with its output once it says it is ready. */
-function startStack(env: Record<string, string>): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'start'], {
+function startStack(env: Record<string, string>, args: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'start', ...args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, TEMPORAL_CLI: inject('temporalCli'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -111,20 +111,39 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
   }
 });
 
-test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers against it', async () => {
+test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers against it; metrics and JSON logs', async () => {
   const server = await TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: inject('temporalCli') }, searchAttributes: SEARCH_ATTRIBUTES },
   });
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);
   try {
-    const stack = await startStack({ GANETI_TEMPORAL_HOME: home, TEMPORAL_ADDRESS: server.address });
+    const metricsPort = await freePort();
+    const stack = await startStack({ GANETI_TEMPORAL_HOME: home, TEMPORAL_ADDRESS: server.address }, [
+      '--metrics',
+      `127.0.0.1:${metricsPort}`,
+      '--log-format',
+      'json',
+      '--log-level',
+      'INFO',
+    ]);
     expect(stack.output()).not.toContain('starting the embedded Temporal dev server');
+    expect(stack.output()).toContain(`Prometheus metrics on http://127.0.0.1:${metricsPort}/metrics`);
     expect(stack.output()).toContain(`Temporal server: ${server.address}, namespace default`);
     const cfg = FileConfigStore.forHome(home).file.read();
     const r = await migrateInstance(server.client, { instance: 'files1', targetNode: 'node1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
     expect(FileConfigStore.forHome(home).file.read().instances.files1!.primaryNode).toBe('node1');
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^temporal_activity_execution_latency/m);
+    expect(metrics).toMatch(/^temporal_workflow_completed\{/m);
+    const json = stack
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { time: string; level: string; message: string });
+    expect(json.length).toBeGreaterThan(0);
+    expect(json.find((l) => l.message === 'Worker state changed')).toMatchObject({ level: 'INFO', taskQueue: expect.stringContaining('ganeti.') });
     await stop(stack.child);
   } finally {
     await server.teardown();

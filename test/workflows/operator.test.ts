@@ -195,9 +195,9 @@ describe('what the Web UI shows', () => {
     expect(await d.staticDetails()).toContain('**Reason:** rebalance');
     const meta = (await handle.query('__temporal_workflow_metadata')) as { currentDetails?: string };
     expect(meta.currentDetails).toContain('### Migrate web1: node1 → node2, live');
-    expect(meta.currentDetails).toContain('- ✅ Prepare node2 to accept the instance');
-    expect(meta.currentDetails).toContain('- ⏳ **Transfer the memory**');
-    expect(meta.currentDetails).toContain('- ⬜ Set the primary node to node2');
+    expect(meta.currentDetails).toContain('- ✔ Prepare node2 to accept the instance');
+    expect(meta.currentDetails).toContain('- ▶ **Transfer the memory**');
+    expect(meta.currentDetails).toContain('- ○ Set the primary node to node2');
     expect(meta.currentDetails).toContain('* starting memory transfer');
     expect(d.typedSearchAttributes.get(SA.sourceNode)).toBe('node1');
     expect(d.typedSearchAttributes.get(SA.targetNode)).toBe('node2');
