@@ -29,7 +29,7 @@ export function follow(handle: WorkflowHandle, opts: { bar: boolean; write: (lin
   let stopped = false;
   const multibar = opts.bar
     ? new MultiBar(
-        { format: ' {label} [{bar}] {value}% {detail}', hideCursor: true, clearOnComplete: true, autopadding: true },
+        { format: ' {label} [{bar}] {percentage}% {detail}', hideCursor: true, clearOnComplete: true, autopadding: true },
         Presets.shades_classic,
       )
     : null;
