@@ -100,7 +100,7 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
 /** qemu backend: boots the instances marked up (re-attaching running ones) before the agents start. */
 async function prepareQemu(home: string): Promise<void> {
   const cfg = FileConfigStore.forHome(home).file.read();
-  const bad = unusableSecondaryIps(cfg);
+  const bad = await unusableSecondaryIps(cfg);
   if (bad.length) {
     say(`warning: QEMU cannot listen on these secondary IPs (${bad.join(', ')}): migrations will fail; start with a fresh GANETI_TEMPORAL_HOME to get the loopback cluster`);
   }

@@ -3,7 +3,7 @@
  * every instance marked up runs on its primary (as Ganeti's watcher would restart it). Instances
  * already running are re-attached, not restarted.
  */
-import { isIP } from 'node:net';
+import { createServer } from 'node:net';
 import { rpcInstanceFor } from '../instance.js';
 import type { ClusterConfig } from '../types.js';
 import { QemuNode, type QemuNodeOptions } from './node.js';
@@ -47,9 +47,19 @@ export async function bootInstances(cfg: ClusterConfig, nodeOptions: (node: stri
   return report;
 }
 
-/** Secondary IPs QEMU cannot listen on (the qemu backend needs loopback or local addresses). */
-export function unusableSecondaryIps(cfg: ClusterConfig): string[] {
-  return Object.values(cfg.nodes)
-    .filter((n) => isIP(n.secondaryIp) === 4 && !n.secondaryIp.startsWith('127.'))
-    .map((n) => `${n.name}: ${n.secondaryIp}`);
+/** Secondary IPs QEMU could not listen on here (not an address of this machine). */
+export async function unusableSecondaryIps(cfg: ClusterConfig): Promise<string[]> {
+  const out: string[] = [];
+  for (const n of Object.values(cfg.nodes)) {
+    if (!(await bindable(n.secondaryIp))) out.push(`${n.name}: ${n.secondaryIp}`);
+  }
+  return out;
+}
+
+function bindable(ip: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => resolve(e.code !== 'EADDRNOTAVAIL'));
+    srv.listen({ host: ip, port: 0 }, () => srv.close(() => resolve(true)));
+  });
 }

@@ -44,6 +44,8 @@ import { QmpClient, QmpError, QmpUnavailable, withQmp } from './qmp.js';
 import { newRuntime, parseRuntime, qmpArg, sharedImagePath, type Accel, type QemuRuntime } from './runtime.js';
 
 const MiB = 1024 * 1024;
+/** Metadata without a pid younger than this is a start in progress, not a leftover. */
+const STARTING_GRACE_MS = 30_000;
 
 export interface QemuNodeOptions {
   /** GANETI_TEMPORAL_HOME: the hardware document lives there. */
@@ -84,6 +86,8 @@ export interface QemuMeta {
   instance: string;
   node: string;
   pid: number | null;
+  /** When the start was recorded (ms since the epoch). */
+  createdAt?: number;
   /** /proc start time of `pid`: tells our process from a later one with the same pid. */
   startTime: string | null;
   qmp: string;
@@ -327,6 +331,17 @@ export class QemuNode implements NodeRpc {
     rmSync(meta.qmp, { force: true });
   }
 
+  /**
+   * Removes the files of an instance whose process is gone. Metadata without a pid that is only
+   * seconds old belongs to a start in progress (possibly in another agent process, between writing
+   * its intent and the spawn): it is left alone, or its monitor socket would be deleted under QEMU.
+   */
+  private dropIfStale(found: { meta: QemuMeta; pid: number | null } | null): void {
+    if (!found || found.pid !== null) return;
+    if (found.meta.pid === null && Date.now() - (found.meta.createdAt ?? 0) < STARTING_GRACE_MS) return;
+    this.removeFiles(found.meta);
+  }
+
   metaNames(): string[] {
     try {
       return readdirSync(this.dir)
@@ -375,7 +390,7 @@ export class QemuNode implements NodeRpc {
     const found = this.locate(name);
     if (!found) return null;
     if (found.pid === null) {
-      this.removeFiles(found.meta);
+      this.dropIfStale(found);
       return null;
     }
     const { meta, pid } = found;
@@ -427,7 +442,7 @@ export class QemuNode implements NodeRpc {
     await exclusive(key, async () => {
       const f = this.locate(name);
       if (f?.pid) return;
-      if (f) this.removeFiles(f.meta);
+      this.dropIfStale(f);
       if (this.hw.read().state.nodes[this.node]?.processes[name]) {
         await this.hw.mutate((s) => void delete s.nodes[this.node]?.processes[name]);
       }
@@ -438,8 +453,10 @@ export class QemuNode implements NodeRpc {
     for (const name of this.metaNames()) {
       await exclusive(this.metaPath(name), async () => {
         const f = this.locate(name);
-        if (f?.pid) await killPid(f.pid);
-        if (f) this.removeFiles(f.meta);
+        if (f?.pid) {
+          await killPid(f.pid);
+          this.removeFiles(f.meta);
+        } else this.dropIfStale(f);
       });
     }
   }
@@ -565,6 +582,7 @@ export class QemuNode implements NodeRpc {
       instance: name,
       node: this.node,
       pid: null,
+      createdAt: Date.now(),
       startTime: null,
       qmp,
       log: this.logPath(name),
@@ -831,7 +849,7 @@ export class QemuNode implements NodeRpc {
       async (ctx) => {
         const found = this.locate(inst.name);
         if (!found?.pid) {
-          if (found) this.removeFiles(found.meta);
+          this.dropIfStale(found);
           ctx.edit(mirror(inst.name, null));
           return fail(`Instance ${inst.name} is not running on ${this.node}`);
         }
@@ -871,13 +889,15 @@ export class QemuNode implements NodeRpc {
     return this.rpc('instance_finalize_migration_dst', inst.name, success ? 'success' : 'failure', P, async (ctx) => {
       const found = this.locate(inst.name);
       if (!success) {
-        if (found?.pid) await killPid(found.pid);
-        if (found) this.removeFiles(found.meta);
+        if (found?.pid) {
+          await killPid(found.pid);
+          this.removeFiles(found.meta);
+        } else this.dropIfStale(found);
         ctx.edit(mirror(inst.name, null));
         return;
       }
       if (!found?.pid) {
-        if (found) this.removeFiles(found.meta);
+        this.dropIfStale(found);
         ctx.edit(mirror(inst.name, null));
         return fail(`${P}instance ${inst.name} is not running on ${this.node}`);
       }
@@ -917,7 +937,7 @@ export class QemuNode implements NodeRpc {
       const found = this.locate(inst.name);
       if (!found?.pid) {
         // Already gone: nothing left to finalize.
-        if (found) this.removeFiles(found.meta);
+        this.dropIfStale(found);
         ctx.edit((n) => {
           delete n.processes[inst.name];
           if (success) delete n.links[inst.name];
@@ -998,8 +1018,8 @@ export class QemuNode implements NodeRpc {
           gone = await killPid(pid);
         }
         if (!gone) return fail(`Could not shutdown instance '${inst.name}' even by destroy`);
-      }
-      if (found) this.removeFiles(found.meta);
+        this.removeFiles(found.meta);
+      } else this.dropIfStale(found);
       ctx.edit((n) => {
         delete n.processes[inst.name];
         delete n.links[inst.name];
