@@ -27,6 +27,8 @@ export class Workers {
   private runs = new Map<Worker, Promise<void>>();
   /** The current orchestrator worker and node agents (by node). */
   orch: Worker | undefined;
+  /** The options the orchestrator was last started with (to start an identical replacement). */
+  orchestratorOptions: Partial<WorkerOptions> = {};
   readonly agents = new Map<string, Worker>();
   constructor(
     readonly env: TestWorkflowEnvironment,
@@ -41,6 +43,7 @@ export class Workers {
   }
 
   async orchestrator(workerOptions: Partial<WorkerOptions> = {}): Promise<Worker> {
+    this.orchestratorOptions = workerOptions;
     this.orch = this.start(
       await createOrchestratorWorker({
         connection: this.env.nativeConnection,

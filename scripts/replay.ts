@@ -1,0 +1,58 @@
+/**
+ * `npm run replay -- <history.json|directory>...`: replays histories — downloaded from the Web UI
+ * ("Download" on the event history) or written by `temporal workflow show --output json` — against
+ * the current workflow code, and prints a verdict per file. Exit status 1 if any does not replay.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { workflowBundle } from '../worker/bundle.js';
+
+function files(args: string[]): string[] {
+  return args.flatMap((a) =>
+    statSync(a).isDirectory()
+      ? readdirSync(a)
+          .filter((f) => f.endsWith('.json') && f !== 'MANIFEST.json')
+          .sort()
+          .map((f) => join(a, f))
+      : [a],
+  );
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  if (!args.length) {
+    console.error('usage: npm run replay -- <history.json|directory>...');
+    return 2;
+  }
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const bundle = await workflowBundle();
+  let bad = 0;
+  for (const file of files(args)) {
+    let history;
+    try {
+      const raw = JSON.parse(readFileSync(file, 'utf8')) as { events?: unknown[] } | unknown[];
+      history = historyFromJSON(Array.isArray(raw) ? { events: raw } : raw);
+    } catch (e) {
+      console.log(`UNREADABLE        ${file}: ${(e as Error).message}`);
+      bad++;
+      continue;
+    }
+    const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '?';
+    const n = history.events?.length ?? 0;
+    try {
+      await Worker.runReplayHistory({ workflowBundle: bundle, replayName: file }, history, file);
+      console.log(`OK                ${file} (${type}, ${n} events)`);
+    } catch (e) {
+      bad++;
+      const kind = e instanceof DeterminismViolationError ? 'NONDETERMINISTIC' : 'FAILED          ';
+      console.log(`${kind}  ${file} (${type}, ${n} events): ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  console.log(bad ? `${bad} of the histories do not replay against the current workflow code` : 'all histories replay');
+  return bad ? 1 : 0;
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,425 @@
+/**
+ * The catalogue of workflow paths whose histories are recorded (`npm run histories:record`) and
+ * replayed on every test run (test/replay/). Each scenario builds a fresh simulated cluster, breaks
+ * it as needed (faults, injected states, hooks), drives one operation on a real dev server — with
+ * operator interactions (abort, cancel, a worker restart) where the path needs them — and states
+ * how the operation must end, so a recording of the wrong path is refused.
+ */
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkerOptions } from '@temporalio/worker';
+import { startFailover, startMigration } from '../../client/api.js';
+import { abortOperation } from '../../client/jobs.js';
+import { orchestratorQueue, workflowIdFor } from '../../cluster/naming.js';
+import type { FailoverInput, MigrateInput } from '../../cluster/ops.js';
+import { setPower } from '../../cluster/sim/cluster.js';
+import { simHooksDir } from '../../worker/node-agent.js';
+import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
+import { waitForProgress } from '../helpers/harness.js';
+import { Workers } from '../helpers/temporal.js';
+
+export type WorkflowType = 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow';
+
+/** How the workflow must end: a result outcome, a failure type, or the workflow status. */
+export type Expectation = { outcome: string } | { failure: string } | { status: 'CANCELLED' };
+
+export interface ScenarioContext {
+  env: TestWorkflowEnvironment;
+  /** A fresh cluster with an orchestrator (given worker options) and all node agents running. */
+  cluster(opts?: TestClusterOptions): Promise<{ c: TestCluster; w: Workers }>;
+  migrate(c: TestCluster, input: MigrateInput): Promise<WorkflowHandle>;
+  failover(c: TestCluster, input: FailoverInput): Promise<WorkflowHandle>;
+}
+
+export interface Scenario {
+  /** File name (without .json) under test/histories/<workflow>/. */
+  name: string;
+  workflow: WorkflowType;
+  description: string;
+  expect: Expectation;
+  run(ctx: ScenarioContext): Promise<WorkflowHandle>;
+}
+
+export function scenarioContext(env: TestWorkflowEnvironment, workerOptions: Partial<WorkerOptions>, cleanups: Array<() => Promise<void>>): ScenarioContext {
+  return {
+    env,
+    async cluster(opts = {}) {
+      const c = await createTestCluster(opts);
+      const w = new Workers(env, c);
+      cleanups.push(async () => {
+        await w.stopAll();
+        c.remove();
+      });
+      await w.all(workerOptions);
+      return { c, w };
+    },
+    migrate: (c, input) => startMigration(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
+    failover: (c, input) => startFailover(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
+  };
+}
+
+function hook(c: TestCluster, node: string, dir: string, name: string, body: string): void {
+  const d = join(simHooksDir(c.home, node), dir);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, name), `#!/bin/sh\n${body}\n`);
+  chmodSync(join(d, name), 0o755);
+}
+
+const M: WorkflowType = 'migrateInstanceWorkflow';
+const F: WorkflowType = 'failoverInstanceWorkflow';
+const migrated = { outcome: 'migrated' };
+const execFailed = { failure: 'ExecutionFailed' };
+const prereqFailed = { failure: 'PrereqFailed' };
+
+/** A migration of web1 with a permanent fault on one RPC. */
+const migrateWithFault = (rpc: string, node: string, extra: { skip?: number } = {}) => async (ctx: ScenarioContext) => {
+  const { c } = await ctx.cluster();
+  await c.addFault({ rpc, node, mode: 'permanent', ...extra });
+  return ctx.migrate(c, { instance: 'web1' });
+};
+
+/** A prerequisite refusal of a web1 migration on a configured cluster. */
+const refusal = (opts: TestClusterOptions, input: MigrateInput = { instance: 'web1' }, arrange?: (c: TestCluster) => Promise<void>) => async (ctx: ScenarioContext) => {
+  const { c } = await ctx.cluster(opts);
+  await arrange?.(c);
+  return ctx.migrate(c, input);
+};
+
+export const SCENARIOS: Scenario[] = [
+  // ---- successful migrations --------------------------------------------------------------------
+  { name: 'live-drbd', workflow: M, description: 'live DRBD migration to the secondary', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }) },
+  { name: 'non-live-drbd', workflow: M, description: 'non-live DRBD migration', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1', mode: 'non-live' }) },
+  {
+    name: 'live-drbd-balloon',
+    workflow: M,
+    description: 'live migration that balloons the instance to fit the target',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 800) })).c, { instance: 'web1' }),
+  },
+  { name: 'sharedfile-target', workflow: M, description: 'sharedfile migration to an explicit target', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1', targetNode: 'node3' }) },
+  { name: 'sharedfile-allocator', workflow: M, description: 'sharedfile migration placed by the built-in allocator', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1' }) },
+  { name: 'dry-run', workflow: M, description: 'dry run: prerequisites and pre-hooks only', expect: { outcome: 'dry-run' }, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1', dryRun: true }) },
+
+  // ---- prerequisite refusals that reach the workflow -------------------------------------------
+  {
+    name: 'prereq-invalid-input',
+    workflow: M,
+    description: 'input refused by the workflow itself (started without the client)',
+    expect: prereqFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      return ctx.env.client.workflow.start('migrateInstanceWorkflow', { args: [{ instance: 'web1', bogus: true }], taskQueue: orchestratorQueue(c.name), workflowId: workflowIdFor('web1') });
+    },
+  },
+  { name: 'prereq-unknown-instance', workflow: M, description: 'unknown instance', expect: prereqFailed, run: refusal({}, { instance: 'nosuch' }) },
+  { name: 'prereq-arbitrary-target', workflow: M, description: 'DRBD to a node other than the secondary', expect: prereqFailed, run: refusal({}, { instance: 'web1', targetNode: 'node3' }) },
+  { name: 'prereq-to-primary', workflow: M, description: 'sharedfile to its own primary', expect: prereqFailed, run: refusal({}, { instance: 'files1', targetNode: 'node2' }) },
+  {
+    name: 'prereq-no-allocator',
+    workflow: M,
+    description: 'sharedfile without target and without a default allocator',
+    expect: prereqFailed,
+    run: refusal({ configure: (cfg) => void (cfg.cluster.defaultIallocator = null) }, { instance: 'files1' }),
+  },
+  {
+    name: 'prereq-ipolicy',
+    workflow: M,
+    description: "target group's instance policy violated",
+    expect: prereqFailed,
+    run: refusal({
+      configure: (cfg) => {
+        cfg.nodes.node2!.group = 'small';
+        cfg.cluster.groups.small = { name: 'small', ipolicy: { minmem: 0, maxmem: 512, maxVcpus: 64, diskTemplates: ['drbd'] } };
+      },
+    }),
+  },
+  { name: 'prereq-not-enough-memory', workflow: M, description: 'not enough free memory on the target', expect: prereqFailed, run: refusal({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 300) }) },
+  { name: 'prereq-node-info-failure', workflow: M, description: 'the target does not answer node_info', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.addFault({ rpc: 'node_info', node: 'node2', mode: 'permanent' })) },
+  { name: 'prereq-missing-bridge', workflow: M, description: 'a bridge is missing on the target', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.hw.mutate((s) => void (s.nodes.node2!.bridges = []))) },
+  { name: 'prereq-drained-target', workflow: M, description: 'drained target', expect: prereqFailed, run: refusal({ configure: (cfg) => void (cfg.nodes.node2!.drained = true) }) },
+  { name: 'prereq-not-running', workflow: M, description: 'instance not running, no fallback allowed', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.inject('web1', 'node1', 'stopped')) },
+  { name: 'prereq-instance-info-failure', workflow: M, description: 'runtime memory cannot be read', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.addFault({ rpc: 'instance_info', node: 'node1', mode: 'permanent' })) },
+
+  // ---- failures: compensated, left for cleanup, failed revert ------------------------------------
+  { name: 'abort-at-accept', workflow: M, description: 'accept fails: abort + revert', expect: execFailed, run: migrateWithFault('accept_instance', 'node2') },
+  { name: 'abort-at-migrate', workflow: M, description: 'migrate fails: abort + revert', expect: execFailed, run: migrateWithFault('instance_migrate', 'node1') },
+  { name: 'abort-at-status', workflow: M, description: 'status polling fails: abort + revert', expect: execFailed, run: migrateWithFault('instance_get_migration_status', 'node1') },
+  {
+    name: 'failed-revert-close',
+    workflow: M,
+    description: 'accept fails and closing the target disks during the revert fails too',
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'accept_instance', node: 'node2', mode: 'permanent' });
+      await c.addFault({ rpc: 'blockdev_close', node: 'node2', mode: 'permanent', skip: 1 });
+      return ctx.migrate(c, { instance: 'web1' });
+    },
+  },
+  {
+    name: 'failed-revert-reconnect',
+    workflow: M,
+    description: 'accept fails and reconnecting DRBD during the revert fails (a warning)',
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'accept_instance', node: 'node2', mode: 'permanent' });
+      await c.addFault({ rpc: 'drbd_disconnect_net', node: 'node2', mode: 'permanent', skip: 1 });
+      return ctx.migrate(c, { instance: 'web1' });
+    },
+  },
+  { name: 'left-for-cleanup-dual-master', workflow: M, description: 'reconnecting dual-master fails: no rollback, --cleanup named', expect: execFailed, run: migrateWithFault('drbd_attach_net', 'node2') },
+  { name: 'left-for-cleanup-finalize', workflow: M, description: 'finalize on the source fails after the transfer', expect: execFailed, run: migrateWithFault('instance_finalize_migration_src', 'node1') },
+  { name: 'left-for-cleanup-demote', workflow: M, description: 'closing the source disks fails after the commit', expect: execFailed, run: migrateWithFault('blockdev_close', 'node1') },
+
+  // ---- cleanup ------------------------------------------------------------------------------------
+  {
+    name: 'cleanup-on-primary',
+    workflow: M,
+    description: 'cleanup: running on the primary, DRBD rebuilt',
+    expect: { outcome: 'cleaned-up' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.inject('web1', 'node1', 'standalone');
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
+    },
+  },
+  {
+    name: 'cleanup-on-secondary',
+    workflow: M,
+    description: 'cleanup after a failed finalize on the target: running on the secondary, configuration updated',
+    expect: { outcome: 'cleaned-up' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'instance_finalize_migration_dst', node: 'node2', mode: 'permanent' });
+      await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
+      await c.clearFaults();
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
+    },
+  },
+  {
+    name: 'cleanup-on-both',
+    workflow: M,
+    description: 'cleanup after a failed finalize on the source: running on both, the migration is aborted',
+    expect: { outcome: 'cleaned-up' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
+      await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
+      await c.clearFaults();
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
+    },
+  },
+  {
+    name: 'cleanup-on-neither',
+    workflow: M,
+    description: 'cleanup: running nowhere, refused',
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.inject('web1', 'node1', 'stopped');
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
+    },
+  },
+  {
+    name: 'cleanup-adopt',
+    workflow: M,
+    description: 'cleanup: a sharedfile instance on one unexpected node is adopted',
+    expect: { outcome: 'cleaned-up' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.inject('files1', 'node2', 'stopped');
+      await c.inject('files1', 'node3', 'running');
+      return ctx.migrate(c, { instance: 'files1', cleanup: true, targetNode: 'node1' });
+    },
+  },
+
+  // ---- failover and fallback --------------------------------------------------------------------
+  { name: 'running', workflow: F, description: 'failover of a running instance', expect: { outcome: 'failed-over' }, run: async (ctx) => ctx.failover((await ctx.cluster()).c, { instance: 'web1' }) },
+  {
+    name: 'admin-down',
+    workflow: F,
+    description: 'failover of an admin-down instance: primary swapped, nothing started',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) =>
+      ctx.failover(
+        (
+          await ctx.cluster({
+            configure: (cfg) => {
+              cfg.instances.web1!.adminState = 'down';
+              cfg.instances.web1!.disksActive = false;
+            },
+          })
+        ).c,
+        { instance: 'web1' },
+      ),
+  },
+  {
+    name: 'forthcoming',
+    workflow: F,
+    description: 'failover of a forthcoming instance: configuration only',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => ctx.failover((await ctx.cluster({ configure: (cfg) => void (cfg.instances.web1!.forthcoming = true) })).c, { instance: 'web1' }),
+  },
+  {
+    name: 'offline-source-ignore-consistency',
+    workflow: F,
+    description: 'dead source marked offline, ignoring consistency: warnings, started on the target',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.hw.mutate((s, now) => setPower(s, now, 'node2', false));
+      await c.config.modifyNode('node2', { offline: true });
+      return ctx.failover(c, { instance: 'web2', ignoreConsistency: true });
+    },
+  },
+  {
+    name: 'failed-start',
+    workflow: F,
+    description: 'the start on the target fails: disks deactivated, primary swapped',
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'instance_start', node: 'node2', mode: 'permanent' });
+      return ctx.failover(c, { instance: 'web1' });
+    },
+  },
+  {
+    name: 'fallback-admin-down',
+    workflow: M,
+    description: 'migrate with allowFailover of an admin-down instance falls back to failover',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) =>
+      ctx.migrate(
+        (
+          await ctx.cluster({
+            configure: (cfg) => {
+              cfg.instances.web1!.adminState = 'down';
+              cfg.instances.web1!.disksActive = false;
+            },
+          })
+        ).c,
+        { instance: 'web1', allowFailover: true },
+      ),
+  },
+  {
+    name: 'fallback-always-failover',
+    workflow: M,
+    description: 'migrate of an always_failover instance fails over',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.instances.web2!.beparams.always_failover = true) })).c, { instance: 'web2' }),
+  },
+
+  // ---- hooks ---------------------------------------------------------------------------------------
+  {
+    name: 'pre-hook-veto',
+    workflow: M,
+    description: 'a failing pre-hook vetoes the migration',
+    expect: { failure: 'HooksFailed' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      hook(c, 'node2', 'instance-migrate-pre.d', '10-veto', 'echo no; exit 1');
+      return ctx.migrate(c, { instance: 'web1' });
+    },
+  },
+  {
+    name: 'post-hook-warning',
+    workflow: F,
+    description: 'a failing post-hook is a warning',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      hook(c, 'node1', 'instance-failover-post.d', '10-fail', 'exit 1');
+      return ctx.failover(c, { instance: 'web1' });
+    },
+  },
+
+  // ---- operator interactions -------------------------------------------------------------------
+  {
+    name: 'abort-accepted',
+    workflow: M,
+    description: 'abort update accepted during the memory transfer: abort + revert',
+    expect: { failure: 'Aborted' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster({ sim: { timeFactor: 4 } });
+      const h = await ctx.migrate(c, { instance: 'web1' });
+      await waitForProgress(h, (p) => p.phase === 'memory-transfer');
+      await abortOperation(ctx.env.client, 'web1', 'recorded');
+      return h;
+    },
+  },
+  {
+    name: 'abort-refused',
+    workflow: M,
+    description: 'abort update refused after the point of no return: rolls forward',
+    expect: migrated,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster({ sim: { timeFactor: 10, reconnectResync: 1200 } });
+      const h = await ctx.migrate(c, { instance: 'web1' });
+      await waitForProgress(h, (p) => p.pointOfNoReturn);
+      await abortOperation(ctx.env.client, 'web1').catch(() => undefined);
+      return h;
+    },
+  },
+  {
+    name: 'cancel-before-point-of-no-return',
+    workflow: M,
+    description: 'Web UI cancellation during the memory transfer: compensations run, ends cancelled',
+    expect: { status: 'CANCELLED' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster({ sim: { timeFactor: 4 } });
+      const h = await ctx.migrate(c, { instance: 'web1' });
+      await waitForProgress(h, (p) => p.phase === 'memory-transfer');
+      await h.cancel();
+      return h;
+    },
+  },
+  {
+    name: 'cancel-after-point-of-no-return',
+    workflow: M,
+    description: 'Web UI cancellation after the point of no return: the migration completes',
+    expect: migrated,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster({ sim: { timeFactor: 10, reconnectResync: 1200 } });
+      const h = await ctx.migrate(c, { instance: 'web1' });
+      await waitForProgress(h, (p) => p.pointOfNoReturn);
+      await h.cancel();
+      return h;
+    },
+  },
+  {
+    name: 'orchestrator-restart',
+    workflow: M,
+    description: 'the orchestrator worker is replaced mid-resync; the new one finishes',
+    expect: migrated,
+    run: async (ctx) => {
+      const { c, w } = await ctx.cluster({ sim: { timeFactor: 10, reconnectResync: 1200 } });
+      const h = await ctx.migrate(c, { instance: 'web1' });
+      await waitForProgress(h, (p) => p.phase === 'settle-sync');
+      await w.stop(w.orch!);
+      await new Promise((r) => setTimeout(r, 500));
+      await w.orchestrator(w.orchestratorOptions);
+      return h;
+    },
+  },
+];
+
+/** Waits for the end and checks it is the catalogue's expected end. */
+export async function finish(s: Scenario, h: WorkflowHandle): Promise<void> {
+  const outcome = await h.result().then(
+    (r) => ({ outcome: (r as { outcome: string }).outcome }),
+    (e: unknown) => ({ error: e as { cause?: { type?: string; name?: string } } }),
+  );
+  const status = (await h.describe()).status.name;
+  const want = s.expect;
+  if ('status' in want) {
+    if (status !== want.status) throw new Error(`${s.name}: expected status ${want.status}, got ${status}`);
+  } else if ('outcome' in want) {
+    if (!('outcome' in outcome) || outcome.outcome !== want.outcome) throw new Error(`${s.name}: expected outcome ${want.outcome}, got ${JSON.stringify(outcome)}`);
+  } else {
+    const type = 'error' in outcome ? outcome.error.cause?.type : undefined;
+    if (type !== want.failure) throw new Error(`${s.name}: expected failure ${want.failure}, got ${type ?? JSON.stringify(outcome)}`);
+  }
+}
