@@ -396,6 +396,11 @@ export class QemuNode implements NodeRpc {
     const { meta, pid } = found;
     return this.qmp(meta, async (q) => {
       const status = await runState(q);
+      if (meta.incoming && status !== 'inmigrate') {
+        // The migration into this process is over (e.g. a cleanup adopted it without a finalize).
+        delete meta.incoming;
+        this.writeMeta(meta);
+      }
       const out: Observed = { meta, pid, status };
       if (meta.migration) out.migrate = await q.execute<QueryMigrate>('query-migrate');
       return out;

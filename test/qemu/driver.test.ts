@@ -224,6 +224,34 @@ describe('migration RPCs', () => {
     expect(c.status('web1').processes).toEqual({ node1: { state: 'running' } });
   });
 
+  test('a destination that rejects the device state fails the migration on the source (return path), which runs on', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    const n2 = driver(c, 'node2');
+    await c.config.file.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 256 }));
+    await n1.instanceStart(ri(c, 'node1'), '');
+    await dualPrimary(c, n1, n2);
+    const info = await n1.migrationInfo(ri(c, 'node1'));
+    // The destination lacks the balloon device: RAM loads, then the device state is refused at the
+    // very end, the case where a source without the return path reports "completed" (notes §3c).
+    const rt = JSON.parse(info) as { args: string[] };
+    const i = rt.args.indexOf('virtio-balloon-pci,id=balloon0');
+    rt.args.splice(i - 1, 2);
+    const { port } = await n2.acceptInstance(ri(c, 'node2'), JSON.stringify(rt), '127.0.1.22');
+    const dstPid = n2.readMeta('web1')!.pid!;
+    await n1.instanceMigrate(ri(c, 'node1'), { node: 'node2', ip: '127.0.1.22', port }, true);
+    let st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+    for (let k = 0; (st.status === 'active' || st.status === 'setup') && k < 100; k++) st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+    expect(st.status).toBe('failed');
+    expect(await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({ status: 'running' });
+    expect((await rejects(n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), true, true))).message).toMatch(
+      /^Failed to finalize the migration on the source node: migration is failed .*refusing to stop the source$/,
+    );
+    await sleep(200);
+    expect(pidAlive(dstPid)).toBe(false);
+    expect(readFileSync(n2.logPath('web1'), 'utf8')).toMatch(/load of migration failed/);
+  });
+
   test('finalize refuses what did not happen: a source without a completed migration, a destination still waiting', async () => {
     const c = await cluster();
     const n1 = driver(c, 'node1');
