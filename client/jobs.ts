@@ -3,7 +3,7 @@
  * The live resync / memory-transfer progress comes from the pending activity's heartbeat details;
  * the step checklist and feedback from the workflow's `progress` query.
  */
-import { WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
@@ -31,26 +31,33 @@ export interface JobSummary {
   closeTime: string | null;
 }
 
+/** What a listing or a describe says of an execution (both carry these fields). */
+type Execution = Pick<WorkflowExecutionInfo, 'workflowId' | 'runId' | 'type' | 'status' | 'typedSearchAttributes' | 'startTime' | 'closeTime'>;
+
+function summaryOf(wf: Execution): JobSummary {
+  const sa = wf.typedSearchAttributes;
+  return {
+    workflowId: wf.workflowId,
+    runId: wf.runId,
+    type: wf.type,
+    status: wf.status.name,
+    instance: sa.get(SA.instance) ?? null,
+    operation: sa.get(SA.operation) ?? null,
+    sourceNode: sa.get(SA.sourceNode) ?? null,
+    targetNode: sa.get(SA.targetNode) ?? null,
+    phase: sa.get(SA.phase) ?? null,
+    needsOperator: sa.get(SA.needsOperator) ?? false,
+    startTime: wf.startTime.toISOString(),
+    closeTime: wf.closeTime?.toISOString() ?? null,
+  };
+}
+
 export async function listJobs(client: Client, opts: { running?: boolean; limit?: number } = {}): Promise<JobSummary[]> {
   const types = WORKFLOW_TYPES.map((t) => `'${t}'`).join(', ');
   const query = `WorkflowType IN (${types})${opts.running ? " AND ExecutionStatus = 'Running'" : ''}`;
   const out: JobSummary[] = [];
   for await (const wf of client.workflow.list({ query })) {
-    const sa = wf.typedSearchAttributes;
-    out.push({
-      workflowId: wf.workflowId,
-      runId: wf.runId,
-      type: wf.type,
-      status: wf.status.name,
-      instance: sa.get(SA.instance) ?? null,
-      operation: sa.get(SA.operation) ?? null,
-      sourceNode: sa.get(SA.sourceNode) ?? null,
-      targetNode: sa.get(SA.targetNode) ?? null,
-      phase: sa.get(SA.phase) ?? null,
-      needsOperator: sa.get(SA.needsOperator) ?? false,
-      startTime: wf.startTime.toISOString(),
-      closeTime: wf.closeTime?.toISOString() ?? null,
-    });
+    out.push(summaryOf(wf));
     if (opts.limit && out.length >= opts.limit) break;
   }
   return out;
@@ -96,7 +103,6 @@ export interface JobInfo extends JobSummary {
 export async function jobInfo(client: Client, idOrInstance: string): Promise<JobInfo> {
   const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
   const d = await handle.describe();
-  const sa = d.typedSearchAttributes;
   let progress: ProgressView | null = null;
   try {
     progress = await handle.query(progressQuery);
@@ -115,18 +121,7 @@ export async function jobInfo(client: Client, idOrInstance: string): Promise<Job
     }
   }
   return {
-    workflowId: d.workflowId,
-    runId: d.runId,
-    type: d.type,
-    status: d.status.name,
-    instance: sa.get(SA.instance) ?? null,
-    operation: sa.get(SA.operation) ?? null,
-    sourceNode: sa.get(SA.sourceNode) ?? null,
-    targetNode: sa.get(SA.targetNode) ?? null,
-    phase: sa.get(SA.phase) ?? null,
-    needsOperator: sa.get(SA.needsOperator) ?? false,
-    startTime: d.startTime.toISOString(),
-    closeTime: d.closeTime?.toISOString() ?? null,
+    ...summaryOf(d),
     summary: (await d.staticSummary()) ?? null,
     progress,
     live: d.status.name === 'RUNNING' ? await liveProgress(handle) : [],

@@ -13,9 +13,8 @@ import { cleanupCommand } from '../cluster/naming.js';
 import { failMsg } from './rpc.js';
 import {
   closeInstanceDisks,
-  goReconnect,
-  goStandalone,
   openInstanceDisks,
+  reconnectSingleMaster,
   ri,
   waitUntilSync,
   type Exec,
@@ -158,12 +157,7 @@ async function reconcile(x: Exec, found: string[]): Promise<void> {
       } catch (e) {
         if (!isExecFailure(e)) throw e; // a StandAlone device cannot sync: expected here
       }
-      x.op.step('standalone');
-      await goStandalone(x);
-      x.op.step('single-master');
-      await goReconnect(x, false);
-      x.op.step('final-sync');
-      await waitUntilSync(x);
+      await reconnectSingleMaster(x, { standalone: 'standalone', reconnect: 'single-master', sync: 'final-sync' });
     } else {
       x.op.step('open-exclusive');
       await openInstanceDisks(x, primary, true);

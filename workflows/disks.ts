@@ -74,6 +74,20 @@ export async function waitUntilSync(x: Exec): Promise<void> {
   raiseFirst(nodes, rs, (n) => `Cannot resync disks on node ${n}`);
 }
 
+/**
+ * Back to single-master DRBD, in sync: standalone, reconnect single-master, wait until synced
+ * (the tail of M14, of the cleanup's C7 and of `_RevertDiskStatus`). `steps` names the checklist
+ * steps to mark, if any.
+ */
+export async function reconnectSingleMaster(x: Exec, steps?: { standalone: string; reconnect: string; sync: string }): Promise<void> {
+  if (steps) x.op.step(steps.standalone);
+  await goStandalone(x);
+  if (steps) x.op.step(steps.reconnect);
+  await goReconnect(x, false);
+  if (steps) x.op.step(steps.sync);
+  await waitUntilSync(x);
+}
+
 /** Ganeti's disk consistency check on a non-primary node (§11.6): only DRBD devices are assembled there. */
 export async function diskConsistentOn(x: Exec, node: string, index: number): Promise<boolean> {
   if (!isDrbd(x.inst)) return true;

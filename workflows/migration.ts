@@ -23,6 +23,7 @@ import {
   goReconnect,
   goStandalone,
   openInstanceDisks,
+  reconnectSingleMaster,
   ri,
   waitUntilSync,
   type Exec,
@@ -213,12 +214,7 @@ async function commit(x: Exec, migrationInfo: string): Promise<void> {
   if (isDrbd(inst)) {
     x.op.step('final-sync');
     await waitUntilSync(x);
-    x.op.step('final-standalone');
-    await goStandalone(x);
-    x.op.step('single-master');
-    await goReconnect(x, false);
-    x.op.step('settle-sync');
-    await waitUntilSync(x);
+    await reconnectSingleMaster(x, { standalone: 'final-standalone', reconnect: 'single-master', sync: 'settle-sync' });
   } else {
     x.op.step('open-exclusive');
     await openInstanceDisks(x, T, true);
@@ -267,9 +263,7 @@ export async function revertDiskStatus(x: Exec): Promise<void> {
     return;
   }
   try {
-    await goStandalone(x);
-    await goReconnect(x, false);
-    await waitUntilSync(x);
+    await reconnectSingleMaster(x);
   } catch (e) {
     if (!isExecFailure(e)) throw e;
     x.op.warn(

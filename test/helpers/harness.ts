@@ -4,12 +4,11 @@
  */
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll } from 'vitest';
 import { OperationError, operationResult, startMigration } from '../../client/api.js';
 import type { MigrateInput, OperationResult } from '../../cluster/ops.js';
 import { progressQuery, type ProgressView } from '../../workflows/messages.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from './cluster.js';
-import { startServer, Workers } from './temporal.js';
+import { useServer, Workers } from './temporal.js';
 
 export interface Harness {
   env(): TestWorkflowEnvironment;
@@ -18,24 +17,14 @@ export interface Harness {
 }
 
 export function useHarness(): Harness {
-  let env: TestWorkflowEnvironment | undefined;
-  const cleanups: Array<() => Promise<void>> = [];
-  beforeAll(async () => {
-    env = await startServer();
-  });
-  afterEach(async () => {
-    for (const f of cleanups.splice(0).reverse()) await f();
-  });
-  afterAll(async () => {
-    await env?.teardown();
-  });
+  const { env, cleanups } = useServer();
   return {
-    env: () => env!,
+    env,
     async cluster(opts = {}) {
       const c = await createTestCluster(opts);
-      const w = new Workers(env!, c);
+      const w = new Workers(env(), c);
       cleanups.push(async () => {
-        await terminateRunning(env!);
+        await terminateRunning(env());
         await w.stopAll();
         c.remove();
       });

@@ -5,7 +5,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { NodeRpc } from '../../cluster/ports.js';
-import { inject } from 'vitest';
+import { afterAll, afterEach, beforeAll, inject } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
 import { createNodeAgent, simBackend, simHooks } from '../../worker/node-agent.js';
 import { createOrchestratorWorker } from '../../worker/orchestrator.js';
@@ -22,6 +22,25 @@ export async function startServer(): Promise<TestWorkflowEnvironment> {
 }
 
 export const testBundle = () => ({ codePath: inject('workflowBundlePath') });
+
+/**
+ * One dev server for the test file (started before its tests, torn down after), and a list of
+ * cleanups run after each test, newest first.
+ */
+export function useServer(): { env: () => TestWorkflowEnvironment; cleanups: Array<() => Promise<void>> } {
+  let env: TestWorkflowEnvironment | undefined;
+  const cleanups: Array<() => Promise<void>> = [];
+  beforeAll(async () => {
+    env = await startServer();
+  });
+  afterEach(async () => {
+    for (const f of cleanups.splice(0).reverse()) await f();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+  return { env: () => env!, cleanups };
+}
 
 export class Workers {
   private runs = new Map<Worker, Promise<void>>();

@@ -9,18 +9,16 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, test } from 'vitest';
+import { afterAll, test } from 'vitest';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
-import { startServer } from '../helpers/temporal.js';
+import { useServer } from '../helpers/temporal.js';
 import { finish, scenarioContext, SCENARIOS } from './catalogue.js';
 import { MANIFEST_PATH, historyPath, type Manifest, type ManifestEntry } from './manifest.js';
 
 const only = process.env.HISTORIES_ONLY?.split(',').filter(Boolean);
 const selected = only ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
 
-let env: TestWorkflowEnvironment;
-const cleanups: Array<() => Promise<void>> = [];
+const { env, cleanups } = useServer();
 const entries: ManifestEntry[] = [];
 
 function git(...args: string[]): string {
@@ -45,14 +43,7 @@ function normalise(json: string): string {
   return json.split(PROJECT_ROOT).join('<project>').split(tmpdir()).join('<tmp>');
 }
 
-beforeAll(async () => {
-  env = await startServer();
-});
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-afterAll(async () => {
-  await env?.teardown();
+afterAll(() => {
   const previous: Manifest = existsSync(MANIFEST_PATH) ? (JSON.parse(readFileSync(MANIFEST_PATH, 'utf8')) as Manifest) : { histories: [] };
   const byFile = new Map(previous.histories.map((h) => [h.file, h]));
   for (const e of entries) byFile.set(e.file, e);
@@ -62,7 +53,7 @@ afterAll(async () => {
 
 for (const s of selected) {
   test(`${s.workflow}/${s.name}: ${s.description}`, async () => {
-    const handle = await s.run(scenarioContext(env, {}, cleanups));
+    const handle = await s.run(scenarioContext(env(), {}, cleanups));
     await finish(s, handle);
     const file = historyPath(s);
     mkdirSync(dirname(file), { recursive: true });

@@ -3,11 +3,10 @@
  * every workflow task — and every query — replays the history from the start, so replay safety is
  * exercised on live executions, not only on recorded ones.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { checkInvariants } from '../../cluster/invariants.js';
 import { finish, scenarioContext, SCENARIOS } from '../histories/catalogue.js';
-import { startServer } from '../helpers/temporal.js';
+import { useServer } from '../helpers/temporal.js';
 
 const PICKED = [
   'live-drbd',
@@ -24,21 +23,11 @@ const PICKED = [
   'orchestrator-restart',
 ];
 
-let env: TestWorkflowEnvironment;
-const cleanups: Array<() => Promise<void>> = [];
-beforeAll(async () => {
-  env = await startServer();
-});
-afterEach(async () => {
-  for (const f of cleanups.splice(0).reverse()) await f();
-});
-afterAll(async () => {
-  await env?.teardown();
-});
+const { env, cleanups } = useServer();
 
 test.each(PICKED)('%s, with every workflow task replayed', async (name) => {
   const s = SCENARIOS.find((x) => x.name === name)!;
-  const ctx = scenarioContext(env, { maxCachedWorkflows: 0 }, cleanups);
+  const ctx = scenarioContext(env(), { maxCachedWorkflows: 0 }, cleanups);
   let instanceOf: (() => { c: { instance(n: string): never; status(n: string): never } }) | undefined;
   const handle = await s.run({
     ...ctx,
