@@ -18,7 +18,11 @@
  *               target: the same work plus the orchestration between the five hypervisor RPCs
  *   end to end  (b) only: client start → workflow result (prerequisites, hooks, DRBD steps included)
  * Medians and ratios b/a are printed. Environment: BENCH_PAIRS (default 9), BENCH_BANDWIDTH MiB/s
- * (default 1024), BENCH_DOWNTIME ms (default 300), BENCH_TRACE=1 (activity timings of each (b) run).
+ * (default 1024), BENCH_DOWNTIME ms (default 300), BENCH_TRACE=1 (activity timings of each (b) run),
+ * and the guest: BENCH_FILL_MB (memory made non-zero once at boot, default 0), BENCH_WS_MB (working
+ * set written every pass, default 64), BENCH_IDLE=1 (the guest waits for a timer tick between passes
+ * instead of running flat out). BENCH_PROFILE=resident is a VM with 448 MiB in use and a 16 MiB
+ * working set written 100 times a second, migrated at QEMU's default 128 MiB/s.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,11 +47,19 @@ import { qemuBackend } from '../worker/backends.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createNodeAgent, simHooks } from '../worker/node-agent.js';
 import { createOrchestratorWorker } from '../worker/orchestrator.js';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../worker/dev-server.js';
 import { resolveTemporalCli } from '../worker/temporal-cli.js';
 
-const PAIRS = Number(process.env.BENCH_PAIRS || 9);
-const BANDWIDTH = Number(process.env.BENCH_BANDWIDTH || 1024); // MiB/s
-const DOWNTIME = Number(process.env.BENCH_DOWNTIME || 300); // ms
+const PROFILES: Record<string, Record<string, string>> = {
+  resident: { BENCH_FILL_MB: '448', BENCH_WS_MB: '16', BENCH_IDLE: '1', BENCH_BANDWIDTH: '128' },
+};
+const env0 = { ...(PROFILES[process.env.BENCH_PROFILE ?? ''] ?? {}), ...process.env };
+const PAIRS = Number(env0.BENCH_PAIRS || 9);
+const BANDWIDTH = Number(env0.BENCH_BANDWIDTH || 1024); // MiB/s
+const FILL_MB = Number(env0.BENCH_FILL_MB || 0);
+const WS_MB = Number(env0.BENCH_WS_MB || 64);
+const IDLE = env0.BENCH_IDLE === '1';
+const DOWNTIME = Number(env0.BENCH_DOWNTIME || 300); // ms
 const MEMORY = 512;
 const WARMUP_MS = 1000;
 const MiB = 1024 * 1024;
@@ -152,7 +164,7 @@ async function main(): Promise<void> {
   const workers: Array<{ w: Worker; run: Promise<void> }> = [];
   let env: TestWorkflowEnvironment | undefined;
   try {
-    const kernel = buildGuest(join(home, 'guest'), { wsMb: 64, hlt: false });
+    const kernel = buildGuest(join(home, 'guest'), { fillMb: FILL_MB, wsMb: WS_MB, hlt: IDLE });
     const cfg = defaultClusterConfig('bench', { secondaryNet: '127.0.2.', instanceMemory: MEMORY });
     for (const name of Object.keys(cfg.instances)) if (name !== 'web1') delete cfg.instances[name];
     cfg.instances.web1!.hvparams = { migration_bandwidth: BANDWIDTH, migration_downtime: DOWNTIME };
@@ -165,7 +177,12 @@ async function main(): Promise<void> {
     const cli = await resolveTemporalCli({ log: console.log });
     if (!cli) throw new Error('no Temporal CLI (see README)');
     env = await TestWorkflowEnvironment.createLocal({
-      server: { executable: { type: 'existing-path', path: cli.path }, searchAttributes: SEARCH_ATTRIBUTES, log: { format: 'pretty', level: 'error' } },
+      server: {
+        executable: { type: 'existing-path', path: cli.path },
+        searchAttributes: SEARCH_ATTRIBUTES,
+        log: { format: 'pretty', level: 'error' },
+        extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
+      },
     });
     const add = (w: Worker) => workers.push({ w, run: w.run() });
     const connection = env.nativeConnection;
@@ -184,7 +201,10 @@ async function main(): Promise<void> {
     const bareDir = join(home, 'bare');
     mkdirSync(bareDir, { recursive: true });
 
-    console.log(`bench:qmp: ${PAIRS} pairs; ${MEMORY} MiB VM, tcg, guest dirtying 64 MiB flat out; max-bandwidth ${BANDWIDTH} MiB/s, downtime-limit ${DOWNTIME} ms`);
+    console.log(
+      `bench:qmp: ${PAIRS} pairs; ${MEMORY} MiB VM, tcg, guest with ${FILL_MB} MiB in use, dirtying ${WS_MB} MiB ` +
+        `${IDLE ? '100 times a second' : 'flat out'}; max-bandwidth ${BANDWIDTH} MiB/s, downtime-limit ${DOWNTIME} ms`,
+    );
     console.log('pair | (a) migration  downtime  hv part | (b) migration  downtime  hv part  end to end');
     const a: Run[] = [];
     const b: Array<Run & { e2e: number }> = [];

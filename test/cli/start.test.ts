@@ -17,6 +17,7 @@ import { FileConfigStore } from '../../cluster/store/config-store.js';
 import { SimHardware } from '../../cluster/sim/hardware.js';
 import { instanceHwDetail } from '../../cluster/sim/cluster.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../worker/dev-server.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 
 const children: ChildProcess[] = [];
@@ -113,7 +114,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
 
 test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers against it; metrics and JSON logs', async () => {
   const server = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: inject('temporalCli') }, searchAttributes: SEARCH_ATTRIBUTES },
+    server: { executable: { type: 'existing-path', path: inject('temporalCli') }, searchAttributes: SEARCH_ATTRIBUTES, extraArgs: DEV_SERVER_DYNAMIC_CONFIG },
   });
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);

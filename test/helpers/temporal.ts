@@ -7,6 +7,7 @@ import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { NodeRpc } from '../../cluster/ports.js';
 import { afterAll, afterEach, beforeAll, inject } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../worker/dev-server.js';
 import { createNodeAgent, simBackend, simHooks } from '../../worker/node-agent.js';
 import { createOrchestratorWorker } from '../../worker/orchestrator.js';
 import type { TestCluster } from './cluster.js';
@@ -17,6 +18,7 @@ export async function startServer(): Promise<TestWorkflowEnvironment> {
       executable: { type: 'existing-path', path: inject('temporalCli') },
       searchAttributes: SEARCH_ATTRIBUTES,
       log: { format: 'pretty', level: 'error' },
+      extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
     },
   });
 }

@@ -11,6 +11,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { operationResult, startMigration } from '../../client/api.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../worker/dev-server.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { waitForProgress } from '../helpers/harness.js';
@@ -39,7 +40,13 @@ beforeAll(async () => {
   const executablePath = ensureCommand('chromium', 'chromium');
   uiPort = await freePort();
   env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: inject('temporalCli') }, ui: true, uiPort, searchAttributes: SEARCH_ATTRIBUTES },
+    server: {
+      executable: { type: 'existing-path', path: inject('temporalCli') },
+      ui: true,
+      uiPort,
+      searchAttributes: SEARCH_ATTRIBUTES,
+      extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
+    },
   });
   cluster = await createTestCluster({ sim: { timeFactor: 1 } });
   workers = await new Workers(env, cluster).all();
