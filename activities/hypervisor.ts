@@ -40,6 +40,11 @@ export interface MigrationFailureDetails {
   error?: string;
 }
 
+/** The migration failed in the hypervisor (Ganeti's "hypervisor returned failure"); not retried. */
+function migrationFailed(details: MigrationFailureDetails): ApplicationFailure {
+  return ApplicationFailure.create({ message: 'hypervisor returned failure', type: ActivityFailure.MigrationFailed, nonRetryable: true, details: [details] });
+}
+
 /** Ganeti's KVM gives up after 5 unusable status answers. */
 const MAX_UNKNOWN_STATUSES = 5;
 
@@ -92,22 +97,12 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
           hb.percent = (100 * st.transferredRam) / st.totalRam;
         }
         if (st.status === 'failed' || st.status === 'cancelled') {
-          throw ApplicationFailure.create({
-            message: 'hypervisor returned failure',
-            type: ActivityFailure.MigrationFailed,
-            nonRetryable: true,
-            details: [{ lines: hb.lines, status: st.status, ...(st.error ? { error: st.error } : {}) } satisfies MigrationFailureDetails],
-          });
+          throw migrationFailed({ lines: hb.lines, status: st.status, ...(st.error ? { error: st.error } : {}) });
         }
         if (st.status === 'setup' || st.status === 'none') {
           hb.unknownStatuses += 1;
           if (hb.unknownStatuses >= MAX_UNKNOWN_STATUSES) {
-            throw ApplicationFailure.create({
-              message: 'hypervisor returned failure',
-              type: ActivityFailure.MigrationFailed,
-              nonRetryable: true,
-              details: [{ lines: hb.lines, status: st.status, error: 'unknown migration status' } satisfies MigrationFailureDetails],
-            });
+            throw migrationFailed({ lines: hb.lines, status: st.status, error: 'unknown migration status' });
           }
         } else {
           hb.unknownStatuses = 0;

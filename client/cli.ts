@@ -8,7 +8,8 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import protos from '@temporalio/proto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { Connection, type Client, type WorkflowHandle } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../workflows/messages.js';
 import { formatOpError } from '../cluster/errors.js';
 import type { FailoverInput, MigrateInput, OperationResult } from '../cluster/ops.js';
 import { instanceHwStatus, inject, INJECT_STATES, setPower, type InjectState } from '../cluster/sim/cluster.js';
@@ -564,8 +565,6 @@ async function jobInfoOrFail(id: string) {
 /** Adds the project's search attributes to the namespace (skipping those that exist). */
 async function registerSearchAttributes(): Promise<string[]> {
   const s = temporalSettings();
-  const { Connection } = await import('@temporalio/client');
-  const { SEARCH_ATTRIBUTES } = await import('../workflows/messages.js');
   let connection;
   try {
     connection = await Connection.connect({ ...connectOptions(s), connectTimeout: '5s' });

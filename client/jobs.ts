@@ -9,7 +9,7 @@ import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
 import { workflowIdFor } from '../cluster/naming.js';
 import { abortUpdate, progressQuery, SA, type AbortAccepted, type ProgressView } from '../workflows/messages.js';
-import { OperationError } from './api.js';
+import { OperationError, toOperationError } from './api.js';
 
 export const WORKFLOW_TYPES = ['migrateInstanceWorkflow', 'failoverInstanceWorkflow'] as const;
 
@@ -115,7 +115,6 @@ export async function jobInfo(client: Client, idOrInstance: string): Promise<Job
     try {
       result = await handle.result();
     } catch (e) {
-      const { toOperationError } = await import('./api.js');
       const err = toOperationError(e);
       failure = err instanceof OperationError ? { type: err.type, message: err.message } : { type: 'Error', message: String(err) };
     }

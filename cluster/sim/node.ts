@@ -69,14 +69,13 @@ export class SimNode implements NodeRpc {
     }
   }
 
-  /** A node-side wait of `ms` Ganeti milliseconds. */
-  private async pause(ms: number): Promise<void> {
-    const factor = this.hw.read().state.clock.factor;
+  /** A node-side wait of `ms` Ganeti milliseconds, at the time factor of the state just read. */
+  private async pause(ms: number, factor: number): Promise<void> {
     await sleep(Math.max(5, ms / factor));
   }
 
-  private scaledDeadline(ms: number): number {
-    return Date.now() + ms / this.hw.read().state.clock.factor;
+  private scaledDeadline(ms: number, factor: number): number {
+    return Date.now() + ms / factor;
   }
 
   private drbdDev(n: SimNodeHw, inst: RpcInstance, d: RpcDisk): SimDrbd {
@@ -293,7 +292,7 @@ export class SimNode implements NodeRpc {
     const p = this.hwNode(state).processes[inst.name];
     let detail = reason || undefined;
     if (p?.ignoresAcpi) {
-      await this.pause(timeoutSec * 1000);
+      await this.pause(timeoutSec * 1000, state.clock.factor);
       detail = `forced after ${timeoutSec} s${reason ? `; ${reason}` : ''}`;
     }
     return this.rpc('instance_shutdown', inst.name, detail, (_s, n) => {
@@ -462,7 +461,7 @@ export class SimNode implements NodeRpc {
         }
       });
     await configure(false);
-    const deadline = this.scaledDeadline(120_000);
+    const deadline = this.scaledDeadline(120_000, this.hw.read().state.clock.factor);
     let delay = 100;
     for (;;) {
       const { state: s } = this.hw.read();
@@ -482,16 +481,17 @@ export class SimNode implements NodeRpc {
         await this.hw.appendLog({ node: this.node, rpc: 'drbd_attach_net', instance: inst.name, outcome: 'error', error: 'Timeout in disk reconnecting' });
         return fail('Timeout in disk reconnecting');
       }
-      await this.pause(delay);
+      await this.pause(delay, s.clock.factor);
       delay = Math.min(delay * 1.5, 5000);
     }
   }
 
   async drbdWaitSync(inst: RpcInstance): Promise<WaitSyncPayload> {
     if (!this.isDrbd(inst)) return { allDone: true, minPercent: 100 };
-    const deadline = this.scaledDeadline(15_000);
+    let deadline = 0;
     for (;;) {
       const { state: s } = this.hw.read();
+      deadline ||= this.scaledDeadline(15_000, s.clock.factor);
       const n = this.hwNode(s);
       const devs = inst.disks.map((d) => this.attachedDev(n, inst, d));
       const states = devs.map((d) => connectionState(s, d));
@@ -513,7 +513,7 @@ export class SimNode implements NodeRpc {
           return { allDone, minPercent };
         });
       }
-      await this.pause(1000);
+      await this.pause(1000, s.clock.factor);
     }
   }
 }
