@@ -3,8 +3,8 @@
  * from, the atomic memory reservation, and the configuration writes (the commit points).
  */
 import { Context } from '@temporalio/activity';
-import type { ConfigStore } from '../cluster/ports.js';
-import type { ClusterSnapshot, Instance } from '../cluster/types.js';
+import type { ConfigStore } from '../domain/ports.js';
+import type { ClusterSnapshot, Instance } from '../domain/types.js';
 
 export interface ConfigActivityDeps {
   config: ConfigStore;

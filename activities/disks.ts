@@ -3,9 +3,9 @@
  * long wait for resync as one heartbeating activity.
  */
 import { Context } from '@temporalio/activity';
-import type { SyncSample } from '../cluster/feedback.js';
-import type { RpcInstance } from '../cluster/instance.js';
-import type { NodeRpc } from '../cluster/ports.js';
+import type { SyncSample } from '../domain/feedback.js';
+import type { RpcInstance } from '../domain/instance.js';
+import type { NodeRpc } from '../domain/ports.js';
 
 export interface DiskActivityDeps {
   rpc: NodeRpc;

@@ -3,10 +3,8 @@
  * retry class (see cluster/errors.ts). Nothing here relies on class names surviving bundling.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ActivityFailure } from '../cluster/errors.js';
-import { NodeRpcError } from '../cluster/ports.js';
-import { ConfigError } from '../cluster/store/config-store.js';
-import { LockTimeoutError } from '../cluster/store/json-file.js';
+import { ActivityFailure } from '../domain/errors.js';
+import { ConfigError, NodeRpcError, StoreBusyError } from '../domain/ports.js';
 
 export function toFailure(e: unknown): Error {
   if (e instanceof ApplicationFailure || e instanceof CancelledFailure) return e;
@@ -16,7 +14,7 @@ export function toFailure(e: unknown): Error {
       : ApplicationFailure.nonRetryable(e.message, ActivityFailure.NodeRpcFailed);
   }
   if (e instanceof ConfigError) return ApplicationFailure.nonRetryable(e.message, ActivityFailure.ConfigConflict);
-  if (e instanceof LockTimeoutError) return ApplicationFailure.retryable(e.message, ActivityFailure.NodeRpcTransient);
+  if (e instanceof StoreBusyError) return ApplicationFailure.retryable(e.message, ActivityFailure.NodeRpcTransient);
   // Anything else is unexpected (a bug or an environment problem): retry within the bounded policy.
   const msg = e instanceof Error ? e.message : String(e);
   return ApplicationFailure.retryable(msg, 'InternalError');

@@ -1,7 +1,7 @@
 /** Node-agent activity running one phase of hooks on this node (Ganeti's hooks_runner RPC). */
 import { Context } from '@temporalio/activity';
-import type { HookPath, HookPhase, HookScriptResult } from '../cluster/hooks/env.js';
-import type { HookRunner } from '../cluster/hooks/runner.js';
+import type { HookPath, HookPhase, HookScriptResult } from '../domain/hook-env.js';
+import type { HookRunner } from '../domain/ports.js';
 
 export interface HookActivityDeps {
   hooks: HookRunner;

@@ -4,10 +4,10 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ActivityFailure } from '../cluster/errors.js';
-import { memoryProgressLine } from '../cluster/feedback.js';
-import type { RpcInstance } from '../cluster/instance.js';
-import type { HvMigrationStatus, MigrationTarget, NodeRpc } from '../cluster/ports.js';
+import { ActivityFailure } from '../domain/errors.js';
+import { memoryProgressLine } from '../domain/feedback.js';
+import type { RpcInstance } from '../domain/instance.js';
+import type { HvMigrationStatus, MigrationTarget, NodeRpc } from '../domain/ports.js';
 
 export interface HypervisorActivityDeps {
   rpc: NodeRpc;

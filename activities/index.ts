@@ -3,8 +3,7 @@
  * registers `createOrchestratorActivities` (the configuration store). Both map every error through
  * `failures.ts`.
  */
-import type { HookRunner } from '../cluster/hooks/runner.js';
-import type { ConfigStore, NodeRpc } from '../cluster/ports.js';
+import type { ConfigStore, HookRunner, NodeRpc } from '../domain/ports.js';
 import { createConfigActivities } from './config.js';
 import { createDiskActivities } from './disks.js';
 import { mapFailures } from './failures.js';

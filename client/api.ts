@@ -10,8 +10,8 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
-import { OpFailure } from '../cluster/errors.js';
-import { orchestratorQueue, workflowIdFor } from '../cluster/naming.js';
+import { OpFailure } from '../domain/errors.js';
+import { orchestratorQueue, workflowIdFor } from '../domain/naming.js';
 import {
   describeZodError,
   FailoverInputSchema,
@@ -19,10 +19,10 @@ import {
   type FailoverInput,
   type MigrateInput,
   type OperationResult,
-} from '../cluster/ops.js';
+} from '../domain/ops.js';
 import type { z } from 'zod';
-import { failoverSummary, migrateSummary } from '../cluster/summary.js';
-import type { ClusterSnapshot } from '../cluster/types.js';
+import { failoverSummary, migrateSummary } from '../domain/summary.js';
+import type { ClusterSnapshot } from '../domain/types.js';
 import { SA } from '../workflows/messages.js';
 import type { failoverInstanceWorkflow } from '../workflows/failover-instance.js';
 import type { migrateInstanceWorkflow } from '../workflows/migrate-instance.js';

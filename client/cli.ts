@@ -10,15 +10,15 @@ import { Command, CommanderError, Option } from 'commander';
 import protos from '@temporalio/proto';
 import { Connection, type Client, type WorkflowHandle } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages.js';
-import { formatOpError } from '../cluster/errors.js';
-import type { FailoverInput, MigrateInput, OperationResult } from '../cluster/ops.js';
-import { instanceHwStatus, inject, INJECT_STATES, setPower, type InjectState } from '../cluster/sim/cluster.js';
-import { addFault, FAULT_MODES, type FaultMode } from '../cluster/sim/faults.js';
-import { SimHardware } from '../cluster/sim/hardware.js';
-import { setTimeFactor } from '../cluster/sim/state.js';
-import { FileConfigStore } from '../cluster/store/config-store.js';
-import type { ClusterConfig } from '../cluster/types.js';
-import { seedDefaultCluster } from '../worker/seed.js';
+import { formatOpError } from '../domain/errors.js';
+import type { FailoverInput, MigrateInput, OperationResult } from '../domain/ops.js';
+import { instanceHwStatus, inject, INJECT_STATES, setPower, type InjectState } from '../adapters/sim/cluster.js';
+import { addFault, FAULT_MODES, type FaultMode } from '../adapters/sim/faults.js';
+import { SimHardware } from '../adapters/sim/hardware.js';
+import { setTimeFactor } from '../adapters/sim/state.js';
+import { FileConfigStore } from '../adapters/store/config-store.js';
+import type { ClusterConfig } from '../domain/types.js';
+import { seedDefaultCluster } from '../adapters/sim/seed.js';
 import {
   InstanceBusyError,
   OperationError,
@@ -29,7 +29,7 @@ import {
   startMigration,
   type StartOptions,
 } from './api.js';
-import { connectClient, connectOptions, homeDir, temporalSettings, webUiUrl } from './connection.js';
+import { connectClient, connectOptions, homeDir, temporalSettings, webUiUrl } from '../connection/settings.js';
 import { follow } from './follow.js';
 import { abortOperation, AbortRefusedError, jobInfo, listJobs, toWorkflowId } from './jobs.js';
 import { instanceText, instanceView, nodeView, table } from './views.js';
@@ -416,7 +416,7 @@ export function buildProgram(): Command {
     .command('reset')
     .description('recreate the default simulated cluster (configuration and hardware)')
     .action(async () => {
-      await seedDefaultCluster(homeDir());
+      await seedDefaultCluster(FileConfigStore.forHome(homeDir()), SimHardware.forHome(homeDir()));
       print(`default cluster created in ${homeDir()}`);
     });
   sim

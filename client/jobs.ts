@@ -7,7 +7,7 @@ import { WorkflowUpdateFailedError, type Client, type WorkflowExecutionInfo, typ
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
-import { workflowIdFor } from '../cluster/naming.js';
+import { workflowIdFor } from '../domain/naming.js';
 import { abortUpdate, progressQuery, SA, type AbortAccepted, type ProgressView } from '../workflows/messages.js';
 import { OperationError, toOperationError } from './api.js';
 

@@ -1,6 +1,6 @@
 /** What the CLI prints about configuration objects (JSON views and Ganeti-like text). */
-import { filledHvParams, secondaryNodes } from '../cluster/instance.js';
-import type { ClusterSnapshot, Instance, Node } from '../cluster/types.js';
+import { filledHvParams, secondaryNodes } from '../domain/instance.js';
+import type { ClusterSnapshot, Instance, Node } from '../domain/types.js';
 
 export function instanceView(snap: ClusterSnapshot, inst: Instance) {
   return {

@@ -7,12 +7,12 @@
  *          block devices (cluster/qemu/node.ts; docs/qemu.md)
  */
 import { Context } from '@temporalio/activity';
-import type { NodeRpc } from '../cluster/ports.js';
-import { QemuNode, type QemuNodeOptions } from '../cluster/qemu/node.js';
-import { ACCELS, type Accel } from '../cluster/qemu/runtime.js';
-import { withFaults } from '../cluster/sim/faults.js';
-import { SimHardware } from '../cluster/sim/hardware.js';
-import { SimNode } from '../cluster/sim/node.js';
+import type { NodeRpc } from '../domain/ports.js';
+import { QemuNode, type QemuNodeOptions } from '../adapters/qemu/node.js';
+import { ACCELS, type Accel } from '../adapters/qemu/runtime.js';
+import { withFaults } from '../adapters/sim/faults.js';
+import { SimHardware } from '../adapters/sim/hardware.js';
+import { SimNode } from '../adapters/sim/node.js';
 
 export const BACKENDS = ['sim', 'qemu'] as const;
 export type Backend = (typeof BACKENDS)[number];

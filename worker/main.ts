@@ -8,16 +8,17 @@
 import { Command, Option } from 'commander';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../client/connection.js';
-import { FileConfigStore } from '../cluster/store/config-store.js';
+import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../connection/settings.js';
+import { FileConfigStore } from '../adapters/store/config-store.js';
 import { workflowBundle } from './bundle.js';
 import { startDevServer } from './dev-server.js';
-import { bootInstances, unusableSecondaryIps } from '../cluster/qemu/boot.js';
+import { bootInstances, unusableSecondaryIps } from '../adapters/qemu/boot.js';
 import { qemuNodeOptions } from './backends.js';
 import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type Backend } from './node-agent.js';
 import { createOrchestratorWorker } from './orchestrator.js';
 import { installRuntime, type LogFormat } from './runtime.js';
-import { ensureCluster } from './seed.js';
+import { ensureCluster } from '../adapters/sim/seed.js';
+import { SimHardware } from '../adapters/sim/hardware.js';
 
 const say = (msg: string) => console.log(`[ganeti-temporal] ${msg}`);
 
@@ -52,7 +53,7 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
   const uiPort = Number(process.env.GANETI_TEMPORAL_UI_PORT || DEFAULT_UI_PORT);
   const settings = process.env.TEMPORAL_ADDRESS ? temporalSettings() : { ...temporalSettings(), address: `localhost:${devPort}` };
-  if (await ensureCluster(home, opts.backend)) say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
+  if (await ensureCluster(FileConfigStore.forHome(home), SimHardware.forHome(home), opts.backend)) say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
   if (opts.backend === 'qemu') await prepareQemu(home);
   runtime(opts);
   let env: TestWorkflowEnvironment | undefined;

@@ -5,11 +5,12 @@
 import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createNodeActivities } from '../activities/index.js';
-import { DirectoryHookRunner, type HookRunner } from '../cluster/hooks/runner.js';
-import { nodeQueue } from '../cluster/naming.js';
-import type { NodeRpc } from '../cluster/ports.js';
-import { withSimHooks } from '../cluster/sim/faults.js';
-import { SimHardware } from '../cluster/sim/hardware.js';
+import { DirectoryHookRunner } from '../adapters/hooks/runner.js';
+import type { HookRunner } from '../domain/ports.js';
+import { nodeQueue } from '../domain/naming.js';
+import type { NodeRpc } from '../domain/ports.js';
+import { withSimHooks } from '../adapters/sim/faults.js';
+import { SimHardware } from '../adapters/sim/hardware.js';
 
 export { BACKENDS, createBackend, simBackend, type Backend } from './backends.js';
 

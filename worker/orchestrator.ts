@@ -2,8 +2,8 @@
 import { Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createOrchestratorActivities } from '../activities/index.js';
-import { orchestratorQueue } from '../cluster/naming.js';
-import { FileConfigStore } from '../cluster/store/config-store.js';
+import { orchestratorQueue } from '../domain/naming.js';
+import { FileConfigStore } from '../adapters/store/config-store.js';
 
 export interface OrchestratorOptions {
   connection: NativeConnection;

@@ -8,8 +8,8 @@
  * node that actually runs the instance (Ganeti's quirk 3 opens them on the stale primary).
  */
 import { CancellationScope } from '@temporalio/workflow';
-import { isDrbd } from '../cluster/instance.js';
-import { cleanupCommand } from '../cluster/naming.js';
+import { isDrbd } from '../domain/instance.js';
+import { cleanupCommand } from '../domain/naming.js';
 import { failMsg } from './rpc.js';
 import {
   closeInstanceDisks,

@@ -3,9 +3,9 @@
  * reconnect, wait until sync. Each prints its feedback line and raises Ganeti's Exec error.
  */
 import type { OrchestratorActivities } from '../activities/index.js';
-import { mergeSyncProgress } from '../cluster/feedback.js';
-import { isDrbd, rpcInstanceFor, type RpcInstance } from '../cluster/instance.js';
-import type { ClusterSnapshot, Instance } from '../cluster/types.js';
+import { mergeSyncProgress } from '../domain/feedback.js';
+import { isDrbd, rpcInstanceFor, type RpcInstance } from '../domain/instance.js';
+import type { ClusterSnapshot, Instance } from '../domain/types.js';
 import { execFailure, type Operation } from './operation.js';
 import type { NodeRpcClient, RpcFailure } from './rpc.js';
 

@@ -2,8 +2,8 @@
  * OpInstanceFailover (LUInstanceFailover) as a workflow, with the same ID `instance/<name>` as the
  * migrate workflow, so the two exclude each other.
  */
-import { prereqError } from '../cluster/errors.js';
-import { describeZodError, FailoverInputSchema, type FailoverInput, type OperationResult } from '../cluster/ops.js';
+import { prereqError } from '../domain/errors.js';
+import { describeZodError, FailoverInputSchema, type FailoverInput, type OperationResult } from '../domain/ops.js';
 import { opFailure, Operation } from './operation.js';
 import { runOperation } from './run-operation.js';
 

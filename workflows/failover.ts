@@ -6,7 +6,7 @@
  * deactivated (Ganeti's watcher, or an operator, starts it again).
  */
 import { CancellationScope } from '@temporalio/workflow';
-import { instanceNodes, isDrbd } from '../cluster/instance.js';
+import { instanceNodes, isDrbd } from '../domain/instance.js';
 import { closeInstanceDisks, diskConsistentOn, ri, type Exec } from './disks.js';
 import { execFailure, isExecFailure } from './operation.js';
 import { failMsg } from './rpc.js';

@@ -5,7 +5,7 @@
  * unreachable node is a warning.
  */
 import { ApplicationFailure } from '@temporalio/workflow';
-import { OpFailure } from '../cluster/errors.js';
+import { OpFailure } from '../domain/errors.js';
 import {
   hookEnvironment,
   hookNodes,
@@ -15,9 +15,9 @@ import {
   type HookPhase,
   type HookValue,
   type MigrateHookArgs,
-} from '../cluster/hooks/env.js';
-import type { MigrationPlan } from '../cluster/prereq.js';
-import type { ClusterSnapshot, Instance } from '../cluster/types.js';
+} from '../domain/hook-env.js';
+import type { MigrationPlan } from '../domain/prereq.js';
+import type { ClusterSnapshot, Instance } from '../domain/types.js';
 import type { Operation } from './operation.js';
 import type { NodeRpcClient } from './rpc.js';
 

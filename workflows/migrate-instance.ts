@@ -2,8 +2,8 @@
  * OpInstanceMigrate (LUInstanceMigrate) as a workflow, ID `instance/<name>`: a live or non-live
  * migration, a migration cleanup, or — when the prerequisites say so and it is allowed — a failover.
  */
-import { prereqError } from '../cluster/errors.js';
-import { describeZodError, MigrateInputSchema, type MigrateInput, type OperationResult } from '../cluster/ops.js';
+import { prereqError } from '../domain/errors.js';
+import { describeZodError, MigrateInputSchema, type MigrateInput, type OperationResult } from '../domain/ops.js';
 import { opFailure, Operation } from './operation.js';
 import { runOperation } from './run-operation.js';
 

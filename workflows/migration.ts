@@ -11,11 +11,11 @@
  *   the migration only rolls forward (abort refused, cancellation ignored); failures name `--cleanup`.
  */
 import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
-import { ActivityFailure } from '../cluster/errors.js';
-import { hvVersionPairSafe } from '../cluster/hypervisor.js';
-import { isDrbd } from '../cluster/instance.js';
-import { cleanupCommand } from '../cluster/naming.js';
-import type { MigrationPlan } from '../cluster/prereq.js';
+import { ActivityFailure } from '../domain/errors.js';
+import { hvVersionPairSafe } from '../domain/hypervisor.js';
+import { isDrbd } from '../domain/instance.js';
+import { cleanupCommand } from '../domain/naming.js';
+import type { MigrationPlan } from '../domain/prereq.js';
 import type { MigrationFailureDetails } from '../activities/hypervisor.js';
 import {
   closeInstanceDisks,

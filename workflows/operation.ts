@@ -5,8 +5,8 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { CancellationScope, log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import { OpFailure, type OpError } from '../cluster/errors.js';
-import type { PlanStep } from '../cluster/plan.js';
+import { OpFailure, type OpError } from '../domain/errors.js';
+import type { PlanStep } from '../domain/plan.js';
 import {
   abortUpdate,
   feedbackQuery,

@@ -3,10 +3,10 @@
  * reservation) and calls it again until it decides. Nothing is changed here except the reservation,
  * which the operation releases on every exit path.
  */
-import { checkPrereq, type FactRequest, type Facts, type MigrationPlan, type PrereqRequest, type RpcResult } from '../cluster/prereq.js';
-import { rpcInstanceFor } from '../cluster/instance.js';
+import { checkPrereq, type FactRequest, type Facts, type MigrationPlan, type PrereqRequest, type RpcResult } from '../domain/prereq.js';
+import { rpcInstanceFor } from '../domain/instance.js';
 import type { OrchestratorActivities } from '../activities/index.js';
-import type { ClusterSnapshot } from '../cluster/types.js';
+import type { ClusterSnapshot } from '../domain/types.js';
 import { opFailure, type Operation } from './operation.js';
 import type { NodeRpcClient } from './rpc.js';
 

@@ -5,11 +5,11 @@
  */
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { NodeActivities, OrchestratorActivities } from '../activities/index.js';
-import { NON_RETRYABLE_ACTIVITY_FAILURES } from '../cluster/errors.js';
-import { nodeQueue } from '../cluster/naming.js';
-import { rpcName } from '../cluster/ports.js';
-import type { RpcResult } from '../cluster/prereq.js';
-import type { ClusterSnapshot, Timing } from '../cluster/types.js';
+import { NON_RETRYABLE_ACTIVITY_FAILURES } from '../domain/errors.js';
+import { nodeQueue } from '../domain/naming.js';
+import { rpcName } from '../domain/ports.js';
+import type { RpcResult } from '../domain/prereq.js';
+import type { ClusterSnapshot, Timing } from '../domain/types.js';
 
 /** Ganeti's RPC timeout classes (behaviour spec §14). */
 export type RpcClass = 'urgent' | 'normal' | 'slow';

@@ -8,11 +8,11 @@
  * in a non-cancellable scope and the operation ends `Aborted` (or Canceled).
  */
 import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
-import { OpFailure } from '../cluster/errors.js';
-import type { MigrateHookArgs, FailoverHookArgs } from '../cluster/hooks/env.js';
-import type { OperationResult } from '../cluster/ops.js';
-import { describePlan, planSteps } from '../cluster/plan.js';
-import type { PrereqRequest } from '../cluster/prereq.js';
+import { OpFailure } from '../domain/errors.js';
+import type { MigrateHookArgs, FailoverHookArgs } from '../domain/hook-env.js';
+import type { OperationResult } from '../domain/ops.js';
+import { describePlan, planSteps } from '../domain/plan.js';
+import type { PrereqRequest } from '../domain/prereq.js';
 import { execCleanup } from './cleanup.js';
 import type { Exec } from './disks.js';
 import { execFailover } from './failover.js';

@@ -9,10 +9,10 @@ import { describe, expect, test } from 'vitest';
 import type { SyncHeartbeat } from '../../activities/disks.js';
 import type { MigrationFailureDetails, MigrationHeartbeat } from '../../activities/hypervisor.js';
 import { createNodeActivities } from '../../activities/index.js';
-import { memoryProgressLine } from '../../cluster/feedback.js';
-import type { HookRunner } from '../../cluster/hooks/runner.js';
-import type { RpcInstance } from '../../cluster/instance.js';
-import { NodeRpcError, type MigrationStatusPayload, type NodeRpc, type NodeRpcMethod, type WaitSyncPayload } from '../../cluster/ports.js';
+import { memoryProgressLine } from '../../domain/feedback.js';
+import type { HookRunner } from '../../domain/ports.js';
+import type { RpcInstance } from '../../domain/instance.js';
+import { NodeRpcError, type MigrationStatusPayload, type NodeRpc, type NodeRpcMethod, type WaitSyncPayload } from '../../domain/ports.js';
 
 // ---- fakes --------------------------------------------------------------------------------------
 

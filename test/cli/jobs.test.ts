@@ -6,7 +6,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Connection } from '@temporalio/client';
 import { describe, expect, inject, test } from 'vitest';
-import { checkInvariants } from '../../cluster/invariants.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { cli } from '../helpers/cli.js';
 import { start, useHarness, waitForProgress } from '../helpers/harness.js';

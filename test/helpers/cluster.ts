@@ -5,12 +5,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildHardware, defaultClusterConfig, inject, instanceHwDetail, type InjectState, type InstanceHwDetail } from '../../cluster/sim/cluster.js';
-import { addFault, type FaultSpec } from '../../cluster/sim/faults.js';
-import { SimHardware } from '../../cluster/sim/hardware.js';
-import type { SimLogEntry, SimParams, SimState } from '../../cluster/sim/state.js';
-import { FileConfigStore } from '../../cluster/store/config-store.js';
-import { TimingSchema, type ClusterConfig, type Instance, type Timing } from '../../cluster/types.js';
+import { buildHardware, defaultClusterConfig, inject, instanceHwDetail, type InjectState, type InstanceHwDetail } from '../../adapters/sim/cluster.js';
+import { addFault, type FaultSpec } from '../../adapters/sim/faults.js';
+import { SimHardware } from '../../adapters/sim/hardware.js';
+import type { SimLogEntry, SimParams, SimState } from '../../adapters/sim/state.js';
+import { FileConfigStore } from '../../adapters/store/config-store.js';
+import { TimingSchema, type ClusterConfig, type Instance, type Timing } from '../../domain/types.js';
 
 /** Ganeti's timings shrunk for tests (hardware time runs `timeFactor` times faster too). */
 export const FAST_TIMING: Timing = TimingSchema.parse({

@@ -5,7 +5,7 @@
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { OperationError, operationResult, startMigration } from '../../client/api.js';
-import type { MigrateInput, OperationResult } from '../../cluster/ops.js';
+import type { MigrateInput, OperationResult } from '../../domain/ops.js';
 import { progressQuery, type ProgressView } from '../../workflows/messages.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from './cluster.js';
 import { useServer, Workers } from './temporal.js';

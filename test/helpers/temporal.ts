@@ -4,7 +4,7 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
-import type { NodeRpc } from '../../cluster/ports.js';
+import type { NodeRpc } from '../../domain/ports.js';
 import { afterAll, afterEach, beforeAll, inject } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../../worker/dev-server.js';

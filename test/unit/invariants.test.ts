@@ -4,10 +4,10 @@
  * processes, DRBD roles, symlinks and shared-disk openings by hand to build a good or a bad situation.
  */
 import { describe, expect, test } from 'vitest';
-import { checkInvariants } from '../../cluster/invariants.js';
-import { buildHardware, defaultClusterConfig, instanceHwDetail, type InstanceHwDetail } from '../../cluster/sim/cluster.js';
-import type { SimDrbd, SimState } from '../../cluster/sim/state.js';
-import type { ClusterConfig, Instance } from '../../cluster/types.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
+import { buildHardware, defaultClusterConfig, instanceHwDetail, type InstanceHwDetail } from '../../adapters/sim/cluster.js';
+import type { SimDrbd, SimState } from '../../adapters/sim/state.js';
+import type { ClusterConfig, Instance } from '../../domain/types.js';
 
 const NOW = 0;
 

@@ -17,10 +17,10 @@ import {
   type PrereqOutcome,
   type PrereqRequest,
   type RpcResult,
-} from '../../cluster/prereq.js';
-import type { OpError } from '../../cluster/errors.js';
-import { defaultClusterConfig } from '../../cluster/sim/cluster.js';
-import type { ClusterConfig, ClusterSnapshot, Instance, Node } from '../../cluster/types.js';
+} from '../../domain/prereq.js';
+import type { OpError } from '../../domain/errors.js';
+import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
+import type { ClusterConfig, ClusterSnapshot, Instance, Node } from '../../domain/types.js';
 
 // ---- the driver -----------------------------------------------------------------------------------
 

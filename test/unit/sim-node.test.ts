@@ -7,14 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { rpcInstanceFor, type RpcInstance } from '../../cluster/instance.js';
-import { NodeRpcError, type NodeRpc } from '../../cluster/ports.js';
-import { buildHardware, defaultClusterConfig, inject, instanceHwDetail, reconnect, type InjectState, type InstanceHwDetail } from '../../cluster/sim/cluster.js';
-import { addFault, withFaults, type FaultOptions, type FaultSpec } from '../../cluster/sim/faults.js';
-import { SimHardware } from '../../cluster/sim/hardware.js';
-import { SimNode } from '../../cluster/sim/node.js';
-import type { SimDrbd, SimParams, SimProcess, SimState } from '../../cluster/sim/state.js';
-import type { ClusterConfig } from '../../cluster/types.js';
+import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
+import { NodeRpcError, type NodeRpc } from '../../domain/ports.js';
+import { buildHardware, defaultClusterConfig, inject, instanceHwDetail, reconnect, type InjectState, type InstanceHwDetail } from '../../adapters/sim/cluster.js';
+import { addFault, withFaults, type FaultOptions, type FaultSpec } from '../../adapters/sim/faults.js';
+import { SimHardware } from '../../adapters/sim/hardware.js';
+import { SimNode } from '../../adapters/sim/node.js';
+import type { SimDrbd, SimParams, SimProcess, SimState } from '../../adapters/sim/state.js';
+import type { ClusterConfig } from '../../domain/types.js';
 
 // ---- harness ------------------------------------------------------------------------------------
 

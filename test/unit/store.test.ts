@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { ReserveMemoryRequest } from '../../cluster/ports.js';
-import { defaultClusterConfig } from '../../cluster/sim/cluster.js';
-import { ConfigError, FileConfigStore, type FileConfigStoreOptions } from '../../cluster/store/config-store.js';
-import { JsonFileStore, LockTimeoutError, type JsonFileStoreOptions } from '../../cluster/store/json-file.js';
+import type { ReserveMemoryRequest } from '../../domain/ports.js';
+import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
+import { ConfigError, FileConfigStore, type FileConfigStoreOptions } from '../../adapters/store/config-store.js';
+import { JsonFileStore, LockTimeoutError, type JsonFileStoreOptions } from '../../adapters/common/json-file.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const JSON_FILE_TS = fileURLToPath(new URL('../../cluster/store/json-file.ts', import.meta.url));
+const JSON_FILE_TS = fileURLToPath(new URL('../../adapters/common/json-file.ts', import.meta.url));
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -4,7 +4,7 @@
  * and the DRBD roles are rebuilt. Refusals leave the configuration untouched.
  */
 import { describe, expect, test } from 'vitest';
-import { checkInvariants } from '../../cluster/invariants.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { configShape, migrate, useHarness, type Outcome } from '../helpers/harness.js';
 import { mutatingSteps, withoutProgress } from '../helpers/steps.js';
 

@@ -5,7 +5,7 @@
  */
 import { expect, test } from 'vitest';
 import { operationResult } from '../../client/api.js';
-import { checkInvariants } from '../../cluster/invariants.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { outcomeOf, start, useHarness, waitForProgress } from '../helpers/harness.js';
 import { mutatingCounts } from '../helpers/steps.js';
 

@@ -4,9 +4,9 @@
  */
 import { describe, expect, test } from 'vitest';
 import { failoverInstance, InstanceBusyError, operationResult } from '../../client/api.js';
-import { checkInvariants } from '../../cluster/invariants.js';
-import type { FailoverInput } from '../../cluster/ops.js';
-import { setPower } from '../../cluster/sim/cluster.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
+import type { FailoverInput } from '../../domain/ops.js';
+import { setPower } from '../../adapters/sim/cluster.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { configShape, hardwareShape, migrate, outcomeOf, start, useHarness, type Outcome } from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';

@@ -5,9 +5,9 @@
  * Transient faults at every step, and hanging calls, still complete.
  */
 import { describe, expect, test } from 'vitest';
-import { cleanupCommand } from '../../cluster/naming.js';
-import { checkInvariants } from '../../cluster/invariants.js';
-import type { FaultSpec } from '../../cluster/sim/faults.js';
+import { cleanupCommand } from '../../domain/naming.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
+import type { FaultSpec } from '../../adapters/sim/faults.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { configShape, hardwareShape, migrate, start, useHarness, waitForProgress, type Outcome } from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';

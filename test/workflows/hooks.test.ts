@@ -5,9 +5,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { failoverInstance } from '../../client/api.js';
-import { checkInvariants } from '../../cluster/invariants.js';
-import type { HookPath, HookPhase } from '../../cluster/hooks/env.js';
-import { setPower } from '../../cluster/sim/cluster.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
+import type { HookPath, HookPhase } from '../../domain/hook-env.js';
+import { setPower } from '../../adapters/sim/cluster.js';
 import { simHooksDir } from '../../worker/node-agent.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { configShape, hardwareShape, migrate, outcomeOf, useHarness } from '../helpers/harness.js';

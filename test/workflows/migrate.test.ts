@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { InstanceBusyError, operationResult } from '../../client/api.js';
-import { checkInvariants } from '../../cluster/invariants.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { configShape, hardwareShape, migrate, outcomeOf, start, useHarness, waitForProgress } from '../helpers/harness.js';
 import { mutatingSteps, withoutProgress } from '../helpers/steps.js';
 

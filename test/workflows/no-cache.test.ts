@@ -4,7 +4,7 @@
  * exercised on live executions, not only on recorded ones.
  */
 import { expect, test } from 'vitest';
-import { checkInvariants } from '../../cluster/invariants.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { finish, scenarioContext, SCENARIOS } from '../histories/catalogue.js';
 import { useServer } from '../helpers/temporal.js';
 

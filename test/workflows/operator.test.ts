@@ -8,7 +8,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { describe, expect, test } from 'vitest';
 import { operationResult, OperationError } from '../../client/api.js';
 import { abortOperation, AbortRefusedError, jobInfo, listJobs } from '../../client/jobs.js';
-import { checkInvariants } from '../../cluster/invariants.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { progressQuery, SA } from '../../workflows/messages.js';
 import { outcomeOf, start, useHarness, waitForProgress, type Outcome } from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';

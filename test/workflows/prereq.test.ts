@@ -3,11 +3,11 @@
  * nothing changed on the cluster, no reservation left behind.
  */
 import { describe, expect, test } from 'vitest';
-import { orchestratorQueue, workflowIdFor } from '../../cluster/naming.js';
+import { orchestratorQueue, workflowIdFor } from '../../domain/naming.js';
 import { toOperationError, OperationError } from '../../client/api.js';
-import { checkInvariants } from '../../cluster/invariants.js';
-import type { MigrateInput } from '../../cluster/ops.js';
-import type { ClusterConfig } from '../../cluster/types.js';
+import { checkInvariants } from '../../adapters/sim/invariants.js';
+import type { MigrateInput } from '../../domain/ops.js';
+import type { ClusterConfig } from '../../domain/types.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { configShape, hardwareShape, migrate, useHarness } from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';

@@ -4,7 +4,7 @@
  * Faults live in the hardware document, so they hold across processes and crashes, and every hit is
  * counted and logged. `withFaults` wraps any node backend (simulated or QEMU).
  */
-import { NodeRpcError, rpcName, type NodeRpc } from '../ports.js';
+import { NodeRpcError, rpcName, type NodeRpc } from '../../domain/ports.js';
 import { SimHardware } from './hardware.js';
 import type { SimFault, SimState } from './state.js';
 

@@ -7,6 +7,7 @@
  * an answer at all is a `NodeRpcError` with `transient: true`.
  */
 import type { RpcInstance } from './instance.js';
+import type { HookPath, HookPhase, HookScriptResult } from './hook-env.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from './prereq.js';
 import type { ClusterConfig, ClusterSnapshot, Instance, Node } from './types.js';
 
@@ -18,6 +19,23 @@ export class NodeRpcError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A configuration write that cannot be done as asked (a compare-and-set conflict, an unknown object). */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    /** `conflict`: a compare-and-set saw another value; `not-found`: no such object. */
+    readonly kind: 'conflict' | 'not-found' | 'invalid',
+  ) {
+    super(message);
+  }
+}
+
+/** The configuration store is momentarily unable to answer (a lock held too long); retried. */
+export class StoreBusyError extends Error {
+  override readonly name = 'StoreBusyError';
 }
 
 /** QEMU's migration states as Ganeti reports them, plus `none` (no migration known). */
@@ -119,4 +137,9 @@ export interface ConfigStore {
   setDisksActive(instance: string, active: boolean): Promise<Instance>;
   modifyNode(node: string, change: Partial<Pick<Node, 'offline' | 'drained'>>): Promise<Node>;
   modifyInstance(instance: string, change: Partial<Pick<Instance, 'adminState'>>): Promise<Instance>;
+}
+
+/** Runs a node's hook scripts (Ganeti's hooks runner): every executable in `<path>-<phase>.d`. */
+export interface HookRunner {
+  run(path: HookPath, phase: HookPhase, env: Record<string, string>, timeoutSec: number, signal?: AbortSignal): Promise<HookScriptResult[]>;
 }

@@ -5,7 +5,7 @@
  * and `-incoming`) are its own.
  */
 import { join } from 'node:path';
-import type { RpcInstance } from '../instance.js';
+import type { RpcInstance } from '../../domain/instance.js';
 
 export type Accel = 'tcg' | 'kvm';
 export const ACCELS: readonly Accel[] = ['tcg', 'kvm'];

@@ -2,9 +2,9 @@
  * The behaviour spec's Invariants, as a checker over the configuration and the hardware truth.
  * Pure; returns the list of violations (empty = holds).
  */
-import type { InstanceHwDetail } from './sim/cluster.js';
-import { secondaryNodes } from './instance.js';
-import type { Instance } from './types.js';
+import type { InstanceHwDetail } from './cluster.js';
+import { secondaryNodes } from '../../domain/instance.js';
+import type { Instance } from '../../domain/types.js';
 
 export type InvariantCase =
   /** `_ExecMigration` returned: primary = target. */

@@ -23,7 +23,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RpcInstance } from '../instance.js';
+import type { RpcInstance } from '../../domain/instance.js';
 import {
   NodeRpcError,
   type BlockdevStatus,
@@ -32,12 +32,12 @@ import {
   type MigrationTarget,
   type NodeRpc,
   type WaitSyncPayload,
-} from '../ports.js';
-import type { InstanceInfoPayload, NodeInfoPayload } from '../prereq.js';
+} from '../../domain/ports.js';
+import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import { SimHardware } from '../sim/hardware.js';
 import { SimNode } from '../sim/node.js';
 import type { SimMigration, SimNodeHw, SimProcess, SimState } from '../sim/state.js';
-import { LockTimeoutError } from '../store/json-file.js';
+import { LockTimeoutError } from '../common/json-file.js';
 import { buildGuest, type GuestOptions } from './guest.js';
 import { findQemuByArg, isOurQemu, killPid, logTail, pidAlive, portFree, spawnDetached, startTimeOf, waitGone } from './process.js';
 import { QmpClient, QmpError, QmpUnavailable, withQmp } from './qmp.js';

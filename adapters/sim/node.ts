@@ -6,7 +6,7 @@
  * by the simulation's time factor.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RpcDisk, RpcInstance } from '../instance.js';
+import type { RpcDisk, RpcInstance } from '../../domain/instance.js';
 import {
   NodeRpcError,
   type BlockdevStatus,
@@ -14,8 +14,8 @@ import {
   type MigrationTarget,
   type NodeRpc,
   type WaitSyncPayload,
-} from '../ports.js';
-import type { InstanceInfoPayload, NodeInfoPayload } from '../prereq.js';
+} from '../../domain/ports.js';
+import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import { SimHardware } from './hardware.js';
 import {
   connectionState,

@@ -3,7 +3,7 @@
  * by node agents, the CLI and tests. Every access first advances the time-dependent state.
  */
 import { join } from 'node:path';
-import { JsonFileStore } from '../store/json-file.js';
+import { JsonFileStore } from '../common/json-file.js';
 import { advance, LOG_LIMIT, simNow, type SimLogEntry, type SimState } from './state.js';
 
 export const hardwarePath = (home: string): string => join(home, 'sim', 'hardware.json');

@@ -4,8 +4,8 @@
  * already running are re-attached, not restarted.
  */
 import { createServer } from 'node:net';
-import { rpcInstanceFor } from '../instance.js';
-import type { ClusterConfig } from '../types.js';
+import { rpcInstanceFor } from '../../domain/instance.js';
+import type { ClusterConfig } from '../../domain/types.js';
 import { QemuNode, type QemuNodeOptions } from './node.js';
 
 export interface BootReport {

@@ -3,20 +3,12 @@
  * durably (fsync), read-modify-write under a lock file. See the README for why JSON and not SQLite.
  */
 import { join } from 'node:path';
-import type { ConfigStore, ReserveMemoryRequest } from '../ports.js';
-import { ClusterConfigSchema, type ClusterConfig, type ClusterSnapshot, type Instance, type Node } from '../types.js';
-import { JsonFileStore } from './json-file.js';
+import { ConfigError, type ConfigStore, type ReserveMemoryRequest } from '../../domain/ports.js';
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    message: string,
-    /** `conflict`: a compare-and-set saw another value; `not-found`: no such object. */
-    readonly kind: 'conflict' | 'not-found' | 'invalid',
-  ) {
-    super(message);
-  }
-}
+export { ConfigError };
+import { ClusterConfigSchema, type ClusterConfig, type ClusterSnapshot, type Instance, type Node } from '../../domain/types.js';
+import { JsonFileStore } from '../common/json-file.js';
+
 
 export interface FileConfigStoreOptions {
   /**

@@ -2,8 +2,8 @@
  * Building and inspecting a simulated cluster: hardware that matches a configuration, the default
  * demo cluster, the hardware-truth view (`sim status`) and deliberate breakage (`sim inject`).
  */
-import { instanceNodes, isDrbd, rpcInstanceFor } from '../instance.js';
-import { ClusterConfigSchema, type ClusterConfig, type Instance } from '../types.js';
+import { instanceNodes, isDrbd, rpcInstanceFor } from '../../domain/instance.js';
+import { ClusterConfigSchema, type ClusterConfig, type Instance } from '../../domain/types.js';
 import { serializeRuntime } from './node.js';
 import {
   connectionState,

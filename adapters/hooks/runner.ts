@@ -8,13 +8,10 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { HOOK_NAME_RE, HOOK_PATH_ENV, type HookPath, type HookPhase, type HookScriptResult } from './env.js';
+import type { HookRunner } from '../../domain/ports.js';
+import { HOOK_NAME_RE, HOOK_PATH_ENV, type HookPath, type HookPhase, type HookScriptResult } from '../../domain/hook-env.js';
 
 export const DEFAULT_HOOK_TIMEOUT_SEC = 300;
-
-export interface HookRunner {
-  run(path: HookPath, phase: HookPhase, env: Record<string, string>, timeoutSec: number, signal?: AbortSignal): Promise<HookScriptResult[]>;
-}
 
 function isExecutableFile(p: string): boolean {
   try {

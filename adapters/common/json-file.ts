@@ -10,6 +10,7 @@
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreBusyError } from '../../domain/ports.js';
 
 export interface JsonFileStoreOptions<T> {
   /** Validates and normalises what was read. */
@@ -20,7 +21,8 @@ export interface JsonFileStoreOptions<T> {
   lockTimeoutMs?: number;
 }
 
-export class LockTimeoutError extends Error {}
+/** The lock file was held longer than the wait allows. */
+export class LockTimeoutError extends StoreBusyError {}
 
 export class JsonFileStore<T> {
   private readonly lockPath: string;

@@ -7,8 +7,8 @@
  * as in the pre phase (the instance keys, e.g. GANETI_POST_INSTANCE_PRIMARY, do come from the
  * reloaded instance). Scripts written for Ganeti that read the pre-phase keys work unchanged.
  */
-import { filledHvParams, isDrbd, secondaryNodes } from '../instance.js';
-import type { ClusterSnapshot, Instance } from '../types.js';
+import { filledHvParams, isDrbd, secondaryNodes } from './instance.js';
+import type { ClusterSnapshot, Instance } from './types.js';
 
 export const HOOK_PATHS = ['instance-migrate', 'instance-failover'] as const;
 export type HookPath = (typeof HOOK_PATHS)[number];
