@@ -38,7 +38,6 @@ export function createConfigActivities({ config }: ConfigActivityDeps) {
     setInstancePrimary: (req: { instance: string; expected: string; primary: string }): Promise<Instance> =>
       config.setInstancePrimary(req.instance, req.expected, req.primary),
 
-    setDisksActive: (req: { instance: string; active: boolean }): Promise<Instance> =>
-      config.setDisksActive(req.instance, req.active),
+    setDisksActive: (req: { instance: string; active: boolean }): Promise<Instance> => config.setDisksActive(req.instance, req.active),
   };
 }

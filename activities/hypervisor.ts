@@ -42,7 +42,12 @@ export interface MigrationFailureDetails {
 
 /** The migration failed in the hypervisor (Ganeti's "hypervisor returned failure"); not retried. */
 function migrationFailed(details: MigrationFailureDetails): ApplicationFailure {
-  return ApplicationFailure.create({ message: 'hypervisor returned failure', type: ActivityFailure.MigrationFailed, nonRetryable: true, details: [details] });
+  return ApplicationFailure.create({
+    message: 'hypervisor returned failure',
+    type: ActivityFailure.MigrationFailed,
+    nonRetryable: true,
+    details: [details],
+  });
 }
 
 /** Ganeti's KVM gives up after 5 unusable status answers. */
@@ -56,8 +61,7 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
     bridgesExist: (bridges: string[]) => rpc.bridgesExist(bridges),
     instanceMigratable: (inst: RpcInstance) => rpc.instanceMigratable(inst),
     migrationInfo: (inst: RpcInstance) => rpc.migrationInfo(inst),
-    acceptInstance: (inst: RpcInstance, migrationInfo: string, targetIp: string) =>
-      rpc.acceptInstance(inst, migrationInfo, targetIp),
+    acceptInstance: (inst: RpcInstance, migrationInfo: string, targetIp: string) => rpc.acceptInstance(inst, migrationInfo, targetIp),
     instanceMigrate: (inst: RpcInstance, target: MigrationTarget, live: boolean) => rpc.instanceMigrate(inst, target, live),
     instanceGetMigrationStatus: (inst: RpcInstance) => rpc.instanceGetMigrationStatus(inst),
     instanceFinalizeMigrationSrc: (inst: RpcInstance, success: boolean, live: boolean) =>

@@ -63,7 +63,12 @@ const DOWNTIME = Number(env0.BENCH_DOWNTIME || 300); // ms
 const MEMORY = 512;
 const WARMUP_MS = 1000;
 const MiB = 1024 * 1024;
-const CAPS = { capabilities: [{ capability: 'events', state: true }, { capability: 'return-path', state: true }] };
+const CAPS = {
+  capabilities: [
+    { capability: 'events', state: true },
+    { capability: 'return-path', state: true },
+  ],
+};
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -107,7 +112,11 @@ async function bareRun(dir: string, args: string[], round: number): Promise<Run>
   const port = await freePort(ip, 8102);
   const qmp = join(dir, `dst-${round}.qmp`);
   const t0 = performance.now();
-  const pid = await spawnDetached('qemu-system-x86_64', [...args, '-qmp', qmpArg(qmp), '-incoming', `tcp:${ip}:${port}`], join(dir, 'bare.log'));
+  const pid = await spawnDetached(
+    'qemu-system-x86_64',
+    [...args, '-qmp', qmpArg(qmp), '-incoming', `tcp:${ip}:${port}`],
+    join(dir, 'bare.log'),
+  );
   await waitQmp(qmp, pid);
   await withQmp(qmp, (q) => q.execute('migrate-set-capabilities', CAPS));
   const done = await withQmp(srcQmp, async (q) => {
@@ -141,7 +150,8 @@ async function bareRun(dir: string, args: string[], round: number): Promise<Run>
 
 async function trace(handle: WorkflowHandle): Promise<void> {
   const history = await handle.fetchHistory();
-  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => (t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0);
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
   const rows = new Map<string, { name: string; at: number; started: number; done: number }>();
   for (const e of history.events ?? []) {
     const id = String(e.eventId);
@@ -154,7 +164,9 @@ async function trace(handle: WorkflowHandle): Promise<void> {
   }
   const t0 = [...rows.values()][0]?.at ?? 0;
   for (const r of rows.values()) {
-    console.log(`      ${String(r.at - t0).padStart(5)} ms  ${r.name.padEnd(30)} to start ${String(r.started - r.at).padStart(4)} ms, ran ${String(r.done - r.started).padStart(4)} ms`);
+    console.log(
+      `      ${String(r.at - t0).padStart(5)} ms  ${r.name.padEnd(30)} to start ${String(r.started - r.at).padStart(4)} ms, ran ${String(r.done - r.started).padStart(4)} ms`,
+    );
   }
 }
 
@@ -186,12 +198,23 @@ async function main(): Promise<void> {
     });
     const add = (w: Worker) => workers.push({ w, run: w.run() });
     const connection = env.nativeConnection;
-    add(await createOrchestratorWorker({ connection, namespace: 'default', cluster: 'bench', home, client: env.client, workflowBundle: await workflowBundle() }));
+    add(
+      await createOrchestratorWorker({
+        connection,
+        namespace: 'default',
+        cluster: 'bench',
+        home,
+        client: env.client,
+        workflowBundle: await workflowBundle(),
+      }),
+    );
     for (const node of ['node1', 'node2', 'node3']) {
       const rpc = qemuBackend({ home, node, accel: 'tcg', kernel });
       add(await createNodeAgent({ connection, namespace: 'default', cluster: 'bench', node, rpc, hooks: simHooks(home, node) }));
     }
-    const drivers: Record<string, QemuNode> = Object.fromEntries(['node1', 'node2'].map((n) => [n, new QemuNode({ home, node: n, kernel, watchMs: 0 })]));
+    const drivers: Record<string, QemuNode> = Object.fromEntries(
+      ['node1', 'node2'].map((n) => [n, new QemuNode({ home, node: n, kernel, watchMs: 0 })]),
+    );
     const ri = (node: string): RpcInstance => {
       const c = store.file.read();
       return rpcInstanceFor(c, c.instances.web1!, node);
@@ -226,7 +249,8 @@ async function main(): Promise<void> {
       const m = /total-time (\d+) ms, downtime (\d+) ms/.exec(stats?.detail ?? '');
       if (accept < 1 || !fin || !m) throw new Error('(b): the RPC log lacks the migration steps');
       const target = res.targetNode;
-      if (!(await readHeartbeat(drivers[target]!.qmpPath('web1'))).booted) throw new Error('(b): the guest does not run on the destination');
+      if (!(await readHeartbeat(drivers[target]!.qmpPath('web1'))).booted)
+        throw new Error('(b): the guest does not run on the destination');
       if (process.env.BENCH_TRACE) await trace(handle);
       await drivers[target]!.instanceShutdown(ri(target), 30, 'bench');
       b.push({ hv: fin.at - log[accept - 1]!.at, total: Number(m[1]), downtime: Number(m[2]), e2e });
@@ -234,17 +258,32 @@ async function main(): Promise<void> {
       const x = a.at(-1)!;
       const y = b.at(-1)!;
       const f = (n: number, w = 6) => `${n.toFixed(0).padStart(w)} ms`;
-      console.log(`${String(i).padStart(4)} |  ${f(x.total)}  ${f(x.downtime, 4)}  ${f(x.hv)} |  ${f(y.total)}  ${f(y.downtime, 4)}  ${f(y.hv)}   ${f(y.e2e)}`);
+      console.log(
+        `${String(i).padStart(4)} |  ${f(x.total)}  ${f(x.downtime, 4)}  ${f(x.hv)} |  ${f(y.total)}  ${f(y.downtime, 4)}  ${f(y.hv)}   ${f(y.e2e)}`,
+      );
     }
     const ma = { total: median(a.map((r) => r.total)), downtime: median(a.map((r) => r.downtime)), hv: median(a.map((r) => r.hv)) };
-    const mb = { total: median(b.map((r) => r.total)), downtime: median(b.map((r) => r.downtime)), hv: median(b.map((r) => r.hv)), e2e: median(b.map((r) => r.e2e)) };
+    const mb = {
+      total: median(b.map((r) => r.total)),
+      downtime: median(b.map((r) => r.downtime)),
+      hv: median(b.map((r) => r.hv)),
+      e2e: median(b.map((r) => r.e2e)),
+    };
     const ratio = (x: number, y: number) => (x / y).toFixed(2);
     console.log('');
     console.log('medians                       (a) bare QMP   (b) workflow   ratio b/a');
-    console.log(`migration (QEMU total-time)   ${ma.total.toFixed(0).padStart(9)} ms   ${mb.total.toFixed(0).padStart(9)} ms   ${ratio(mb.total, ma.total)}`);
-    console.log(`downtime (QEMU)               ${ma.downtime.toFixed(0).padStart(9)} ms   ${mb.downtime.toFixed(0).padStart(9)} ms   ${ratio(mb.downtime, ma.downtime)}`);
-    console.log(`hv part (wall)                ${ma.hv.toFixed(0).padStart(9)} ms   ${mb.hv.toFixed(0).padStart(9)} ms   ${ratio(mb.hv, ma.hv)}`);
-    console.log(`end to end (wall)             ${ma.hv.toFixed(0).padStart(9)} ms   ${mb.e2e.toFixed(0).padStart(9)} ms   ${ratio(mb.e2e, ma.hv)}`);
+    console.log(
+      `migration (QEMU total-time)   ${ma.total.toFixed(0).padStart(9)} ms   ${mb.total.toFixed(0).padStart(9)} ms   ${ratio(mb.total, ma.total)}`,
+    );
+    console.log(
+      `downtime (QEMU)               ${ma.downtime.toFixed(0).padStart(9)} ms   ${mb.downtime.toFixed(0).padStart(9)} ms   ${ratio(mb.downtime, ma.downtime)}`,
+    );
+    console.log(
+      `hv part (wall)                ${ma.hv.toFixed(0).padStart(9)} ms   ${mb.hv.toFixed(0).padStart(9)} ms   ${ratio(mb.hv, ma.hv)}`,
+    );
+    console.log(
+      `end to end (wall)             ${ma.hv.toFixed(0).padStart(9)} ms   ${mb.e2e.toFixed(0).padStart(9)} ms   ${ratio(mb.e2e, ma.hv)}`,
+    );
     for (const d of Object.values(drivers)) d.close();
   } finally {
     for (const { w } of workers) w.shutdown();

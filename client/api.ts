@@ -205,7 +205,10 @@ export async function failoverInstance(client: Client, input: FailoverInput, opt
 }
 
 /** The operation running on an instance, if any (for commands that must not race one). */
-export async function runningOperation(client: Client, instance: string): Promise<{ workflowId: string; runId: string; operation?: string } | null> {
+export async function runningOperation(
+  client: Client,
+  instance: string,
+): Promise<{ workflowId: string; runId: string; operation?: string } | null> {
   try {
     const d = await client.workflow.getHandle(workflowIdFor(instance)).describe();
     if (d.status.name !== 'RUNNING') return null;

@@ -61,7 +61,11 @@ function configStore(): FileConfigStore {
   const home = homeDir();
   const store = FileConfigStore.forHome(home);
   if (!store.exists()) {
-    throw new CliError(`no cluster configuration in ${home}: run "npm start" once or "ganeti-temporal sim reset"`, EXIT.environment, 'NoCluster');
+    throw new CliError(
+      `no cluster configuration in ${home}: run "npm start" once or "ganeti-temporal sim reset"`,
+      EXIT.environment,
+      'NoCluster',
+    );
   }
   return store;
 }
@@ -72,7 +76,8 @@ function readConfig(): ClusterConfig {
 
 function hardware(): SimHardware {
   const hw = SimHardware.forHome(homeDir());
-  if (!hw.exists()) throw new CliError(`no simulated hardware in ${homeDir()}: run "ganeti-temporal sim reset"`, EXIT.environment, 'NoCluster');
+  if (!hw.exists())
+    throw new CliError(`no simulated hardware in ${homeDir()}: run "ganeti-temporal sim reset"`, EXIT.environment, 'NoCluster');
   return hw;
 }
 
@@ -224,7 +229,9 @@ export function buildProgram(): Command {
     .command('failover <name>')
     .description('fail an instance over to its secondary (shut down, swap the primary, start there if marked up)')
     .option('--ignore-consistency', 'proceed despite degraded disks on the target and a failed shutdown on the source')
-    .option('--shutdown-timeout <seconds>', 'soft-shutdown time before the instance is killed (default 120)', (v) => cliInt(v, '--shutdown-timeout'))
+    .option('--shutdown-timeout <seconds>', 'soft-shutdown time before the instance is killed (default 120)', (v) =>
+      cliInt(v, '--shutdown-timeout'),
+    )
     .option('--target-node <node>', 'target node (externally mirrored instances only)')
     .option('--ignore-ipolicy', "ignore the target group's instance policy")
     .option('--reason <text>', 'why (recorded with the operation, passed to shutdown and start)')
@@ -316,7 +323,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--drained <yes|no>', 'drained: no instance is moved to it').choices(['yes', 'no']))
     .option('--json', 'print the node as JSON')
     .action(async (name: string, o: { offline?: 'yes' | 'no'; drained?: 'yes' | 'no'; json?: boolean }) => {
-      if (o.offline === undefined && o.drained === undefined) throw new CliError('nothing to change: give --offline and/or --drained', EXIT.usage, 'UsageError');
+      if (o.offline === undefined && o.drained === undefined)
+        throw new CliError('nothing to change: give --offline and/or --drained', EXIT.usage, 'UsageError');
       const change: { offline?: boolean; drained?: boolean } = {};
       if (o.offline) change.offline = o.offline === 'yes';
       if (o.drained) change.drained = o.drained === 'yes';
@@ -325,7 +333,11 @@ export function buildProgram(): Command {
         n = await configStore().modifyNode(name, change);
       } catch (e) {
         const msg = (e as Error).message;
-        throw new CliError(msg, msg.includes('not known') ? EXIT.prereq : EXIT.usage, msg.includes('not known') ? 'PrereqFailed' : 'UsageError');
+        throw new CliError(
+          msg,
+          msg.includes('not known') ? EXIT.prereq : EXIT.usage,
+          msg.includes('not known') ? 'PrereqFailed' : 'UsageError',
+        );
       }
       if (o.json) printJson(nodeView(readConfig(), n));
       else print(`Modified node ${name}: offline=${n.offline}, drained=${n.drained}`);
@@ -370,7 +382,9 @@ export function buildProgram(): Command {
       print(`Job ${j.workflowId} (run ${j.runId}): ${j.status}${j.summary ? ` — ${j.summary}` : ''}`);
       if (j.needsOperator) print(`  NEEDS AN OPERATOR: ${j.progress?.repair ?? 'see the failure'}`);
       if (j.progress) {
-        print(`  phase: ${j.progress.phase}, ${j.progress.percent}% of the steps done${j.progress.pointOfNoReturn ? ', past the point of no return' : ''}`);
+        print(
+          `  phase: ${j.progress.phase}, ${j.progress.percent}% of the steps done${j.progress.pointOfNoReturn ? ', past the point of no return' : ''}`,
+        );
         for (const s of j.progress.steps) print(`    [${s.state}] ${s.label}`);
       }
       for (const l of j.live) print(`  live: ${l.kind} on ${l.node}: ${l.percent === null ? '?' : l.percent.toFixed(2)} %`);
@@ -472,20 +486,22 @@ export function buildProgram(): Command {
     .option('--disk-write-rate <MiBps>', 'guest disk writes (out of sync while disconnected)', parseFloat)
     .option('--reconnect-resync <MiB>', 'resync after every reconnection', parseFloat)
     .option('--guest-dirty-rate <MiBps>', 'guest RAM dirtying rate (live migration)', parseFloat)
-    .action(async (o: { timeFactor?: number; syncRate?: number; diskWriteRate?: number; reconnectResync?: number; guestDirtyRate?: number }) => {
-      for (const [k, v] of Object.entries(o)) {
-        if (!Number.isFinite(v) || (v as number) < 0 || (k === 'timeFactor' && (v as number) <= 0)) {
-          throw new CliError(`invalid value for ${k}: ${String(v)}`, EXIT.usage, 'UsageError');
+    .action(
+      async (o: { timeFactor?: number; syncRate?: number; diskWriteRate?: number; reconnectResync?: number; guestDirtyRate?: number }) => {
+        for (const [k, v] of Object.entries(o)) {
+          if (!Number.isFinite(v) || (v as number) < 0 || (k === 'timeFactor' && (v as number) <= 0)) {
+            throw new CliError(`invalid value for ${k}: ${String(v)}`, EXIT.usage, 'UsageError');
+          }
         }
-      }
-      const params = await hardware().mutate((s) => {
-        if (o.timeFactor !== undefined) setTimeFactor(s, o.timeFactor);
-        const { timeFactor: _t, ...rest } = o;
-        Object.assign(s.params, rest);
-        return s.params;
-      });
-      printJson(params);
-    });
+        const params = await hardware().mutate((s) => {
+          if (o.timeFactor !== undefined) setTimeFactor(s, o.timeFactor);
+          const { timeFactor: _t, ...rest } = o;
+          Object.assign(s.params, rest);
+          return s.params;
+        });
+        printJson(params);
+      },
+    );
   sim
     .command('log')
     .description('the node RPC log (newest last)')
@@ -502,7 +518,9 @@ export function buildProgram(): Command {
         return;
       }
       for (const e of log) {
-        print(`${new Date(e.at).toISOString()} ${e.node} ${e.rpc}${e.instance ? ` ${e.instance}` : ''}${e.detail ? ` (${e.detail})` : ''}: ${e.outcome}${e.error ? ` — ${e.error}` : ''}`);
+        print(
+          `${new Date(e.at).toISOString()} ${e.node} ${e.rpc}${e.instance ? ` ${e.instance}` : ''}${e.detail ? ` (${e.detail})` : ''}: ${e.outcome}${e.error ? ` — ${e.error}` : ''}`,
+        );
       }
     });
 
@@ -510,15 +528,19 @@ export function buildProgram(): Command {
   fault
     .command('add')
     .description('make an RPC fail: transient (K times), permanent, or hang')
-    .requiredOption('--rpc <name>', "Ganeti RPC name, e.g. drbd_attach_net")
+    .requiredOption('--rpc <name>', 'Ganeti RPC name, e.g. drbd_attach_net')
     .option('--node <node>', 'only on this node')
     .addOption(new Option('--mode <mode>', 'fault mode').choices([...FAULT_MODES]).makeOptionMandatory())
     .option('--times <k>', 'how many times (default: 1 for transient, always otherwise)', (v) => parseInt(v, 10))
     .option('--skip <k>', 'let this many calls through first', (v) => parseInt(v, 10))
     .option('--json', 'print the fault as JSON')
     .action(async (o: { rpc: string; node?: string; mode: FaultMode; times?: number; skip?: number; json?: boolean }) => {
-      for (const [k, v] of [['times', o.times], ['skip', o.skip]] as const) {
-        if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new CliError(`--${k} must be a whole number ≥ 0`, EXIT.usage, 'UsageError');
+      for (const [k, v] of [
+        ['times', o.times],
+        ['skip', o.skip],
+      ] as const) {
+        if (v !== undefined && (!Number.isInteger(v) || v < 0))
+          throw new CliError(`--${k} must be a whole number ≥ 0`, EXIT.usage, 'UsageError');
       }
       if (o.node && !readConfig().nodes[o.node]) throw new CliError(`Node '${o.node}' not known`, EXIT.prereq, 'PrereqFailed');
       const f = await hardware().mutate((s) => addFault(s, { rpc: o.rpc, node: o.node, mode: o.mode, times: o.times, skip: o.skip }));
@@ -545,7 +567,15 @@ export function buildProgram(): Command {
       print(
         table(
           ['Id', 'RPC', 'Node', 'Mode', 'Skip', 'Remaining', 'Hits'],
-          faults.map((f) => [String(f.id), f.rpc, f.node ?? '*', f.mode, String(f.skip), f.remaining === null ? '∞' : String(f.remaining), String(f.hits)]),
+          faults.map((f) => [
+            String(f.id),
+            f.rpc,
+            f.node ?? '*',
+            f.mode,
+            String(f.skip),
+            f.remaining === null ? '∞' : String(f.remaining),
+            String(f.hits),
+          ]),
         ),
       );
     });
@@ -557,7 +587,8 @@ async function jobInfoOrFail(id: string) {
   try {
     return await jobInfo(c, id);
   } catch (e) {
-    if ((e as { name?: string }).name === 'WorkflowNotFoundError') throw new CliError(`no operation ${toWorkflowId(id)}`, EXIT.prereq, 'NotFound');
+    if ((e as { name?: string }).name === 'WorkflowNotFoundError')
+      throw new CliError(`no operation ${toWorkflowId(id)}`, EXIT.prereq, 'NotFound');
     throw e;
   }
 }
@@ -594,7 +625,8 @@ function exitCodeFor(e: unknown): { code: number; type: string; message: string;
   if (e instanceof CliError) return { code: e.code, type: e.type, message: e.message };
   if (e instanceof AbortRefusedError) return { code: EXIT.refused, type: e.type, message: e.message };
   if (e instanceof InstanceBusyError) return { code: EXIT.busy, type: e.type, message: e.message };
-  if (e instanceof PrereqFailedError) return { code: EXIT.prereq, type: e.type, message: e.message, ...(e.code ? { codeName: e.code } : {}) };
+  if (e instanceof PrereqFailedError)
+    return { code: EXIT.prereq, type: e.type, message: e.message, ...(e.code ? { codeName: e.code } : {}) };
   if (e instanceof OperationError) return { code: EXIT.failed, type: e.type, message: e.message };
   return { code: EXIT.failed, type: 'Error', message: e instanceof Error ? e.message : String(e) };
 }
@@ -618,5 +650,5 @@ export async function main(argv = process.argv): Promise<number> {
 
 const isMain = process.argv[1] && /(?:^|[\\/])(?:cli\.ts|ganeti-temporal(?:\.mjs)?)$/.test(process.argv[1]);
 if (isMain || process.env.GANETI_TEMPORAL_CLI_MAIN === '1') {
-  main().then((code) => process.exit(code));
+  void main().then((code) => process.exit(code));
 }

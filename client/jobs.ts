@@ -32,7 +32,10 @@ export interface JobSummary {
 }
 
 /** What a listing or a describe says of an execution (both carry these fields). */
-type Execution = Pick<WorkflowExecutionInfo, 'workflowId' | 'runId' | 'type' | 'status' | 'typedSearchAttributes' | 'startTime' | 'closeTime'>;
+type Execution = Pick<
+  WorkflowExecutionInfo,
+  'workflowId' | 'runId' | 'type' | 'status' | 'typedSearchAttributes' | 'startTime' | 'closeTime'
+>;
 
 function summaryOf(wf: Execution): JobSummary {
   const sa = wf.typedSearchAttributes;
@@ -84,7 +87,13 @@ export async function liveProgress(handle: WorkflowHandle): Promise<LiveProgress
     const details = decode(a.heartbeatDetails?.payloads as Payload[] | undefined) as HeartbeatShape | undefined;
     if (!details) continue;
     if (details.phase === 'memory') {
-      out.push({ kind: 'memory', node: details.node ?? '', percent: details.percent ?? null, transferredRam: details.transferredRam ?? null, totalRam: details.totalRam ?? null });
+      out.push({
+        kind: 'memory',
+        node: details.node ?? '',
+        percent: details.percent ?? null,
+        transferredRam: details.transferredRam ?? null,
+        totalRam: details.totalRam ?? null,
+      });
     } else if (details.phase === 'resync' && typeof details.percent === 'number') {
       out.push({ kind: 'resync', node: details.node ?? '', percent: details.percent });
     }
@@ -144,7 +153,10 @@ export async function abortOperation(client: Client, idOrInstance: string, reaso
   } catch (e) {
     if (e instanceof WorkflowUpdateFailedError) throw new AbortRefusedError(e.cause?.message ?? e.message);
     // The server refuses updates to a closed workflow before any validator runs.
-    const status = await handle.describe().then((d) => d.status.name, () => null);
+    const status = await handle.describe().then(
+      (d) => d.status.name,
+      () => null,
+    );
     if (status && status !== 'RUNNING') throw new AbortRefusedError(`the operation ${handle.workflowId} has already finished (${status})`);
     throw e;
   }

@@ -41,7 +41,10 @@ export function instanceText(snap: ClusterSnapshot, inst: Instance): string {
     `  always_failover: ${v.alwaysFailover}`,
     `  Hypervisor: migration_mode=${v.hvparams.migration_mode}, migration_bandwidth=${v.hvparams.migration_bandwidth} MiB/s, migration_downtime=${v.hvparams.migration_downtime} ms`,
     '  Disks:',
-    ...v.disks.map((d) => `    - disk/${d.index}: ${d.size} MiB${'nodes' in d && d.nodes ? `, drbd on ${d.nodes.join(' and ')} (minors ${d.minors?.join('/')}, port ${d.port})` : ''}${'path' in d && d.path ? `, file ${d.path}` : ''}`),
+    ...v.disks.map(
+      (d) =>
+        `    - disk/${d.index}: ${d.size} MiB${'nodes' in d && d.nodes ? `, drbd on ${d.nodes.join(' and ')} (minors ${d.minors?.join('/')}, port ${d.port})` : ''}${'path' in d && d.path ? `, file ${d.path}` : ''}`,
+    ),
     '  NICs:',
     ...v.nics.map((n, i) => `    - nic/${i}: ${n.mac}, ${n.mode} on ${n.link}${n.ip ? `, ${n.ip}` : ''}`),
   ].join('\n');
@@ -61,14 +64,24 @@ export function nodeView(snap: ClusterSnapshot, n: Node) {
     memoryTotal: n.memoryTotal,
     hvVersion: n.hvVersion,
     master: snap.cluster.masterNode === n.name,
-    primaryInstances: instances.filter((i) => i.primaryNode === n.name).map((i) => i.name).sort(),
-    secondaryInstances: instances.filter((i) => secondaryNodes(i).includes(n.name)).map((i) => i.name).sort(),
+    primaryInstances: instances
+      .filter((i) => i.primaryNode === n.name)
+      .map((i) => i.name)
+      .sort(),
+    secondaryInstances: instances
+      .filter((i) => secondaryNodes(i).includes(n.name))
+      .map((i) => i.name)
+      .sort(),
   };
 }
 
 /** A fixed-width table. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }

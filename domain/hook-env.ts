@@ -37,7 +37,13 @@ export function pyStr(v: HookValue): string {
 const dedupe = (nodes: string[]): string[] => [...new Set(nodes)];
 
 /** §9.1: migrate: master, primary, secondaries, target (pre = post); failover: pre excludes the source, post adds it. */
-export function hookNodes(path: HookPath, snap: ClusterSnapshot, inst: Instance, source: string, target: string): { pre: string[]; post: string[] } {
+export function hookNodes(
+  path: HookPath,
+  snap: ClusterSnapshot,
+  inst: Instance,
+  source: string,
+  target: string,
+): { pre: string[]; post: string[] } {
   const master = snap.cluster.masterNode;
   const secondaries = secondaryNodes(inst);
   if (path === 'instance-migrate') {

@@ -2,6 +2,8 @@
 import {
   EXT_MIRROR_TEMPLATES,
   INT_MIRROR_TEMPLATES,
+  otherSide,
+  sideOf,
   type ClusterSnapshot,
   type FilledHvParams,
   type Instance,
@@ -80,9 +82,9 @@ export function rpcInstanceFor(snap: ClusterSnapshot, inst: Instance, node: stri
     disks: inst.disks.map((d, index) => {
       const out: RpcDisk = { index, uuid: d.uuid, size: d.size, template: inst.diskTemplate };
       if (d.drbd) {
-        const self = d.drbd.nodes.indexOf(node);
-        if (self >= 0) {
-          const peer = 1 - self;
+        const self = sideOf(d.drbd, node);
+        if (self !== null) {
+          const peer = otherSide(self);
           const peerNode = d.drbd.nodes[peer];
           out.drbd = {
             minor: d.drbd.minors[self],

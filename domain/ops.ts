@@ -78,7 +78,5 @@ export interface OperationResult {
 
 /** Renders zod issues as one line an operator can act on. */
 export function describeZodError(err: z.ZodError): string {
-  return err.issues
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-    .join('; ');
+  return err.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }

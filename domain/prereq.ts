@@ -178,18 +178,18 @@ function run(snap: ClusterSnapshot, req: PrereqRequest, facts: Facts, feedback: 
     checkIpolicy(snap, inst, target, req.ignoreIpolicy, feedback, fail);
     if (target === source) return fail(`Cannot migrate instance ${inst.name} to its primary (${source})`, 'wrong_state');
   } else {
-    const secondaries = secondaryNodes(inst);
-    if (secondaries.length === 0) {
+    const [secondary] = secondaryNodes(inst);
+    if (secondary === undefined) {
       throw new Fail({ type: 'ConfigurationError', message: `No secondary node but using ${inst.diskTemplate} disk types` });
     }
-    if (req.targetNode !== undefined && req.targetNode !== secondaries[0]) {
+    if (req.targetNode !== undefined && req.targetNode !== secondary) {
       return fail(
         `Instances with disk types ${inst.diskTemplate} cannot be ${failover ? 'failed over' : 'migrated'} to arbitrary nodes ` +
           '(neither an iallocator nor a target node can be passed)',
         'wrong_input',
       );
     }
-    target = secondaries[0];
+    target = secondary;
     checkIpolicy(snap, inst, target, req.ignoreIpolicy, feedback, fail);
   }
 
@@ -326,13 +326,13 @@ function runAllocator(
   // All candidates are asked in one round: node_info is read-only and Ganeti's allocator sees them all.
   if (needs.length > 0) throw new Need(needs);
   const required = failover && inst.adminState !== 'up' ? 0 : inst.beparams.minmem;
-  const fit = infos.filter((i) => i.free >= required).sort((a, b) => b.free - a.free || a.node.localeCompare(b.node));
-  if (fit.length === 0) {
+  const [best] = infos.filter((i) => i.free >= required).sort((a, b) => b.free - a.free || a.node.localeCompare(b.node));
+  if (best === undefined) {
     return fail(
       `Can't compute nodes using iallocator '${ALLOCATOR_NAME}': no online, undrained, vm-capable node in the ` +
         `instance's group has ${required} MiB free`,
       'insufficient_resources',
     );
   }
-  return fit[0].node;
+  return best.node;
 }

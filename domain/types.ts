@@ -53,6 +53,14 @@ export const DrbdLogicalIdSchema = z.object({
 });
 export type DrbdLogicalId = z.infer<typeof DrbdLogicalIdSchema>;
 
+/** One of the two sides of a DRBD pair. */
+export type DrbdSide = 0 | 1;
+export const otherSide = (side: DrbdSide): DrbdSide => (side === 0 ? 1 : 0);
+/** The side `node` is on, or null when it holds neither. */
+export function sideOf(drbd: DrbdLogicalId, node: string): DrbdSide | null {
+  return drbd.nodes[0] === node ? 0 : drbd.nodes[1] === node ? 1 : null;
+}
+
 export const DiskSchema = z.object({
   uuid: z.string().min(1),
   name: z.string().optional(),
@@ -96,7 +104,7 @@ export const HvParamsSchema = z.object({
   migration_downtime: z.number().int().positive().optional(),
 });
 export type HvParams = z.infer<typeof HvParamsSchema>;
-export type FilledHvParams = Required<HvParams>;
+export type FilledHvParams = { [K in keyof HvParams]-?: NonNullable<HvParams[K]> };
 
 export const InstanceSchema = z
   .object({

@@ -19,7 +19,14 @@ for (const [key, pkg] of Object.entries(lock.packages)) {
     const os = parts.find((p) => p in OS);
     const cpu = parts.find((p) => CPU.includes(p) || p === 'arm');
     if (!os || !cpu) continue; // not a platform build: leave it to npm
-    lock.packages[target] = { version, cpu: [cpu], license: pkg.license, optional: true, os: [os], ...(pkg.engines ? { engines: pkg.engines } : {}) };
+    lock.packages[target] = {
+      version,
+      cpu: [cpu],
+      license: pkg.license,
+      optional: true,
+      os: [os],
+      ...(pkg.engines ? { engines: pkg.engines } : {}),
+    };
     added++;
   }
 }

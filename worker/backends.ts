@@ -42,7 +42,8 @@ export function qemuOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Partia
   const out: Partial<BackendOptions> = {};
   const accel = env.GANETI_TEMPORAL_QEMU_ACCEL;
   if (accel) {
-    if (!(ACCELS as readonly string[]).includes(accel)) throw new Error(`GANETI_TEMPORAL_QEMU_ACCEL must be one of ${ACCELS.join(', ')}, not ${accel}`);
+    if (!(ACCELS as readonly string[]).includes(accel))
+      throw new Error(`GANETI_TEMPORAL_QEMU_ACCEL must be one of ${ACCELS.join(', ')}, not ${accel}`);
     out.accel = accel as Accel;
   }
   if (env.GANETI_TEMPORAL_QEMU_BINARY) out.qemuBinary = env.GANETI_TEMPORAL_QEMU_BINARY;

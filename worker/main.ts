@@ -53,7 +53,8 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
   const uiPort = Number(process.env.GANETI_TEMPORAL_UI_PORT || DEFAULT_UI_PORT);
   const settings = process.env.TEMPORAL_ADDRESS ? temporalSettings() : { ...temporalSettings(), address: `localhost:${devPort}` };
-  if (await ensureCluster(FileConfigStore.forHome(home), SimHardware.forHome(home), opts.backend)) say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
+  if (await ensureCluster(FileConfigStore.forHome(home), SimHardware.forHome(home), opts.backend))
+    say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
   if (opts.backend === 'qemu') await prepareQemu(home);
   runtime(opts);
   let env: TestWorkflowEnvironment | undefined;
@@ -65,6 +66,7 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
       throw new Error(
         `could not start the dev server on ${settings.address} (${(e as Error).message}). If another server already ` +
           `runs there, use it with TEMPORAL_ADDRESS=${settings.address}`,
+        { cause: e },
       );
     }
   }
@@ -103,10 +105,14 @@ async function prepareQemu(home: string): Promise<void> {
   const cfg = FileConfigStore.forHome(home).file.read();
   const bad = await unusableSecondaryIps(cfg);
   if (bad.length) {
-    say(`warning: QEMU cannot listen on these secondary IPs (${bad.join(', ')}): migrations will fail; start with a fresh GANETI_TEMPORAL_HOME to get the loopback cluster`);
+    say(
+      `warning: QEMU cannot listen on these secondary IPs (${bad.join(', ')}): migrations will fail; start with a fresh GANETI_TEMPORAL_HOME to get the loopback cluster`,
+    );
   }
   const r = await bootInstances(cfg, (node) => qemuNodeOptions({ home, node }));
-  say(`qemu: ${r.started.length} instance(s) started${r.started.length ? ` (${r.started.join(', ')})` : ''}, ${r.running.length} re-attached`);
+  say(
+    `qemu: ${r.started.length} instance(s) started${r.started.length ? ` (${r.started.join(', ')})` : ''}, ${r.running.length} re-attached`,
+  );
   for (const f of r.failed) say(`qemu: could not start ${f.instance}: ${f.error}`);
   say(`qemu: processes, monitors and logs under ${home}/qemu/<node>/; they keep running when this process stops`);
 }
@@ -118,7 +124,14 @@ async function orchestrator(opts: RuntimeFlags): Promise<void> {
   const connection = await NativeConnection.connect(connectOptions(settings));
   const client = await connectClient(settings);
   const cluster = clusterName(home);
-  const w = await createOrchestratorWorker({ connection, namespace: settings.namespace, cluster, home, client, workflowBundle: await workflowBundle() });
+  const w = await createOrchestratorWorker({
+    connection,
+    namespace: settings.namespace,
+    cluster,
+    home,
+    client,
+    workflowBundle: await workflowBundle(),
+  });
   say(`orchestrator for cluster ${cluster} on ${settings.address}`);
   await runAll([w], () => connection.close());
 }
@@ -145,15 +158,27 @@ async function nodeAgent(opts: RuntimeFlags & { node: string; backend: Backend; 
 const env = process.env;
 const logOptions = (cmd: Command): Command =>
   cmd
-    .addOption(new Option('--log-level <level>', 'worker log level').choices(['WARN', 'INFO', 'DEBUG']).default(env.GANETI_TEMPORAL_LOG_LEVEL ?? 'WARN'))
-    .addOption(new Option('--log-format <format>', 'text, or json (one object per line)').choices(['text', 'json']).default(env.GANETI_TEMPORAL_LOG_FORMAT ?? 'text'))
-    .addOption(new Option('--metrics <host:port>', 'serve Prometheus metrics there (/metrics)').default(env.GANETI_TEMPORAL_METRICS || undefined));
+    .addOption(
+      new Option('--log-level <level>', 'worker log level')
+        .choices(['WARN', 'INFO', 'DEBUG'])
+        .default(env.GANETI_TEMPORAL_LOG_LEVEL ?? 'WARN'),
+    )
+    .addOption(
+      new Option('--log-format <format>', 'text, or json (one object per line)')
+        .choices(['text', 'json'])
+        .default(env.GANETI_TEMPORAL_LOG_FORMAT ?? 'text'),
+    )
+    .addOption(
+      new Option('--metrics <host:port>', 'serve Prometheus metrics there (/metrics)').default(env.GANETI_TEMPORAL_METRICS || undefined),
+    );
 const program = new Command('ganeti-temporal-worker').showHelpAfterError();
 const backend = () =>
   new Option('--backend <backend>', 'node backend (qemu: real QEMU over QMP; GANETI_TEMPORAL_QEMU_ACCEL=tcg|kvm, see docs/qemu.md)')
     .choices([...BACKENDS])
     .default('sim');
-logOptions(program.command('start').description('embedded dev server + orchestrator + all node agents of the cluster').addOption(backend())).action(start);
+logOptions(
+  program.command('start').description('embedded dev server + orchestrator + all node agents of the cluster').addOption(backend()),
+).action(start);
 logOptions(program.command('orchestrator').description('the orchestrator worker')).action(orchestrator);
 logOptions(program.command('node-agent'))
   .description("one node's agent")

@@ -1,5 +1,5 @@
 /** The orchestrator worker: hosts the workflows and the configuration-store activities. */
-import { Client } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createOrchestratorActivities } from '../activities/index.js';
 import { orchestratorQueue } from '../domain/naming.js';

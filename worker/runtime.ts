@@ -32,8 +32,13 @@ export function installRuntime(s: RuntimeSettings): void {
     if (NOISE.some((re) => re.test(entry.message))) return;
     if (s.format === 'json') process.stdout.write(`${jsonLine(entry)}\n`);
     else {
-      const meta = entry.meta && Object.keys(entry.meta).length ? ` ${JSON.stringify(entry.meta, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}` : '';
-      process.stderr.write(`${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${meta}\n`);
+      const meta =
+        entry.meta && Object.keys(entry.meta).length
+          ? ` ${JSON.stringify(entry.meta, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`
+          : '';
+      process.stderr.write(
+        `${new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString()} [${entry.level}] ${entry.message}${meta}\n`,
+      );
     }
   };
   Runtime.install({

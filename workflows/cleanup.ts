@@ -11,14 +11,7 @@ import { CancellationScope } from '@temporalio/workflow';
 import { isDrbd } from '../domain/instance.js';
 import { cleanupCommand } from '../domain/naming.js';
 import { failMsg } from './rpc.js';
-import {
-  closeInstanceDisks,
-  openInstanceDisks,
-  reconnectSingleMaster,
-  ri,
-  waitUntilSync,
-  type Exec,
-} from './disks.js';
+import { closeInstanceDisks, openInstanceDisks, reconnectSingleMaster, ri, waitUntilSync, type Exec } from './disks.js';
 import { abortMigration } from './migration.js';
 import { execFailure, isExecFailure } from './operation.js';
 

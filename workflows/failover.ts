@@ -80,12 +80,21 @@ async function shutdownOnSource(x: Exec, o: FailoverOptions): Promise<void> {
   const name = x.inst.name;
   x.op.step('shutdown');
   x.op.fb('* shutting down instance on source node');
-  const down = await x.rpc.call(S, 'normal', 'instanceShutdown', [ri(x, S), o.shutdownTimeout, o.reason], `timeout ${o.shutdownTimeout} s`, {
-    minTimeoutSec: o.shutdownTimeout + 60,
-  });
+  const down = await x.rpc.call(
+    S,
+    'normal',
+    'instanceShutdown',
+    [ri(x, S), o.shutdownTimeout, o.reason],
+    `timeout ${o.shutdownTimeout} s`,
+    {
+      minTimeoutSec: o.shutdownTimeout + 60,
+    },
+  );
   if (down.ok) return;
   if (x.ignoreConsistency || offline(x, S)) {
-    x.op.warn(`Could not shutdown instance ${name} on node ${S}, proceeding anyway; please make sure node ${S} is down; error details: ${down.msg}`);
+    x.op.warn(
+      `Could not shutdown instance ${name} on node ${S}, proceeding anyway; please make sure node ${S} is down; error details: ${down.msg}`,
+    );
   } else {
     throw execFailure(`Could not shutdown instance ${name} on node ${S}: ${down.msg}`); // nothing changed yet
   }
@@ -165,7 +174,9 @@ async function assembleInstanceDisks(x: Exec): Promise<boolean> {
   pass1.forEach((r, i) => {
     if (r.ok) return;
     const node = nodes[i]!;
-    x.inst.disks.forEach((_d, d) => x.op.warn(`Could not prepare block device disk/${d} on node ${node} (is_primary=False, pass=1): ${r.msg}`));
+    x.inst.disks.forEach((_d, d) =>
+      x.op.warn(`Could not prepare block device disk/${d} on node ${node} (is_primary=False, pass=1): ${r.msg}`),
+    );
     if (node === primary) ok = false; // ignore_secondaries: only the primary matters
   });
   if (!ok) return false;
@@ -180,7 +191,9 @@ async function assembleInstanceDisks(x: Exec): Promise<boolean> {
   }
   const pass2 = await x.rpc.call(primary, 'normal', 'blockdevAssemble', [ri(x, primary), true], 'primary');
   if (!pass2.ok) {
-    x.inst.disks.forEach((_d, d) => x.op.warn(`Could not prepare block device disk/${d} on node ${primary} (is_primary=True, pass=2): ${pass2.msg}`));
+    x.inst.disks.forEach((_d, d) =>
+      x.op.warn(`Could not prepare block device disk/${d} on node ${primary} (is_primary=True, pass=2): ${pass2.msg}`),
+    );
     return false;
   }
   return true;

@@ -2,7 +2,7 @@
  * Workflow messages and search attributes, defined once and imported by workflows, workers and
  * clients. Wire names are the identifiers without their suffix.
  */
-import { defineSearchAttributeKey } from '@temporalio/common';
+import type { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
 export type OperationKind = 'migrate' | 'failover' | 'cleanup';
@@ -58,13 +58,16 @@ export const progressQuery = defineQuery<ProgressView>('progress');
  */
 export const abortUpdate = defineUpdate<AbortAccepted, [AbortRequest]>('abort');
 
+/** `defineSearchAttributeKey` of @temporalio/common, which workflow code does not import (a key is plain data). */
+const key = <T extends SearchAttributeType>(name: string, type: T): ReturnType<typeof defineSearchAttributeKey<T>> => ({ name, type });
+
 export const SA = {
-  instance: defineSearchAttributeKey('GanetiInstance', 'KEYWORD'),
-  operation: defineSearchAttributeKey('GanetiOperation', 'KEYWORD'),
-  sourceNode: defineSearchAttributeKey('GanetiSourceNode', 'KEYWORD'),
-  targetNode: defineSearchAttributeKey('GanetiTargetNode', 'KEYWORD'),
-  phase: defineSearchAttributeKey('GanetiPhase', 'KEYWORD'),
-  needsOperator: defineSearchAttributeKey('GanetiNeedsOperator', 'BOOL'),
+  instance: key('GanetiInstance', 'KEYWORD'),
+  operation: key('GanetiOperation', 'KEYWORD'),
+  sourceNode: key('GanetiSourceNode', 'KEYWORD'),
+  targetNode: key('GanetiTargetNode', 'KEYWORD'),
+  phase: key('GanetiPhase', 'KEYWORD'),
+  needsOperator: key('GanetiNeedsOperator', 'BOOL'),
 } as const;
 
 export const SEARCH_ATTRIBUTES = Object.values(SA);

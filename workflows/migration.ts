@@ -169,7 +169,8 @@ async function transferInstance(x: Exec, migrationInfo: string): Promise<void> {
   x.op.step('accept');
   x.op.fb(`* preparing ${T} to accept the instance`);
   const acc = await x.rpc.call(T, 'normal', 'acceptInstance', [ri(x, T), migrationInfo, x.snap.nodes[T]!.secondaryIp]);
-  if (!acc.ok) return abortAndFail(x, migrationInfo, 'Pre-migration failed, aborting', `Could not pre-migrate instance ${inst.name}: ${acc.msg}`);
+  if (!acc.ok)
+    return abortAndFail(x, migrationInfo, 'Pre-migration failed, aborting', `Could not pre-migrate instance ${inst.name}: ${acc.msg}`);
 
   x.op.step('migrate');
   x.op.fb(`* migrating instance to ${T}`);
@@ -266,9 +267,7 @@ export async function revertDiskStatus(x: Exec): Promise<void> {
     await reconnectSingleMaster(x);
   } catch (e) {
     if (!isExecFailure(e)) throw e;
-    x.op.warn(
-      `Migration failed and I can't reconnect the drives, please try to recover the instance manually; error '${e.message}'`,
-    );
+    x.op.warn(`Migration failed and I can't reconnect the drives, please try to recover the instance manually; error '${e.message}'`);
     x.op.needsHuman(`run '${cleanupCommand(x.inst.name)}'`);
   }
 }

@@ -3,8 +3,14 @@
  * checklist (the Web UI's current details, the `GanetiPhase` search attribute, the `progress`
  * query), the point of no return and the `abort` update, and the failures an operation ends with.
  */
-import { ApplicationFailure } from '@temporalio/common';
-import { CancellationScope, log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  type CancellationScope,
+  log,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import { OpFailure, type OpError } from '../domain/errors.js';
 import type { PlanStep } from '../domain/plan.js';
 import {
@@ -248,7 +254,12 @@ export function withFeedback(e: unknown, op: Operation): unknown {
       details.needsOperator = true;
       if (op.repair) details.repair = op.repair;
     }
-    return ApplicationFailure.create({ type: e.type ?? OpFailure.ExecutionFailed, message: e.message, nonRetryable: true, details: [details] });
+    return ApplicationFailure.create({
+      type: e.type ?? OpFailure.ExecutionFailed,
+      message: e.message,
+      nonRetryable: true,
+      details: [details],
+    });
   }
   return e;
 }

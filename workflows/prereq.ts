@@ -35,7 +35,13 @@ export async function runPrereqs(
   }
 }
 
-async function gather(f: FactRequest, snap: ClusterSnapshot, req: PrereqRequest, rpc: NodeRpcClient, cfg: OrchestratorActivities): Promise<RpcResult> {
+async function gather(
+  f: FactRequest,
+  snap: ClusterSnapshot,
+  req: PrereqRequest,
+  rpc: NodeRpcClient,
+  cfg: OrchestratorActivities,
+): Promise<RpcResult> {
   const inst = snap.instances[req.instance]!;
   switch (f.kind) {
     case 'reservations':

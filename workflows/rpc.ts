@@ -3,7 +3,14 @@
  * failure message (never throws, except for cancellation). Calls to a node marked offline are never
  * sent; they answer "Node is marked offline" at once, as Ganeti's RPC layer does.
  */
-import { ActivityFailure, ApplicationFailure, TimeoutFailure, isCancellation, proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  TimeoutFailure,
+  isCancellation,
+  proxyActivities,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { NodeActivities, OrchestratorActivities } from '../activities/index.js';
 import { NON_RETRYABLE_ACTIVITY_FAILURES } from '../domain/errors.js';
 import { nodeQueue } from '../domain/naming.js';
@@ -52,7 +59,9 @@ export function failMsg(e: unknown): string {
     if (c instanceof TimeoutFailure) {
       return c.timeoutType === 'SCHEDULE_TO_START'
         ? 'no answer: the node agent did not pick up the call in time'
-        : `no answer: the call timed out (${String(c.timeoutType ?? 'unknown').toLowerCase().replace(/_/g, '-')})`;
+        : `no answer: the call timed out (${String(c.timeoutType ?? 'unknown')
+            .toLowerCase()
+            .replace(/_/g, '-')})`;
     }
     return c?.message ?? e.message;
   }
@@ -84,7 +93,13 @@ export class NodeRpcClient {
     };
   }
 
-  private async invoke<K extends NodeMethod>(node: string, method: K, args: Parameters<NodeActivities[K]>, summaryExtra: string | undefined, opts: ActivityOptions): Promise<RpcResult<Payload<K>> & ({ ok: true } | RpcFailure)> {
+  private async invoke<K extends NodeMethod>(
+    node: string,
+    method: K,
+    args: Parameters<NodeActivities[K]>,
+    summaryExtra: string | undefined,
+    opts: ActivityOptions,
+  ): Promise<RpcResult<Payload<K>> & ({ ok: true } | RpcFailure)> {
     if (this.snap.nodes[node]?.offline) return { ok: false, offline: true, msg: 'Node is marked offline' };
     const summary = `${node}: ${LABELS[method] ?? rpcName(method)}${summaryExtra ? ` (${summaryExtra})` : ''}`;
     const acts = proxyActivities<NodeActivities>(this.options(node, summary, opts));
@@ -121,7 +136,12 @@ export class NodeRpcClient {
   }
 
   /** A long, heartbeating wait: no overall deadline (Ganeti has none), a heartbeat timeout instead. */
-  wait<K extends 'waitForDiskSync' | 'waitForMigration'>(node: string, method: K, args: Parameters<NodeActivities[K]>, summaryExtra?: string) {
+  wait<K extends 'waitForDiskSync' | 'waitForMigration'>(
+    node: string,
+    method: K,
+    args: Parameters<NodeActivities[K]>,
+    summaryExtra?: string,
+  ) {
     return this.invoke(node, method, args, summaryExtra, {
       startToCloseTimeout: '7 days',
       heartbeatTimeout: this.timing.heartbeatTimeoutSec * 1000,
@@ -129,7 +149,13 @@ export class NodeRpcClient {
   }
 
   /** The same RPC on several nodes in parallel; results in the order of `nodes`. */
-  async all<K extends NodeMethod>(nodes: string[], cls: RpcClass, method: K, args: (node: string) => Parameters<NodeActivities[K]>, summaryExtra?: string) {
+  async all<K extends NodeMethod>(
+    nodes: string[],
+    cls: RpcClass,
+    method: K,
+    args: (node: string) => Parameters<NodeActivities[K]>,
+    summaryExtra?: string,
+  ) {
     return Promise.all(nodes.map((n) => this.call(n, cls, method, args(n), summaryExtra)));
   }
 }

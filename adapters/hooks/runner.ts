@@ -28,7 +28,13 @@ export class DirectoryHookRunner implements HookRunner {
     readonly dataDir: string,
   ) {}
 
-  async run(path: HookPath, phase: HookPhase, env: Record<string, string>, timeoutSec: number, signal?: AbortSignal): Promise<HookScriptResult[]> {
+  async run(
+    path: HookPath,
+    phase: HookPhase,
+    env: Record<string, string>,
+    timeoutSec: number,
+    signal?: AbortSignal,
+  ): Promise<HookScriptResult[]> {
     const subdir = `${path}-${phase}.d`;
     const dir = join(this.hooksDir, subdir);
     let names: string[];
@@ -47,12 +53,20 @@ export class DirectoryHookRunner implements HookRunner {
         continue;
       }
       signal?.throwIfAborted();
-      results.push({ script, ...(await this.runOne(file, { ...env, PATH: HOOK_PATH_ENV, GANETI_DATA_DIR: this.dataDir }, timeoutSec, signal)) });
+      results.push({
+        script,
+        ...(await this.runOne(file, { ...env, PATH: HOOK_PATH_ENV, GANETI_DATA_DIR: this.dataDir }, timeoutSec, signal)),
+      });
     }
     return results;
   }
 
-  private runOne(file: string, env: Record<string, string>, timeoutSec: number, signal?: AbortSignal): Promise<Omit<HookScriptResult, 'script'>> {
+  private runOne(
+    file: string,
+    env: Record<string, string>,
+    timeoutSec: number,
+    signal?: AbortSignal,
+  ): Promise<Omit<HookScriptResult, 'script'>> {
     return new Promise((resolve) => {
       let output = '';
       let timedOut = false;

@@ -40,7 +40,11 @@ export async function bootInstances(cfg: ClusterConfig, nodeOptions: (node: stri
       }
     }
     // The mirror drops what the document claims but no process backs (e.g. a freshly built document).
-    for (const node of Object.keys(cfg.nodes)) if (!cfg.nodes[node]!.offline) await driver(node).instanceList().catch(() => undefined);
+    for (const node of Object.keys(cfg.nodes))
+      if (!cfg.nodes[node]!.offline)
+        await driver(node)
+          .instanceList()
+          .catch(() => undefined);
   } finally {
     for (const d of drivers.values()) d.close();
   }

@@ -20,7 +20,19 @@
  * process group and outlives the agent.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RpcInstance } from '../../domain/instance.js';
@@ -34,8 +46,11 @@ import {
   type WaitSyncPayload,
 } from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
+// eslint-disable-next-line no-restricted-imports -- the QEMU driver still keeps its state in the simulator's hardware document (issue 15)
 import { SimHardware } from '../sim/hardware.js';
+// eslint-disable-next-line no-restricted-imports -- the simulated DRBD (issue 15 splits the storage port)
 import { SimNode } from '../sim/node.js';
+// eslint-disable-next-line no-restricted-imports -- see above
 import type { SimMigration, SimNodeHw, SimProcess, SimState } from '../sim/state.js';
 import { LockTimeoutError } from '../common/json-file.js';
 import { buildGuest, type GuestOptions } from './guest.js';
@@ -189,7 +204,16 @@ export function ganetiStatus(qemu: string | undefined): HvMigrationStatus {
   }
 }
 
-const IN_FLIGHT = new Set(['setup', 'active', 'pre-switchover', 'device', 'wait-unplug', 'postcopy-active', 'postcopy-paused', 'postcopy-recover']);
+const IN_FLIGHT = new Set([
+  'setup',
+  'active',
+  'pre-switchover',
+  'device',
+  'wait-unplug',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover',
+]);
 
 export function statusPayload(m: QueryMigrate): MigrationStatusPayload {
   const out: MigrationStatusPayload = { status: ganetiStatus(m.status) };
@@ -543,7 +567,8 @@ export class QemuNode implements NodeRpc {
     for (const d of inst.disks) {
       if (d.template === 'drbd') {
         const dev = d.drbd ? n.drbd[String(d.drbd.minor)] : undefined;
-        if (!dev || dev.instance !== inst.name || !dev.attached) fail(`${prefix}cannot open disk ${d.index}: drbd${d.drbd?.minor} is not assembled on ${this.node}`);
+        if (!dev || dev.instance !== inst.name || !dev.attached)
+          fail(`${prefix}cannot open disk ${d.index}: drbd${d.drbd?.minor} is not assembled on ${this.node}`);
         if (dev!.role !== 'Primary') fail(`${prefix}cannot open disk ${d.index}: drbd${d.drbd?.minor} is Secondary (Wrong medium type)`);
       } else if (!n.shared[d.uuid]) {
         fail(`${prefix}cannot open disk ${d.index}: not opened on ${this.node}`);
@@ -577,7 +602,12 @@ export class QemuNode implements NodeRpc {
    * Starts QEMU for `name`. The metadata is written before the spawn (a crash right after it still
    * finds the process by its socket) and completed with the pid after it. Resolves when QMP answers.
    */
-  private async launch(name: string, deviceArgs: string[], runtime: QemuRuntime, incoming?: { ip: string; port: number }): Promise<QemuMeta> {
+  private async launch(
+    name: string,
+    deviceArgs: string[],
+    runtime: QemuRuntime,
+    incoming?: { ip: string; port: number },
+  ): Promise<QemuMeta> {
     mkdirSync(this.dir, { recursive: true });
     const qmp = this.qmpPath(name);
     rmSync(qmp, { force: true }); // a SIGKILLed QEMU leaves its socket file behind
@@ -951,7 +981,10 @@ export class QemuNode implements NodeRpc {
       }
       const { meta, pid } = found as { meta: QemuMeta; pid: number };
       if (success) {
-        const { migrate, status } = await this.qmp(meta, async (q) => ({ migrate: await q.execute<QueryMigrate>('query-migrate'), status: await runState(q) }));
+        const { migrate, status } = await this.qmp(meta, async (q) => ({
+          migrate: await q.execute<QueryMigrate>('query-migrate'),
+          status: await runState(q),
+        }));
         if (migrate.status !== 'completed' || status !== 'postmigrate') {
           ctx.edit(mirror(inst.name, { meta, pid, status, migrate }));
           return fail(`${P}migration is ${migrate.status ?? 'not running'} (source ${status}), refusing to stop the source`);

@@ -22,7 +22,9 @@ function procStat(pid: number): { state: string; startTime: string } | null {
 
 export function procCmdline(pid: number): string[] | null {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => a !== '');
   } catch {
     return null;
   }

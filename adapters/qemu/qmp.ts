@@ -63,7 +63,10 @@ export class QmpClient {
     const timeoutMs = opts.connectTimeoutMs ?? 5000;
     const sock = connect({ path });
     const client = new QmpClient(sock, opts.journal ?? (() => undefined));
-    const timer = setTimeout(() => sock.destroy(new Error(`no QMP greeting within ${timeoutMs} ms (monitor busy or QEMU hung)`)), timeoutMs);
+    const timer = setTimeout(
+      () => sock.destroy(new Error(`no QMP greeting within ${timeoutMs} ms (monitor busy or QEMU hung)`)),
+      timeoutMs,
+    );
     try {
       await new Promise<unknown>((resolve, reject) => {
         client.greeting = resolve;

@@ -44,11 +44,22 @@ export function sharedImagePath(sharedDir: string, inst: RpcInstance, index: num
  */
 export function deviceModelArgs(inst: RpcInstance, o: DeviceModelOptions): string[] {
   const args = [
-    '-name', `${inst.name},debug-threads=on`,
-    '-nodefaults', '-no-user-config', '-display', 'none',
-    '-machine', 'pc', '-accel', o.accel,
-    '-m', String(inst.memory), '-smp', String(inst.vcpus),
-    '-device', 'virtio-balloon-pci,id=balloon0',
+    '-name',
+    `${inst.name},debug-threads=on`,
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-machine',
+    'pc',
+    '-accel',
+    o.accel,
+    '-m',
+    String(inst.memory),
+    '-smp',
+    String(inst.vcpus),
+    '-device',
+    'virtio-balloon-pci,id=balloon0',
   ];
   if (o.kernel) args.push('-kernel', o.kernel);
   inst.disks.forEach((d, i) => {

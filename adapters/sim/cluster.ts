@@ -3,7 +3,7 @@
  * demo cluster, the hardware-truth view (`sim status`) and deliberate breakage (`sim inject`).
  */
 import { instanceNodes, isDrbd, rpcInstanceFor } from '../../domain/instance.js';
-import { ClusterConfigSchema, type ClusterConfig, type Instance } from '../../domain/types.js';
+import { ClusterConfigSchema, otherSide, sideOf, type ClusterConfig, type DrbdSide, type Instance } from '../../domain/types.js';
 import { serializeRuntime } from './node.js';
 import {
   connectionState,
@@ -58,15 +58,17 @@ export function buildHardware(cfg: ClusterConfig, params: Partial<SimParams> = {
     const active = running || inst.disksActive;
     inst.disks.forEach((d, index) => {
       if (d.drbd) {
-        d.drbd.nodes.forEach((node, side) => {
-          const hw = s.nodes[node];
-          if (!hw || !d.drbd) return;
+        ([0, 1] as const).forEach((side) => {
+          if (!d.drbd) return;
+          const hw = s.nodes[d.drbd.nodes[side]];
+          if (!hw) return;
+          const node = d.drbd.nodes[side];
           hw.drbd[String(d.drbd.minors[side])] = {
             instance: inst.name,
             diskIndex: index,
             size: d.size,
-            peerNode: d.drbd.nodes[1 - side],
-            peerMinor: d.drbd.minors[1 - side],
+            peerNode: d.drbd.nodes[otherSide(side)],
+            peerMinor: d.drbd.minors[otherSide(side)],
             port: d.drbd.port,
             attached: active,
             role: active && node === inst.primaryNode ? 'Primary' : 'Secondary',
@@ -137,7 +139,13 @@ export function defaultClusterConfig(name = 'ganeti-sim', opts: DefaultClusterOp
     adminState: 'up',
     disksActive: true,
     forthcoming: false,
-    beparams: { minmem: (opts.instanceMemory ?? mem) / 2, maxmem: opts.instanceMemory ?? mem, vcpus: 2, always_failover: false, auto_balance: true },
+    beparams: {
+      minmem: (opts.instanceMemory ?? mem) / 2,
+      maxmem: opts.instanceMemory ?? mem,
+      vcpus: 2,
+      always_failover: false,
+      auto_balance: true,
+    },
     hvparams: {},
     nics: [nic(n)],
     tags: [],
@@ -158,7 +166,13 @@ export function defaultClusterConfig(name = 'ganeti-sim', opts: DefaultClusterOp
       adminState: 'up',
       disksActive: true,
       forthcoming: false,
-      beparams: { minmem: (opts.instanceMemory ?? 1024) / 2, maxmem: opts.instanceMemory ?? 1024, vcpus: 1, always_failover: false, auto_balance: true },
+      beparams: {
+        minmem: (opts.instanceMemory ?? 1024) / 2,
+        maxmem: opts.instanceMemory ?? 1024,
+        vcpus: 1,
+        always_failover: false,
+        auto_balance: true,
+      },
       hvparams: {},
       nics: [nic(5)],
       tags: [],
@@ -256,7 +270,10 @@ export function instanceHwDetail(s: SimState, now: number, inst: Instance): Inst
     runningOn: Object.keys(processes).sort(),
     disks,
     processes,
-    links: nodes.filter((n) => n.links[inst.name]).map((n) => n.name).sort(),
+    links: nodes
+      .filter((n) => n.links[inst.name])
+      .map((n) => n.name)
+      .sort(),
     syncPercent,
   };
 }
@@ -302,7 +319,8 @@ export function inject(s: SimState, now: number, cfg: ClusterConfig, inst: Insta
       if (!instanceNodes(inst).includes(node)) throw new Error(`node ${node} holds no disk of ${inst.name}`);
       for (const d of inst.disks) {
         if (!d.drbd) continue;
-        const sides = what === 'degraded' ? [d.drbd.nodes.indexOf(node)] : [0, 1];
+        const own = sideOf(d.drbd, node);
+        const sides: DrbdSide[] = what === 'degraded' ? (own === null ? [] : [own]) : [0, 1];
         for (const side of sides) {
           const dev = s.nodes[d.drbd.nodes[side]]?.drbd[String(d.drbd.minors[side])];
           if (!dev) continue;

@@ -40,7 +40,8 @@ export function checkInvariants(c: InvariantCase, inst: Instance, hw: InstanceHw
         if (!inst.disksActive) v.push('disks_active should be true');
         for (const d of hw.disks) {
           const t = d.nodes[c.target];
-          if (inst.diskTemplate === 'drbd' && t?.role !== 'Primary') v.push(`disk ${d.index}: ${c.target} should be Primary, is ${t?.role}`);
+          if (inst.diskTemplate === 'drbd' && t?.role !== 'Primary')
+            v.push(`disk ${d.index}: ${c.target} should be Primary, is ${t?.role}`);
         }
       } else {
         if (hw.runningOn.length) v.push(`nothing should run, runs on ${hw.runningOn.join(', ')}`);
@@ -66,7 +67,9 @@ function expectRunningOnlyOn(v: string[], inst: Instance, hw: InstanceHwDetail, 
   if (hw.runningOn.length !== 1 || hw.runningOn[0] !== node) {
     v.push(`${inst.name} should run exactly on ${node}, runs on [${hw.runningOn.join(', ')}]`);
   } else if (hw.processes[node]?.state !== 'running') {
-    v.push(`${inst.name} on ${node} is ${hw.processes[node]?.state}${hw.processes[node]?.paused ? ` (${hw.processes[node]?.paused})` : ''}, not running`);
+    v.push(
+      `${inst.name} on ${node} is ${hw.processes[node]?.state}${hw.processes[node]?.paused ? ` (${hw.processes[node]?.paused})` : ''}, not running`,
+    );
   }
 }
 

@@ -55,7 +55,12 @@ export class SimNode implements NodeRpc {
   }
 
   /** Runs one RPC step atomically and records it in the RPC log. */
-  private async rpc<R>(rpc: string, instance: string | undefined, detail: string | undefined, fn: (s: SimState, n: SimNodeHw, now: number) => R): Promise<R> {
+  private async rpc<R>(
+    rpc: string,
+    instance: string | undefined,
+    detail: string | undefined,
+    fn: (s: SimState, n: SimNodeHw, now: number) => R,
+  ): Promise<R> {
     const base = { node: this.node, rpc, ...(instance ? { instance } : {}), ...(detail ? { detail } : {}) };
     try {
       return await this.hw.mutate((s, now) => {
@@ -155,7 +160,8 @@ export class SimNode implements NodeRpc {
       for (const d of inst.disks) {
         if (d.template === 'drbd') {
           const dev = this.attachedDev(n, inst, d);
-          if (dev.role !== 'Primary') fail(`Failed to accept instance: cannot open disk ${d.index}: drbd${d.drbd?.minor} is Secondary (Wrong medium type)`);
+          if (dev.role !== 'Primary')
+            fail(`Failed to accept instance: cannot open disk ${d.index}: drbd${d.drbd?.minor} is Secondary (Wrong medium type)`);
         } else if (!n.shared[d.uuid]) {
           fail(`Failed to accept instance: cannot open disk ${d.index}: not opened on ${this.node}`);
         }
@@ -478,7 +484,13 @@ export class SimNode implements NodeRpc {
         if (done) return;
       }
       if (Date.now() > deadline) {
-        await this.hw.appendLog({ node: this.node, rpc: 'drbd_attach_net', instance: inst.name, outcome: 'error', error: 'Timeout in disk reconnecting' });
+        await this.hw.appendLog({
+          node: this.node,
+          rpc: 'drbd_attach_net',
+          instance: inst.name,
+          outcome: 'error',
+          error: 'Timeout in disk reconnecting',
+        });
         return fail('Timeout in disk reconnecting');
       }
       await this.pause(delay, s.clock.factor);

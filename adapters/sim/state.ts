@@ -203,11 +203,7 @@ export function handshake(s: SimState, d: SimDrbd, now: number): void {
     else if (s.params.reconnectResync > 0) [source, target] = d.role === 'Primary' ? [d, p] : [p, d];
   }
   if (!source || !target) return;
-  const total = Math.max(
-    target.disk === 'Inconsistent' ? target.size : source.outOfSync,
-    s.params.reconnectResync,
-    0.001,
-  );
+  const total = Math.max(target.disk === 'Inconsistent' ? target.size : source.outOfSync, s.params.reconnectResync, 0.001);
   const rate = s.params.syncRate;
   source.resync = { role: 'SyncSource', startedAt: now, total, rate };
   target.resync = { role: 'SyncTarget', startedAt: now, total, rate };

@@ -9,7 +9,6 @@ export { ConfigError };
 import { ClusterConfigSchema, type ClusterConfig, type ClusterSnapshot, type Instance, type Node } from '../../domain/types.js';
 import { JsonFileStore } from '../common/json-file.js';
 
-
 export interface FileConfigStoreOptions {
   /**
    * Tells whether the operation owning a reservation still runs. Reservations of finished

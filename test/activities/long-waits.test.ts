@@ -83,8 +83,11 @@ function environment(info: ConstructorParameters<typeof MockActivityEnvironment>
 }
 
 const sync = (allDone: boolean, minPercent: number): WaitSyncPayload => ({ allDone, minPercent });
-const mig = (status: MigrationStatusPayload['status'], transferredRam?: number, extra: Partial<MigrationStatusPayload> = {}): MigrationStatusPayload =>
-  transferredRam === undefined ? { status, ...extra } : { status, transferredRam, totalRam: 1024, ...extra };
+const mig = (
+  status: MigrationStatusPayload['status'],
+  transferredRam?: number,
+  extra: Partial<MigrationStatusPayload> = {},
+): MigrationStatusPayload => (transferredRam === undefined ? { status, ...extra } : { status, transferredRam, totalRam: 1024, ...extra });
 
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
   const e = await p.then(
@@ -155,7 +158,10 @@ describe('waitForDiskSync', () => {
   });
 
   test('a node-reported failure becomes a non-retryable NodeRpcFailed', async () => {
-    const waitSync = script<WaitSyncPayload>([sync(false, 30), new NodeRpcError('DRBD device drbd0 is not in sync: stats=StandAlone, Primary, UpToDate')]);
+    const waitSync = script<WaitSyncPayload>([
+      sync(false, 30),
+      new NodeRpcError('DRBD device drbd0 is not in sync: stats=StandAlone, Primary, UpToDate'),
+    ]);
     const acts = createNodeActivities({ rpc: fakeRpc({ drbdWaitSync: waitSync }), hooks: noHooks });
     const { run, beats } = environment();
     const f = await failure(run(acts.waitForDiskSync, INST, { pollMs: 5 }));
@@ -345,7 +351,9 @@ describe('waitForMigration', () => {
   });
 
   test('a transient RPC failure becomes a retryable NodeRpcTransient', async () => {
-    const status = script<MigrationStatusPayload>([new NodeRpcError('injected transient fault in instance_get_migration_status on node1', true)]);
+    const status = script<MigrationStatusPayload>([
+      new NodeRpcError('injected transient fault in instance_get_migration_status on node1', true),
+    ]);
     const acts = createNodeActivities({ rpc: fakeRpc({ instanceGetMigrationStatus: status }), hooks: noHooks });
     const { run } = environment();
     const f = await failure(run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 }));

@@ -22,9 +22,21 @@ describe('instance commands', () => {
     expect(r.code).toBe(0);
     const list = r.json() as Array<Record<string, unknown>>;
     expect(list.map((i) => i.name)).toEqual(['db1', 'files1', 'web1', 'web2', 'web3']);
-    expect(list[2]).toMatchObject({ name: 'web1', primaryNode: 'node1', secondaryNodes: ['node2'], diskTemplate: 'drbd', adminState: 'up' });
+    expect(list[2]).toMatchObject({
+      name: 'web1',
+      primaryNode: 'node1',
+      secondaryNodes: ['node2'],
+      diskTemplate: 'drbd',
+      adminState: 'up',
+    });
     const info = await cli(['instance', 'info', 'files1', '--json'], envFor(c));
-    expect(info.json()).toMatchObject({ name: 'files1', primaryNode: 'node2', secondaryNodes: [], diskTemplate: 'sharedfile', adminState: 'up' });
+    expect(info.json()).toMatchObject({
+      name: 'files1',
+      primaryNode: 'node2',
+      secondaryNodes: [],
+      diskTemplate: 'sharedfile',
+      adminState: 'up',
+    });
   });
 
   test('instance migrate --json succeeds with the result object and exit 0', async () => {
@@ -56,12 +68,15 @@ describe('instance commands', () => {
       error: {
         type: 'PrereqFailed',
         code: 'wrong_input',
-        message: 'Instances with disk types drbd cannot be migrated to arbitrary nodes (neither an iallocator nor a target node can be passed)',
+        message:
+          'Instances with disk types drbd cannot be migrated to arbitrary nodes (neither an iallocator nor a target node can be passed)',
       },
     });
     const text = await cli(['instance', 'migrate', 'nosuch'], envFor(c));
     expect(text.code).toBe(3);
-    expect(text.stderr.trim()).toBe("Failure: prerequisites not met for this operation: error type: unknown_entity, error details: Instance 'nosuch' not known");
+    expect(text.stderr.trim()).toBe(
+      "Failure: prerequisites not met for this operation: error type: unknown_entity, error details: Instance 'nosuch' not known",
+    );
     expect(c.instance('web1').primaryNode).toBe('node1');
   });
 
@@ -89,7 +104,10 @@ describe('instance commands', () => {
     const busy = await cli(['instance', 'migrate', 'db1', '--json'], envFor(c));
     expect(busy.code).toBe(4);
     expect(busy.json()).toEqual({
-      error: { type: 'InstanceBusy', message: `instance db1 is busy: migrate is running (workflow instance/db1, run ${runId}); wait for it or abort it` },
+      error: {
+        type: 'InstanceBusy',
+        message: `instance db1 is busy: migrate is running (workflow instance/db1, run ${runId}); wait for it or abort it`,
+      },
     });
     await h.env().client.workflow.getHandle(workflowId).result();
     expect(c.instance('db1').primaryNode).toBe('node3');
@@ -169,7 +187,9 @@ describe('failover and node commands', () => {
     const r = await cli(['instance', 'failover', 'web1', '--json', '--reason', 'kernel update'], envFor(c));
     expect(r.code, r.stderr).toBe(0);
     expect(r.json()).toMatchObject({ outcome: 'failed-over', instance: 'web1', sourceNode: 'node1', targetNode: 'node2' });
-    expect(checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
     expect(c.log({ rpc: 'instance_shutdown', outcome: 'ok' })[0]!.detail).toBe('kernel update');
   });
 

@@ -24,7 +24,13 @@ describe('job commands', () => {
       running = (await cli(['job', 'list', '--running', '--json'], envFor(c))).json() as Array<Record<string, unknown>>;
     }
     expect(running).toHaveLength(1);
-    expect(running[0]).toMatchObject({ workflowId: 'instance/db1', status: 'RUNNING', operation: 'migrate', sourceNode: 'node1', targetNode: 'node3' });
+    expect(running[0]).toMatchObject({
+      workflowId: 'instance/db1',
+      status: 'RUNNING',
+      operation: 'migrate',
+      sourceNode: 'node1',
+      targetNode: 'node3',
+    });
 
     const info = (await cli(['job', 'info', 'db1', '--json'], envFor(c))).json() as Record<string, unknown>;
     expect(info).toMatchObject({ workflowId: 'instance/db1', status: 'RUNNING', summary: 'Migrate db1: node1 → node3, live' });
@@ -74,7 +80,9 @@ describe('job commands', () => {
 });
 
 test('setup registers the search attributes on an existing server, once', async () => {
-  const bare = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: inject('temporalCli') } } });
+  const bare = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: inject('temporalCli') } },
+  });
   try {
     const env = { TEMPORAL_ADDRESS: bare.address, TEMPORAL_NAMESPACE: 'default' };
     const first = await cli(['setup'], env);
@@ -98,10 +106,15 @@ test('on a terminal the CLI shows a live progress bar for the memory transfer', 
   const { join } = await import('node:path');
   const { PROJECT_ROOT } = await import('../../worker/temporal-cli.js');
   // `script` runs the CLI on a pseudo-terminal, as an operator's shell would.
-  const cmd = [process.execPath, '--import', 'tsx', join(PROJECT_ROOT, 'client/cli.ts'), 'instance', 'migrate', 'web1'].map((a) => `'${a}'`).join(' ');
+  const cmd = [process.execPath, '--import', 'tsx', join(PROJECT_ROOT, 'client/cli.ts'), 'instance', 'migrate', 'web1']
+    .map((a) => `'${a}'`)
+    .join(' ');
   const out = await new Promise<string>((resolve) => {
     let text = '';
-    const p = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: PROJECT_ROOT, env: { ...process.env, ...envFor(c), GANETI_TEMPORAL_CLI_MAIN: '1', COLUMNS: '120' } });
+    const p = spawn('script', ['-qec', cmd, '/dev/null'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...envFor(c), GANETI_TEMPORAL_CLI_MAIN: '1', COLUMNS: '120' },
+    });
     p.stdout.on('data', (d) => (text += d));
     p.on('close', () => resolve(text));
   });

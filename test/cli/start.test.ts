@@ -76,7 +76,12 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);
   const [port, uiPort] = [await freePort(), await freePort()];
-  const env = { GANETI_TEMPORAL_HOME: home, GANETI_TEMPORAL_DEV_PORT: String(port), GANETI_TEMPORAL_UI_PORT: String(uiPort), TEMPORAL_ADDRESS: '' };
+  const env = {
+    GANETI_TEMPORAL_HOME: home,
+    GANETI_TEMPORAL_DEV_PORT: String(port),
+    GANETI_TEMPORAL_UI_PORT: String(uiPort),
+    TEMPORAL_ADDRESS: '',
+  };
   const first = await startStack(env);
   expect(first.output()).toContain(`created the default simulated cluster in ${home}`);
   expect(first.output()).toContain(`Temporal Web UI: http://localhost:${uiPort}/namespaces/default/workflows`);
@@ -114,7 +119,11 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
 
 test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers against it; metrics and JSON logs', async () => {
   const server = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: inject('temporalCli') }, searchAttributes: SEARCH_ATTRIBUTES, extraArgs: DEV_SERVER_DYNAMIC_CONFIG },
+    server: {
+      executable: { type: 'existing-path', path: inject('temporalCli') },
+      searchAttributes: SEARCH_ATTRIBUTES,
+      extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
+    },
   });
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);
@@ -144,7 +153,10 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as { time: string; level: string; message: string });
     expect(json.length).toBeGreaterThan(0);
-    expect(json.find((l) => l.message === 'Worker state changed')).toMatchObject({ level: 'INFO', taskQueue: expect.stringContaining('ganeti.') });
+    expect(json.find((l) => l.message === 'Worker state changed')).toMatchObject({
+      level: 'INFO',
+      taskQueue: expect.stringContaining('ganeti.'),
+    });
     await stop(stack.child);
   } finally {
     await server.teardown();

@@ -25,4 +25,3 @@ export function cli(args: string[], env: Record<string, string>): Promise<Run> {
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: () => JSON.parse(stdout) }));
   });
 }
-

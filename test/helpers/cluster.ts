@@ -5,7 +5,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildHardware, defaultClusterConfig, inject, instanceHwDetail, type InjectState, type InstanceHwDetail } from '../../adapters/sim/cluster.js';
+import {
+  buildHardware,
+  defaultClusterConfig,
+  inject,
+  instanceHwDetail,
+  type InjectState,
+  type InstanceHwDetail,
+} from '../../adapters/sim/cluster.js';
 import { addFault, type FaultSpec } from '../../adapters/sim/faults.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import type { SimLogEntry, SimParams, SimState } from '../../adapters/sim/state.js';

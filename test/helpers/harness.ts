@@ -36,7 +36,10 @@ export function useHarness(): Harness {
 
 async function terminateRunning(env: TestWorkflowEnvironment): Promise<void> {
   for await (const wf of env.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
-    await env.client.workflow.getHandle(wf.workflowId, wf.runId).terminate('test cleanup').catch(() => undefined);
+    await env.client.workflow
+      .getHandle(wf.workflowId, wf.runId)
+      .terminate('test cleanup')
+      .catch(() => undefined);
   }
 }
 
@@ -51,7 +54,11 @@ export async function outcomeOf(p: Promise<OperationResult>): Promise<Outcome> {
   }
 }
 
-export async function start(env: TestWorkflowEnvironment, c: TestCluster, input: MigrateInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+export async function start(
+  env: TestWorkflowEnvironment,
+  c: TestCluster,
+  input: MigrateInput,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
   return startMigration(env.client, input, { cluster: c.name, snapshot: c.cfg() });
 }
 

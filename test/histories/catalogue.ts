@@ -42,7 +42,11 @@ export interface Scenario {
   run(ctx: ScenarioContext): Promise<WorkflowHandle>;
 }
 
-export function scenarioContext(env: TestWorkflowEnvironment, workerOptions: Partial<WorkerOptions>, cleanups: Array<() => Promise<void>>): ScenarioContext {
+export function scenarioContext(
+  env: TestWorkflowEnvironment,
+  workerOptions: Partial<WorkerOptions>,
+  cleanups: Array<() => Promise<void>>,
+): ScenarioContext {
   return {
     env,
     async cluster(opts = {}) {
@@ -74,33 +78,70 @@ const execFailed = { failure: 'ExecutionFailed' };
 const prereqFailed = { failure: 'PrereqFailed' };
 
 /** A migration of web1 with a permanent fault on one RPC. */
-const migrateWithFault = (rpc: string, node: string, extra: { skip?: number } = {}) => async (ctx: ScenarioContext) => {
-  const { c } = await ctx.cluster();
-  await c.addFault({ rpc, node, mode: 'permanent', ...extra });
-  return ctx.migrate(c, { instance: 'web1' });
-};
+const migrateWithFault =
+  (rpc: string, node: string, extra: { skip?: number } = {}) =>
+  async (ctx: ScenarioContext) => {
+    const { c } = await ctx.cluster();
+    await c.addFault({ rpc, node, mode: 'permanent', ...extra });
+    return ctx.migrate(c, { instance: 'web1' });
+  };
 
 /** A prerequisite refusal of a web1 migration on a configured cluster. */
-const refusal = (opts: TestClusterOptions, input: MigrateInput = { instance: 'web1' }, arrange?: (c: TestCluster) => Promise<void>) => async (ctx: ScenarioContext) => {
-  const { c } = await ctx.cluster(opts);
-  await arrange?.(c);
-  return ctx.migrate(c, input);
-};
+const refusal =
+  (opts: TestClusterOptions, input: MigrateInput = { instance: 'web1' }, arrange?: (c: TestCluster) => Promise<void>) =>
+  async (ctx: ScenarioContext) => {
+    const { c } = await ctx.cluster(opts);
+    await arrange?.(c);
+    return ctx.migrate(c, input);
+  };
 
 export const SCENARIOS: Scenario[] = [
   // ---- successful migrations --------------------------------------------------------------------
-  { name: 'live-drbd', workflow: M, description: 'live DRBD migration to the secondary', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }) },
-  { name: 'non-live-drbd', workflow: M, description: 'non-live DRBD migration', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1', mode: 'non-live' }) },
+  {
+    name: 'live-drbd',
+    workflow: M,
+    description: 'live DRBD migration to the secondary',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'non-live-drbd',
+    workflow: M,
+    description: 'non-live DRBD migration',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1', mode: 'non-live' }),
+  },
   {
     name: 'live-drbd-balloon',
     workflow: M,
     description: 'live migration that balloons the instance to fit the target',
     expect: migrated,
-    run: async (ctx) => ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 800) })).c, { instance: 'web1' }),
+    run: async (ctx) =>
+      ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 800) })).c, {
+        instance: 'web1',
+      }),
   },
-  { name: 'sharedfile-target', workflow: M, description: 'sharedfile migration to an explicit target', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1', targetNode: 'node3' }) },
-  { name: 'sharedfile-allocator', workflow: M, description: 'sharedfile migration placed by the built-in allocator', expect: migrated, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1' }) },
-  { name: 'dry-run', workflow: M, description: 'dry run: prerequisites and pre-hooks only', expect: { outcome: 'dry-run' }, run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1', dryRun: true }) },
+  {
+    name: 'sharedfile-target',
+    workflow: M,
+    description: 'sharedfile migration to an explicit target',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1', targetNode: 'node3' }),
+  },
+  {
+    name: 'sharedfile-allocator',
+    workflow: M,
+    description: 'sharedfile migration placed by the built-in allocator',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1' }),
+  },
+  {
+    name: 'dry-run',
+    workflow: M,
+    description: 'dry run: prerequisites and pre-hooks only',
+    expect: { outcome: 'dry-run' },
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1', dryRun: true }),
+  },
 
   // ---- prerequisite refusals that reach the workflow -------------------------------------------
   {
@@ -110,12 +151,34 @@ export const SCENARIOS: Scenario[] = [
     expect: prereqFailed,
     run: async (ctx) => {
       const { c } = await ctx.cluster();
-      return ctx.env.client.workflow.start('migrateInstanceWorkflow', { args: [{ instance: 'web1', bogus: true }], taskQueue: orchestratorQueue(c.name), workflowId: workflowIdFor('web1') });
+      return ctx.env.client.workflow.start('migrateInstanceWorkflow', {
+        args: [{ instance: 'web1', bogus: true }],
+        taskQueue: orchestratorQueue(c.name),
+        workflowId: workflowIdFor('web1'),
+      });
     },
   },
-  { name: 'prereq-unknown-instance', workflow: M, description: 'unknown instance', expect: prereqFailed, run: refusal({}, { instance: 'nosuch' }) },
-  { name: 'prereq-arbitrary-target', workflow: M, description: 'DRBD to a node other than the secondary', expect: prereqFailed, run: refusal({}, { instance: 'web1', targetNode: 'node3' }) },
-  { name: 'prereq-to-primary', workflow: M, description: 'sharedfile to its own primary', expect: prereqFailed, run: refusal({}, { instance: 'files1', targetNode: 'node2' }) },
+  {
+    name: 'prereq-unknown-instance',
+    workflow: M,
+    description: 'unknown instance',
+    expect: prereqFailed,
+    run: refusal({}, { instance: 'nosuch' }),
+  },
+  {
+    name: 'prereq-arbitrary-target',
+    workflow: M,
+    description: 'DRBD to a node other than the secondary',
+    expect: prereqFailed,
+    run: refusal({}, { instance: 'web1', targetNode: 'node3' }),
+  },
+  {
+    name: 'prereq-to-primary',
+    workflow: M,
+    description: 'sharedfile to its own primary',
+    expect: prereqFailed,
+    run: refusal({}, { instance: 'files1', targetNode: 'node2' }),
+  },
   {
     name: 'prereq-no-allocator',
     workflow: M,
@@ -135,17 +198,71 @@ export const SCENARIOS: Scenario[] = [
       },
     }),
   },
-  { name: 'prereq-not-enough-memory', workflow: M, description: 'not enough free memory on the target', expect: prereqFailed, run: refusal({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 300) }) },
-  { name: 'prereq-node-info-failure', workflow: M, description: 'the target does not answer node_info', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.addFault({ rpc: 'node_info', node: 'node2', mode: 'permanent' })) },
-  { name: 'prereq-missing-bridge', workflow: M, description: 'a bridge is missing on the target', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.hw.mutate((s) => void (s.nodes.node2!.bridges = []))) },
-  { name: 'prereq-drained-target', workflow: M, description: 'drained target', expect: prereqFailed, run: refusal({ configure: (cfg) => void (cfg.nodes.node2!.drained = true) }) },
-  { name: 'prereq-not-running', workflow: M, description: 'instance not running, no fallback allowed', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.inject('web1', 'node1', 'stopped')) },
-  { name: 'prereq-instance-info-failure', workflow: M, description: 'runtime memory cannot be read', expect: prereqFailed, run: refusal({}, { instance: 'web1' }, (c) => c.addFault({ rpc: 'instance_info', node: 'node1', mode: 'permanent' })) },
+  {
+    name: 'prereq-not-enough-memory',
+    workflow: M,
+    description: 'not enough free memory on the target',
+    expect: prereqFailed,
+    run: refusal({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 300) }),
+  },
+  {
+    name: 'prereq-node-info-failure',
+    workflow: M,
+    description: 'the target does not answer node_info',
+    expect: prereqFailed,
+    run: refusal({}, { instance: 'web1' }, (c) => c.addFault({ rpc: 'node_info', node: 'node2', mode: 'permanent' })),
+  },
+  {
+    name: 'prereq-missing-bridge',
+    workflow: M,
+    description: 'a bridge is missing on the target',
+    expect: prereqFailed,
+    run: refusal({}, { instance: 'web1' }, (c) => c.hw.mutate((s) => void (s.nodes.node2!.bridges = []))),
+  },
+  {
+    name: 'prereq-drained-target',
+    workflow: M,
+    description: 'drained target',
+    expect: prereqFailed,
+    run: refusal({ configure: (cfg) => void (cfg.nodes.node2!.drained = true) }),
+  },
+  {
+    name: 'prereq-not-running',
+    workflow: M,
+    description: 'instance not running, no fallback allowed',
+    expect: prereqFailed,
+    run: refusal({}, { instance: 'web1' }, (c) => c.inject('web1', 'node1', 'stopped')),
+  },
+  {
+    name: 'prereq-instance-info-failure',
+    workflow: M,
+    description: 'runtime memory cannot be read',
+    expect: prereqFailed,
+    run: refusal({}, { instance: 'web1' }, (c) => c.addFault({ rpc: 'instance_info', node: 'node1', mode: 'permanent' })),
+  },
 
   // ---- failures: compensated, left for cleanup, failed revert ------------------------------------
-  { name: 'abort-at-accept', workflow: M, description: 'accept fails: abort + revert', expect: execFailed, run: migrateWithFault('accept_instance', 'node2') },
-  { name: 'abort-at-migrate', workflow: M, description: 'migrate fails: abort + revert', expect: execFailed, run: migrateWithFault('instance_migrate', 'node1') },
-  { name: 'abort-at-status', workflow: M, description: 'status polling fails: abort + revert', expect: execFailed, run: migrateWithFault('instance_get_migration_status', 'node1') },
+  {
+    name: 'abort-at-accept',
+    workflow: M,
+    description: 'accept fails: abort + revert',
+    expect: execFailed,
+    run: migrateWithFault('accept_instance', 'node2'),
+  },
+  {
+    name: 'abort-at-migrate',
+    workflow: M,
+    description: 'migrate fails: abort + revert',
+    expect: execFailed,
+    run: migrateWithFault('instance_migrate', 'node1'),
+  },
+  {
+    name: 'abort-at-status',
+    workflow: M,
+    description: 'status polling fails: abort + revert',
+    expect: execFailed,
+    run: migrateWithFault('instance_get_migration_status', 'node1'),
+  },
   {
     name: 'failed-revert-close',
     workflow: M,
@@ -170,9 +287,27 @@ export const SCENARIOS: Scenario[] = [
       return ctx.migrate(c, { instance: 'web1' });
     },
   },
-  { name: 'left-for-cleanup-dual-master', workflow: M, description: 'reconnecting dual-master fails: no rollback, --cleanup named', expect: execFailed, run: migrateWithFault('drbd_attach_net', 'node2') },
-  { name: 'left-for-cleanup-finalize', workflow: M, description: 'finalize on the source fails after the transfer', expect: execFailed, run: migrateWithFault('instance_finalize_migration_src', 'node1') },
-  { name: 'left-for-cleanup-demote', workflow: M, description: 'closing the source disks fails after the commit', expect: execFailed, run: migrateWithFault('blockdev_close', 'node1') },
+  {
+    name: 'left-for-cleanup-dual-master',
+    workflow: M,
+    description: 'reconnecting dual-master fails: no rollback, --cleanup named',
+    expect: execFailed,
+    run: migrateWithFault('drbd_attach_net', 'node2'),
+  },
+  {
+    name: 'left-for-cleanup-finalize',
+    workflow: M,
+    description: 'finalize on the source fails after the transfer',
+    expect: execFailed,
+    run: migrateWithFault('instance_finalize_migration_src', 'node1'),
+  },
+  {
+    name: 'left-for-cleanup-demote',
+    workflow: M,
+    description: 'closing the source disks fails after the commit',
+    expect: execFailed,
+    run: migrateWithFault('blockdev_close', 'node1'),
+  },
 
   // ---- cleanup ------------------------------------------------------------------------------------
   {
@@ -237,7 +372,13 @@ export const SCENARIOS: Scenario[] = [
   },
 
   // ---- failover and fallback --------------------------------------------------------------------
-  { name: 'running', workflow: F, description: 'failover of a running instance', expect: { outcome: 'failed-over' }, run: async (ctx) => ctx.failover((await ctx.cluster()).c, { instance: 'web1' }) },
+  {
+    name: 'running',
+    workflow: F,
+    description: 'failover of a running instance',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => ctx.failover((await ctx.cluster()).c, { instance: 'web1' }),
+  },
   {
     name: 'admin-down',
     workflow: F,
@@ -261,7 +402,8 @@ export const SCENARIOS: Scenario[] = [
     workflow: F,
     description: 'failover of a forthcoming instance: configuration only',
     expect: { outcome: 'failed-over' },
-    run: async (ctx) => ctx.failover((await ctx.cluster({ configure: (cfg) => void (cfg.instances.web1!.forthcoming = true) })).c, { instance: 'web1' }),
+    run: async (ctx) =>
+      ctx.failover((await ctx.cluster({ configure: (cfg) => void (cfg.instances.web1!.forthcoming = true) })).c, { instance: 'web1' }),
   },
   {
     name: 'offline-source-ignore-consistency',
@@ -309,7 +451,10 @@ export const SCENARIOS: Scenario[] = [
     workflow: M,
     description: 'migrate of an always_failover instance fails over',
     expect: { outcome: 'failed-over' },
-    run: async (ctx) => ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.instances.web2!.beparams.always_failover = true) })).c, { instance: 'web2' }),
+    run: async (ctx) =>
+      ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.instances.web2!.beparams.always_failover = true) })).c, {
+        instance: 'web2',
+      }),
   },
 
   // ---- hooks ---------------------------------------------------------------------------------------
@@ -417,7 +562,8 @@ export async function finish(s: Scenario, h: WorkflowHandle): Promise<void> {
   if ('status' in want) {
     if (status !== want.status) throw new Error(`${s.name}: expected status ${want.status}, got ${status}`);
   } else if ('outcome' in want) {
-    if (!('outcome' in outcome) || outcome.outcome !== want.outcome) throw new Error(`${s.name}: expected outcome ${want.outcome}, got ${JSON.stringify(outcome)}`);
+    if (!('outcome' in outcome) || outcome.outcome !== want.outcome)
+      throw new Error(`${s.name}: expected outcome ${want.outcome}, got ${JSON.stringify(outcome)}`);
   } else {
     const type = 'error' in outcome ? outcome.error.cause?.type : undefined;
     if (type !== want.failure) throw new Error(`${s.name}: expected failure ${want.failure}, got ${type ?? JSON.stringify(outcome)}`);

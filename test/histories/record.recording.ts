@@ -33,7 +33,9 @@ function git(...args: string[]): string {
 const WORKFLOW_CODE = ['workflows', ':(glob)cluster/*.ts', 'cluster/hooks/env.ts'];
 const commit = git('log', '-1', '--format=%H', '--', ...WORKFLOW_CODE);
 const dirty = git('status', '--porcelain', '--', ...WORKFLOW_CODE) !== '';
-const sdkVersion = (JSON.parse(readFileSync(join(PROJECT_ROOT, 'node_modules/@temporalio/worker/package.json'), 'utf8')) as { version: string }).version;
+const sdkVersion = (
+  JSON.parse(readFileSync(join(PROJECT_ROOT, 'node_modules/@temporalio/worker/package.json'), 'utf8')) as { version: string }
+).version;
 
 /**
  * Failure stack traces name this machine's paths; replay ignores them (payloads carry none), so they

@@ -77,9 +77,11 @@ async function dualPrimary(c: TestCluster, a: QemuNode, b: QemuNode): Promise<vo
 }
 
 test('QEMU states map to Ganeti migration statuses; the heartbeat parser reads HMP xp', () => {
-  expect(['setup', 'active', 'pre-switchover', 'device', 'postcopy-active', 'completed', 'failed', 'cancelling', 'cancelled', undefined].map(ganetiStatus)).toEqual([
-    'setup', 'active', 'active', 'active', 'postcopy-active', 'completed', 'failed', 'cancelled', 'cancelled', 'none',
-  ]);
+  expect(
+    ['setup', 'active', 'pre-switchover', 'device', 'postcopy-active', 'completed', 'failed', 'cancelling', 'cancelled', undefined].map(
+      ganetiStatus,
+    ),
+  ).toEqual(['setup', 'active', 'active', 'active', 'postcopy-active', 'completed', 'failed', 'cancelled', 'cancelled', 'none']);
   expect(parseXp('00000000001f0000: 0x00000011 0xc0ffee00\r\n')).toEqual({ counter: 17, booted: true });
 });
 
@@ -107,7 +109,10 @@ describe('start, information, balloon, shutdown', () => {
     await again.instanceBalloonMemory(ri(c, 'node1'), 96);
     expect(await again.instanceInfo(ri(c, 'node1'))).toMatchObject({ memory: 96 });
     expect(c.state().nodes.node1!.processes.web1).toMatchObject({ state: 'running', memory: 96 });
-    expect(JSON.parse(await again.migrationInfo(ri(c, 'node1')))).toMatchObject({ memory: 96, args: expect.arrayContaining(['-m', String(TEST_MEMORY)]) });
+    expect(JSON.parse(await again.migrationInfo(ri(c, 'node1')))).toMatchObject({
+      memory: 96,
+      args: expect.arrayContaining(['-m', String(TEST_MEMORY)]),
+    });
 
     const t0 = Date.now();
     await again.instanceShutdown(ri(c, 'node1'), 30, 'test');
@@ -241,7 +246,8 @@ describe('migration RPCs', () => {
     const dstPid = n2.readMeta('web1')!.pid!;
     await n1.instanceMigrate(ri(c, 'node1'), { node: 'node2', ip: '127.0.1.22', port }, true);
     let st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
-    for (let k = 0; (st.status === 'active' || st.status === 'setup') && k < 100; k++) st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+    for (let k = 0; (st.status === 'active' || st.status === 'setup') && k < 100; k++)
+      st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
     expect(st.status).toBe('failed');
     expect(await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({ status: 'running' });
     expect((await rejects(n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), true, true))).message).toMatch(

@@ -40,7 +40,9 @@ async function expectGuestRunsOn(q: QemuCluster, node: string, instance: string,
 async function waitForTransfer(q: QemuCluster, node: string, instance: string): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const m = await withQmp(q.driver(node).qmpPath(instance), (c) => c.execute<{ status?: string; ram?: { transferred: number } }>('query-migrate'));
+    const m = await withQmp(q.driver(node).qmpPath(instance), (c) =>
+      c.execute<{ status?: string; ram?: { transferred: number } }>('query-migrate'),
+    );
     if (m.status === 'active' && (m.ram?.transferred ?? 0) > 1024 * 1024) return;
     if (Date.now() > deadline) throw new Error(`no memory transfer under way (${JSON.stringify(m)})`);
     await sleep(20);
@@ -115,7 +117,9 @@ describe('live migration', () => {
       c.execute<Array<{ device: string; inserted?: { file: string } }>>('query-block'),
     );
     expect(blocks.map((b) => b.inserted?.file)).toContain(image);
-    expect(checkInvariants({ kind: 'migrated', source: 'node2', target: 'node3' }, q.c.instance('files1'), q.c.status('files1'))).toEqual([]);
+    expect(checkInvariants({ kind: 'migrated', source: 'node2', target: 'node3' }, q.c.instance('files1'), q.c.status('files1'))).toEqual(
+      [],
+    );
   });
 });
 
@@ -228,9 +232,7 @@ test('node agents restarted mid-migration re-attach to the running QEMU processe
   expect(counts['instance_migrate@node1']).toBe(1);
   expect(q.journal('node1', 'web1').filter((l) => l.startsWith('migrate {')).length).toBe(1);
   const history = await handle.fetchHistory();
-  const retried = (history.events ?? []).filter(
-    (e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1,
-  );
+  const retried = (history.events ?? []).filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);
   expect(retried.length).toBeGreaterThanOrEqual(1); // the memory-transfer wait ran again, on the new agent
   expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, q.c.instance('web1'), q.c.status('web1'))).toEqual([]);
 });
@@ -272,17 +274,21 @@ function parentOf(pid: number): number {
 
 /** `node-agent --backend qemu` as a child process (one process: node with the tsx loader), once it polls. */
 async function spawnNodeAgent(q: QemuCluster, node: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', 'node-agent', '--backend', 'qemu', '--node', node, '--cluster', q.c.name], {
-    cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      GANETI_TEMPORAL_HOME: q.c.home,
-      TEMPORAL_ADDRESS: h.env().address,
-      GANETI_TEMPORAL_QEMU_KERNEL: q.kernel,
-      GANETI_TEMPORAL_QEMU_ACCEL: 'tcg',
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'worker/main.ts', 'node-agent', '--backend', 'qemu', '--node', node, '--cluster', q.c.name],
+    {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...process.env,
+        GANETI_TEMPORAL_HOME: q.c.home,
+        TEMPORAL_ADDRESS: h.env().address,
+        GANETI_TEMPORAL_QEMU_KERNEL: q.kernel,
+        GANETI_TEMPORAL_QEMU_ACCEL: 'tcg',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let out = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`node agent did not start: ${out}`)), 30_000);

@@ -167,7 +167,10 @@ export function useQemuHarness() {
       const q = new QemuCluster(c, w, kernel);
       cleanups.push(async () => {
         for await (const wf of env!.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
-          await env!.client.workflow.getHandle(wf.workflowId, wf.runId).terminate('test cleanup').catch(() => undefined);
+          await env!.client.workflow
+            .getHandle(wf.workflowId, wf.runId)
+            .terminate('test cleanup')
+            .catch(() => undefined);
         }
         await w.stopAll();
         await killClusterQemus(c.home);

@@ -29,7 +29,10 @@ test('npm run replay: an exported history replays; a tampered one is reported', 
     // The same history with two activities' types exchanged: what the code would meet after a reorder.
     const tampered = join(dir, 'tampered.json');
     const text = readFileSync(good, 'utf8');
-    const swapped = text.replace(/"name":\s*"migrationInfo"/, '"name": "__SWAP__"').replace(/"name":\s*"blockdevClose"/, '"name": "migrationInfo"').replace('"__SWAP__"', '"blockdevClose"');
+    const swapped = text
+      .replace(/"name":\s*"migrationInfo"/, '"name": "__SWAP__"')
+      .replace(/"name":\s*"blockdevClose"/, '"name": "migrationInfo"')
+      .replace('"__SWAP__"', '"blockdevClose"');
     expect(swapped).not.toBe(text);
     writeFileSync(tampered, swapped);
 

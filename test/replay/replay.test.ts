@@ -31,7 +31,10 @@ describe('the recorded corpus', () => {
       .sort();
     expect(manifest.histories.map((h) => h.file).sort()).toEqual(onDisk);
     for (const h of manifest.histories) {
-      expect(h).toMatchObject({ scenario: expect.any(String), workflowType: expect.stringMatching(/^(migrate|failover)InstanceWorkflow$/) });
+      expect(h).toMatchObject({
+        scenario: expect.any(String),
+        workflowType: expect.stringMatching(/^(migrate|failover)InstanceWorkflow$/),
+      });
       expect(h.sdkVersion).toMatch(/^\d+\.\d+\.\d+$/);
       expect(h.commit).toMatch(/^[0-9a-f]{40}$/);
     }
@@ -62,7 +65,14 @@ describe('the guard works', () => {
         config.module.rules = [...(config.module.rules ?? []), { test: /migration\.ts$/, enforce: 'pre', use: [{ loader }] }];
         return config;
       },
-      logger: { trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: console.error, log: () => undefined },
+      logger: {
+        trace: () => undefined,
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: console.error,
+        log: () => undefined,
+      },
     });
     const history = load('test/histories/migrateInstanceWorkflow/live-drbd.json');
     const err = await Worker.runReplayHistory({ workflowBundle: { code }, replayName: 'swapped' }, history).then(
@@ -70,6 +80,8 @@ describe('the guard works', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(DeterminismViolationError);
-    expect((err as Error).message).toMatch(/Activity type of scheduled event 'migrationInfo' does not match activity type of activity command 'blockdevClose'/);
+    expect((err as Error).message).toMatch(
+      /Activity type of scheduled event 'migrationInfo' does not match activity type of activity command 'blockdevClose'/,
+    );
   });
 });

@@ -19,7 +19,15 @@ import { ensureCommand } from '../helpers/system-packages.js';
 import { Workers } from '../helpers/temporal.js';
 
 /** The flags this machine's closed network needs (see the machine notes): no background fetches. */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 let env: TestWorkflowEnvironment;
 let uiPort: number;
@@ -61,7 +69,11 @@ afterAll(async () => {
 });
 
 test('the Web UI page of a running migration shows its summary and its live step checklist', async () => {
-  const handle = await startMigration(env.client, { instance: 'web1', reason: 'node1 maintenance' }, { cluster: cluster.name, snapshot: cluster.cfg() });
+  const handle = await startMigration(
+    env.client,
+    { instance: 'web1', reason: 'node1 maintenance' },
+    { cluster: cluster.name, snapshot: cluster.cfg() },
+  );
   await waitForProgress(handle, (p) => p.phase === 'memory-transfer');
   const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
   const url = `http://localhost:${uiPort}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`;
@@ -69,7 +81,17 @@ test('the Web UI page of a running migration shows its summary and its live step
   await page.getByText('User Metadata', { exact: true }).click();
   // The UI renders each markdown block (summary, details, current details — the latter polled
   // through the workflow's metadata query) in its own sandboxed frame: read all frames.
-  const text = async () => (await Promise.all(page.frames().map((f) => f.locator('body').innerText().catch(() => '')))).join('\n');
+  const text = async () =>
+    (
+      await Promise.all(
+        page.frames().map((f) =>
+          f
+            .locator('body')
+            .innerText()
+            .catch(() => ''),
+        ),
+      )
+    ).join('\n');
   let body = '';
   for (let i = 0; i < 60 && !(body.includes('Migrate web1: node1 → node2, live') && body.includes('Transfer the memory')); i++) {
     await page.waitForTimeout(500);

@@ -144,17 +144,13 @@ describe("'migrated'", () => {
   test('the instance running on both nodes is reported', () => {
     const { hw, web1 } = migratedWeb1();
     hw.nodes.node1!.processes.web1 = structuredClone(hw.nodes.node2!.processes.web1!);
-    expect(checkInvariants(MIGRATED_WEB1, web1, detail(hw, web1))).toEqual([
-      'web1 should run exactly on node2, runs on [node1, node2]',
-    ]);
+    expect(checkInvariants(MIGRATED_WEB1, web1, detail(hw, web1))).toEqual(['web1 should run exactly on node2, runs on [node1, node2]']);
   });
 
   test('a copy on an unrelated node is reported', () => {
     const { hw, web1 } = migratedWeb1();
     hw.nodes.node3!.processes.web1 = structuredClone(hw.nodes.node2!.processes.web1!);
-    expect(checkInvariants(MIGRATED_WEB1, web1, detail(hw, web1))).toEqual([
-      'web1 should run exactly on node2, runs on [node2, node3]',
-    ]);
+    expect(checkInvariants(MIGRATED_WEB1, web1, detail(hw, web1))).toEqual(['web1 should run exactly on node2, runs on [node2, node3]']);
   });
 
   test('the instance running nowhere is reported', () => {
@@ -349,9 +345,9 @@ describe("'reverted'", () => {
     const files1 = inst(cfg, 'files1');
     const hw = buildHardware(cfg);
     hw.nodes.node3!.shared['disk-5-0'] = { instance: 'files1', mode: 'shared' };
-    expect(
-      checkInvariants({ kind: 'reverted', source: 'node2', target: 'node3' }, files1, detail(hw, files1)),
-    ).toEqual(['disk 0: open on [node2, node3], expected only node2']);
+    expect(checkInvariants({ kind: 'reverted', source: 'node2', target: 'node3' }, files1, detail(hw, files1))).toEqual([
+      'disk 0: open on [node2, node3], expected only node2',
+    ]);
   });
 });
 
@@ -504,8 +500,6 @@ describe("'failed-over'", () => {
       'nothing should run, runs on node1',
       'instance still runs on the source node1',
     ]);
-    expect(checkInvariants({ ...FAILED_OVER, sourceOnline: false }, web1, detail(hw, web1))).toEqual([
-      'nothing should run, runs on node1',
-    ]);
+    expect(checkInvariants({ ...FAILED_OVER, sourceOnline: false }, web1, detail(hw, web1))).toEqual(['nothing should run, runs on node1']);
   });
 });

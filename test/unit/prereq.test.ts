@@ -28,8 +28,7 @@ const OK = (payload: unknown = null): RpcResult => ({ ok: true, payload });
 const ERR = (msg: string, offline = false): RpcResult => ({ ok: false, offline, msg });
 
 const memory = (free: number, reserved: number): RpcResult => OK({ free, reserved });
-const nodeInfo = (memoryFree: number): RpcResult =>
-  OK({ memoryTotal: 16384, memoryFree, memoryDom0: 1024, hvVersion: '7.2.22' });
+const nodeInfo = (memoryFree: number): RpcResult => OK({ memoryTotal: 16384, memoryFree, memoryDom0: 1024, hvVersion: '7.2.22' });
 const running = (mem: number): RpcResult => OK({ state: 'running', memory: mem, vcpus: 2 });
 
 /**
@@ -117,7 +116,12 @@ const inst = (cfg: ClusterConfig, name: string): Instance => {
 
 function makeNonMirrored(i: Instance, template: 'plain' | 'file'): void {
   i.diskTemplate = template;
-  i.disks = i.disks.map((d, n) => ({ uuid: d.uuid, size: d.size, mode: d.mode, ...(template === 'file' ? { path: `${i.name}/disk${n}.img` } : {}) }));
+  i.disks = i.disks.map((d, n) => ({
+    uuid: d.uuid,
+    size: d.size,
+    mode: d.mode,
+    ...(template === 'file' ? { path: `${i.name}/disk${n}.img` } : {}),
+  }));
 }
 
 function addNode(cfg: ClusterConfig, name: string, extra: Partial<Node>): void {
@@ -276,8 +280,7 @@ describe('target choice for DRBD (check #4b)', () => {
     expect(failureOf(run).error).toEqual({
       type: 'PrereqFailed',
       message:
-        'Instances with disk types drbd cannot be migrated to arbitrary nodes ' +
-        '(neither an iallocator nor a target node can be passed)',
+        'Instances with disk types drbd cannot be migrated to arbitrary nodes ' + '(neither an iallocator nor a target node can be passed)',
       code: 'wrong_input',
     });
     expect(run.rounds).toEqual([]);
@@ -457,7 +460,10 @@ describe('target choice for externally mirrored disks (check #4a)', () => {
 describe('instance policy of the target group (check #5)', () => {
   function withGroups(cfg: ClusterConfig): void {
     cfg.cluster.groups = {
-      default: { name: 'default', ipolicy: { minmem: 0, maxmem: 1024 * 1024, maxVcpus: 64, diskTemplates: ['drbd', 'sharedfile', 'plain', 'file'] } },
+      default: {
+        name: 'default',
+        ipolicy: { minmem: 0, maxmem: 1024 * 1024, maxVcpus: 64, diskTemplates: ['drbd', 'sharedfile', 'plain', 'file'] },
+      },
       small: { name: 'small', ipolicy: { minmem: 0, maxmem: 512, maxVcpus: 1, diskTemplates: ['plain'] } },
     };
   }
@@ -618,7 +624,13 @@ describe('bridges on the target (check #8)', () => {
       { ...nic, uuid: 'nic-1e', mac: 'aa:00:00:00:01:04', mode: 'openvswitch', link: 'ovs0' },
     ];
     const run = drive(cfg, { instance: 'web1' });
-    expect(run.requests[1]).toEqual({ key: 'bridges_exist:node2', kind: 'rpc', rpc: 'bridges_exist', node: 'node2', bridges: ['br0', 'br1'] });
+    expect(run.requests[1]).toEqual({
+      key: 'bridges_exist:node2',
+      kind: 'rpc',
+      rpc: 'bridges_exist',
+      node: 'node2',
+      bridges: ['br0', 'br1'],
+    });
   });
 
   test('an instance without bridged NICs asks no bridge question', () => {

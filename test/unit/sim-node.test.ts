@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { NodeRpcError, type NodeRpc } from '../../domain/ports.js';
-import { buildHardware, defaultClusterConfig, inject, instanceHwDetail, reconnect, type InjectState, type InstanceHwDetail } from '../../adapters/sim/cluster.js';
+import {
+  buildHardware,
+  defaultClusterConfig,
+  inject,
+  instanceHwDetail,
+  reconnect,
+  type InjectState,
+  type InstanceHwDetail,
+} from '../../adapters/sim/cluster.js';
 import { addFault, withFaults, type FaultOptions, type FaultSpec } from '../../adapters/sim/faults.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { SimNode } from '../../adapters/sim/node.js';
@@ -342,7 +350,11 @@ describe('DRBD resync (drbd_wait_sync / blockdev_find)', () => {
     const s = await sim();
     await s.node('node2').drbdDisconnectNet(s.inst('web1', 'node2'));
     // StandAlone end
-    expect(await s.node('node2').blockdevFind(s.inst('web1', 'node2'), 0)).toEqual({ isDegraded: true, syncPercent: null, ldisk: 'FAULTY' });
+    expect(await s.node('node2').blockdevFind(s.inst('web1', 'node2'), 0)).toEqual({
+      isDegraded: true,
+      syncPercent: null,
+      ldisk: 'FAULTY',
+    });
     // the peer waits in WFConnection: degraded too, its local disk still fine
     expect(await s.node('node1').blockdevFind(s.inst('web1', 'node1'), 0)).toMatchObject({ isDegraded: true, syncPercent: null });
   });
@@ -537,7 +549,9 @@ describe('finalize migration', () => {
 
   test('finalize dst success fails while the destination is still incoming', async () => {
     const { s, info } = await migrated(true, false);
-    await expect(s.node('node2').instanceFinalizeMigrationDst(s.inst('web1', 'node2'), info, true)).rejects.toThrow(/did not become running/);
+    await expect(s.node('node2').instanceFinalizeMigrationDst(s.inst('web1', 'node2'), info, true)).rejects.toThrow(
+      /did not become running/,
+    );
     expect(s.detail('web1').processes.node2).toEqual({ state: 'incoming' });
   });
 
@@ -588,7 +602,12 @@ describe('node and instance information', () => {
   test('node_info free memory accounts the running processes and dom0', async () => {
     const s = await sim(MIG);
     // node1 runs web1 (1024) and db1 (2048); dom0 1024
-    expect(await s.node('node1').nodeInfo()).toEqual({ memoryTotal: 16384, memoryDom0: 1024, memoryFree: 16384 - 1024 - 3072, hvVersion: '7.2.22' });
+    expect(await s.node('node1').nodeInfo()).toEqual({
+      memoryTotal: 16384,
+      memoryDom0: 1024,
+      memoryFree: 16384 - 1024 - 3072,
+      hvVersion: '7.2.22',
+    });
     expect((await s.node('node3').nodeInfo()).hvVersion).toBe('7.2.19');
 
     await s.set({ dom0Memory: 2048 });
@@ -614,7 +633,12 @@ describe('node and instance information', () => {
     await s.node('node1').instanceMigratable(s.inst('web1', 'node1'));
     await s.inject('web1', 'node1', 'stopped');
     await expect(s.node('node1').instanceMigratable(s.inst('web1', 'node1'))).rejects.toThrow('Instance web1 is not running');
-    expect(s.state().log.slice(-2).map((e) => e.outcome)).toEqual(['ok', 'error']);
+    expect(
+      s
+        .state()
+        .log.slice(-2)
+        .map((e) => e.outcome),
+    ).toEqual(['ok', 'error']);
   });
 
   test('bridges_exist reports the missing bridges', async () => {
@@ -631,7 +655,10 @@ describe('node and instance information', () => {
     const s = await sim();
     await s.node('node1').nodeInfo();
     await s.node('node2').blockdevClose(s.inst('web1', 'node2'));
-    await s.node('node1').blockdevClose(s.inst('web1', 'node1')).catch(() => undefined);
+    await s
+      .node('node1')
+      .blockdevClose(s.inst('web1', 'node1'))
+      .catch(() => undefined);
     await s.node('node3').instanceList();
     const log = s.state().log;
     expect(log.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
@@ -720,7 +747,9 @@ describe('fault injection (withFaults)', () => {
     await expect(rpc.instanceShutdown(s.inst('web1', 'node1'), 120, 'test')).rejects.toThrow('hung');
     expect(s.proc('web1', 'node1')?.state).toBe('running');
     expect(s.state().faults[0]!.hits).toBe(1);
-    expect(s.state().log).toEqual([expect.objectContaining({ rpc: 'instance_shutdown', instance: 'web1', outcome: 'fault', detail: 'hang fault #1' })]);
+    expect(s.state().log).toEqual([
+      expect.objectContaining({ rpc: 'instance_shutdown', instance: 'web1', outcome: 'fault', detail: 'hang fault #1' }),
+    ]);
   });
 
   test('the wrapper passes the node name and unfaulted calls straight through', async () => {

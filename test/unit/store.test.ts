@@ -240,7 +240,7 @@ describe('FileConfigStore memory reservations', () => {
     expect(await store.reservedMemory()).toEqual({ node2: 3000 });
   });
 
-  test('reservations on other nodes do not reduce a node\'s free memory', async () => {
+  test("reservations on other nodes do not reduce a node's free memory", async () => {
     const store = await configStore();
     await store.reserveMemory(req('a', { node: 'node3' }));
     expect(await store.reserveMemory(req('b'))).toEqual({ free: 3000, reserved: 2048 });

@@ -14,7 +14,8 @@ import { startFailover } from '../../client/api.js';
 
 const h = useHarness();
 
-const failover = (c: TestCluster, input: FailoverInput): Promise<Outcome> => outcomeOf(failoverInstance(h.env().client, input, { cluster: c.name }));
+const failover = (c: TestCluster, input: FailoverInput): Promise<Outcome> =>
+  outcomeOf(failoverInstance(h.env().client, input, { cluster: c.name }));
 
 function failure(r: Outcome) {
   if (r.ok) throw new Error(`expected a failure, got ${r.result.outcome}`);
@@ -47,7 +48,9 @@ describe('failover', () => {
       'instance_start(node1 maintenance)@node2',
     ]);
     expect(c.instance('web1')).toMatchObject({ primaryNode: 'node2', disksActive: true, adminState: 'up' });
-    expect(checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
     // After the failover the disks are connected with the roles swapped.
     expect(c.status('web1').disks[0]!.nodes).toMatchObject({
       node1: { role: 'Secondary', connection: 'Connected' },
@@ -67,14 +70,22 @@ describe('failover', () => {
     ]);
     expect(c.instance('web1')).toMatchObject({ primaryNode: 'node2', disksActive: false, adminState: 'down' });
     expect(c.cfg().reservations).toEqual({});
-    expect(checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
   });
 
   test('a sharedfile instance to an explicit target closes the disks on the source first', async () => {
     const { c } = await h.cluster();
     const r = await failover(c, { instance: 'files1', targetNode: 'node3' });
     expect(r.ok && r.result.feedback).toContain('* closing instance disks on node node2');
-    expect(checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node3', sourceOnline: true }, c.instance('files1'), c.status('files1'))).toEqual([]);
+    expect(
+      checkInvariants(
+        { kind: 'failed-over', source: 'node2', target: 'node3', sourceOnline: true },
+        c.instance('files1'),
+        c.status('files1'),
+      ),
+    ).toEqual([]);
     expect(Object.keys(c.status('files1').disks[0]!.nodes)).toEqual(['node3']);
   });
 
@@ -126,7 +137,9 @@ describe('failover', () => {
     ]);
     // No call at all was sent to the offline node.
     expect(c.log({ node: 'node1', instance: 'web2' })).toEqual([]);
-    expect(checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node3', sourceOnline: false }, c.instance('web2'), c.status('web2'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node3', sourceOnline: false }, c.instance('web2'), c.status('web2')),
+    ).toEqual([]);
   });
 
   test('a dead primary not marked offline is not inferred from a timeout: the failover is refused', async () => {
@@ -170,7 +183,9 @@ describe('failover', () => {
     await c.clearFaults();
     const r = await failover(c, { instance: 'web1' });
     expect(r.ok && r.result.feedback).toContain('* not checking disk consistency as instance is not running');
-    expect(checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node1', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node1', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
   });
 
   test('a disk that cannot be shut down on the secondary stops the failover; a retried failover repairs it', async () => {
@@ -178,13 +193,17 @@ describe('failover', () => {
     await c.addFault({ rpc: 'blockdev_shutdown', node: 'node2', mode: 'permanent' });
     const e = failure(await failover(c, { instance: 'web1' }));
     expect(e.message).toBe("Can't shut down the instance's disks");
-    expect(e.feedback).toContain(' - WARNING: Could not shutdown block device disk/0 on node node2: injected failure in blockdev_shutdown on node2');
+    expect(e.feedback).toContain(
+      ' - WARNING: Could not shutdown block device disk/0 on node node2: injected failure in blockdev_shutdown on node2',
+    );
     // The instance was shut down and its disks marked inactive; the primary is unchanged.
     expect(c.instance('web1')).toMatchObject({ primaryNode: 'node1', disksActive: false });
     expect(c.status('web1').runningOn).toEqual([]);
     await c.clearFaults();
     expect((await failover(c, { instance: 'web1' })).ok).toBe(true);
-    expect(checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
   });
 
   test('disks that cannot be activated on the target are deactivated again; a retried failover repairs it', async () => {
@@ -199,7 +218,9 @@ describe('failover', () => {
     expect(c.status('web1').runningOn).toEqual([]);
     await c.clearFaults();
     expect((await failover(c, { instance: 'web1' })).ok).toBe(true);
-    expect(checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node1', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node1', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
   });
 
   test('dry run checks and plans, changes nothing', async () => {
@@ -242,7 +263,9 @@ describe('migrate falls back to failover during the prerequisites only', () => {
       ' - INFO: Not checking memory on the secondary node as instance will not be started',
       'Failover instance web1',
     ]);
-    expect(checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
   });
 
   test('an admin-down instance without allowFailover is refused', async () => {
@@ -263,16 +286,23 @@ describe('migrate falls back to failover during the prerequisites only', () => {
     const r = await migrate(h.env(), c, { instance: 'web1', allowFailover: true });
     expect(r.ok && r.result.outcome).toBe('failed-over');
     expect(r.ok && r.result.feedback).toContain(" - INFO: Can't migrate, instance offline, fallback to failover");
-    expect(checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
   });
 
   test('always_failover forces a failover even without allowFailover', async () => {
     const { c } = await h.cluster({ configure: (cfg) => void (cfg.instances.web2!.beparams.always_failover = true) });
     const r = await migrate(h.env(), c, { instance: 'web2' });
     expect(r.ok && r.result.outcome).toBe('failed-over');
-    expect(r.ok && r.result.feedback.slice(0, 2)).toEqual([' - INFO: Instance configured to always failover; fallback to failover', 'Failover instance web2']);
+    expect(r.ok && r.result.feedback.slice(0, 2)).toEqual([
+      ' - INFO: Instance configured to always failover; fallback to failover',
+      'Failover instance web2',
+    ]);
     expect(mutatingSteps(c, 'web2').some((s) => s.startsWith('instance_migrate'))).toBe(false);
-    expect(checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node3', sourceOnline: true }, c.instance('web2'), c.status('web2'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node3', sourceOnline: true }, c.instance('web2'), c.status('web2')),
+    ).toEqual([]);
   });
 
   test('never falls back during execution: a failed migration stays a failed migration', async () => {
@@ -299,6 +329,8 @@ describe('migrate and failover exclude each other', () => {
     expect(!m2.ok && m2.error).toBeInstanceOf(InstanceBusyError);
     expect(!m2.ok && m2.error.message).toContain('instance web1 is busy: failover is running');
     expect((await outcomeOf(operationResult(fo))).ok).toBe(true);
-    expect(checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node1', sourceOnline: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+    expect(
+      checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node1', sourceOnline: true }, c.instance('web1'), c.status('web1')),
+    ).toEqual([]);
   });
 });

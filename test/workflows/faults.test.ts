@@ -37,9 +37,21 @@ function disk(c: TestCluster, instance: string, node: string) {
 
 describe('failures before any change (M1–M4) leave everything unchanged', () => {
   const cases: Array<[string, FaultSpec, string]> = [
-    ['M1 node_info on the source', { rpc: 'node_info', node: 'node1', mode: 'permanent' }, "Unable to retrieve node information from node 'node1': injected failure in node_info on node1"],
-    ['M2 blockdev_find on the target', { rpc: 'blockdev_find', node: 'node2', mode: 'permanent' }, 'Disk 0 is degraded or not fully synchronized on target node, aborting migration'],
-    ['M4 migration_info on the source', { rpc: 'migration_info', node: 'node1', mode: 'permanent' }, 'Failed fetching source migration information from node1: injected failure in migration_info on node1'],
+    [
+      'M1 node_info on the source',
+      { rpc: 'node_info', node: 'node1', mode: 'permanent' },
+      "Unable to retrieve node information from node 'node1': injected failure in node_info on node1",
+    ],
+    [
+      'M2 blockdev_find on the target',
+      { rpc: 'blockdev_find', node: 'node2', mode: 'permanent' },
+      'Disk 0 is degraded or not fully synchronized on target node, aborting migration',
+    ],
+    [
+      'M4 migration_info on the source',
+      { rpc: 'migration_info', node: 'node1', mode: 'permanent' },
+      'Failed fetching source migration information from node1: injected failure in migration_info on node1',
+    ],
   ];
   test.each(cases)('%s', async (_step, fault, message) => {
     const { c } = await h.cluster();
@@ -58,7 +70,7 @@ describe('failures before any change (M1–M4) leave everything unchanged', () =
     const { c } = await h.cluster();
     await c.addFault({ rpc: 'blockdev_find', node: 'node2', mode: 'permanent' });
     const f = failure(await migrate(h.env(), c, { instance: 'web1' }));
-    expect(f.feedback).toContain(' - WARNING: Can\'t find disk on node node2: injected failure in blockdev_find on node2');
+    expect(f.feedback).toContain(" - WARNING: Can't find disk on node node2: injected failure in blockdev_find on node2");
   });
 
   test('M2 refuses a degraded target disk', async () => {
@@ -132,9 +144,24 @@ describe('failures in M5–M7 are not rolled back and name --cleanup', () => {
 
 describe('failures at accept, migrate and status polling abort and revert (M8–M10)', () => {
   const cases: Array<[string, FaultSpec, string, string]> = [
-    ['M8 accept', { rpc: 'accept_instance', node: 'node2', mode: 'permanent' }, 'Pre-migration failed, aborting', 'Could not pre-migrate instance web1: injected failure in accept_instance on node2'],
-    ['M9 migrate', { rpc: 'instance_migrate', node: 'node1', mode: 'permanent' }, 'Migration failed, aborting', 'Could not migrate instance web1: injected failure in instance_migrate on node1'],
-    ['M10 status', { rpc: 'instance_get_migration_status', node: 'node1', mode: 'permanent' }, 'Migration failed, aborting', 'Could not migrate instance web1: injected failure in instance_get_migration_status on node1'],
+    [
+      'M8 accept',
+      { rpc: 'accept_instance', node: 'node2', mode: 'permanent' },
+      'Pre-migration failed, aborting',
+      'Could not pre-migrate instance web1: injected failure in accept_instance on node2',
+    ],
+    [
+      'M9 migrate',
+      { rpc: 'instance_migrate', node: 'node1', mode: 'permanent' },
+      'Migration failed, aborting',
+      'Could not migrate instance web1: injected failure in instance_migrate on node1',
+    ],
+    [
+      'M10 status',
+      { rpc: 'instance_get_migration_status', node: 'node1', mode: 'permanent' },
+      'Migration failed, aborting',
+      'Could not migrate instance web1: injected failure in instance_get_migration_status on node1',
+    ],
   ];
   test.each(cases)('%s', async (_step, fault, line, message) => {
     const { c } = await h.cluster();
@@ -225,11 +252,16 @@ describe('failures after the point of no return are not rolled back (M11–M14)'
     const { c } = await h.cluster();
     await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
     const f = failure(await migrate(h.env(), c, { instance: 'web1' }));
-    expect(f.message).toBe(`Could not finalize instance migration: node1: injected failure in instance_finalize_migration_src on node1 ${HINT}`);
+    expect(f.message).toBe(
+      `Could not finalize instance migration: node1: injected failure in instance_finalize_migration_src on node1 ${HINT}`,
+    );
     // Both finalizes are always attempted.
     expect(mutatingSteps(c, 'web1')).toContain('instance_finalize_migration_dst(success)@node2');
     expect(c.instance('web1').primaryNode).toBe('node1');
-    expect(c.status('web1').processes).toEqual({ node1: { state: 'paused', paused: 'postmigrate', migration: 'completed to node2' }, node2: { state: 'running' } });
+    expect(c.status('web1').processes).toEqual({
+      node1: { state: 'paused', paused: 'postmigrate', migration: 'completed to node2' },
+      node2: { state: 'running' },
+    });
     await expectCleanupRepairs(c, 'web1', 'node1');
   });
 
@@ -237,7 +269,9 @@ describe('failures after the point of no return are not rolled back (M11–M14)'
     const { c } = await h.cluster();
     await c.addFault({ rpc: 'instance_finalize_migration_dst', node: 'node2', mode: 'permanent' });
     const f = failure(await migrate(h.env(), c, { instance: 'web1' }));
-    expect(f.message).toBe(`Could not finalize instance migration: node2: injected failure in instance_finalize_migration_dst on node2 ${HINT}`);
+    expect(f.message).toBe(
+      `Could not finalize instance migration: node2: injected failure in instance_finalize_migration_dst on node2 ${HINT}`,
+    );
     expect(c.instance('web1').primaryNode).toBe('node1');
     expect(c.status('web1').runningOn).toEqual(['node2']);
     await expectCleanupRepairs(c, 'web1', 'node2');

@@ -97,7 +97,9 @@ describe('pre-hooks', () => {
     // web2 (node2 → node3): hook nodes are the master node1, node2 and node3.
     await c.hw.mutate((s, now) => setPower(s, now, 'node1', false));
     const r = await migrate(h.env(), c, { instance: 'web2', dryRun: true });
-    expect(r.ok && r.result.feedback).toContain(' - WARNING: Communication failure to node node1: node node1 does not answer (powered off)');
+    expect(r.ok && r.result.feedback).toContain(
+      ' - WARNING: Communication failure to node node1: node node1 does not answer (powered off)',
+    );
     expect(traced(out)).toEqual(['node2 pre', 'node3 pre']);
   });
 
@@ -252,7 +254,9 @@ describe('hook environment', () => {
     const { c } = await h.cluster();
     const pre = join(c.home, 'pre.json');
     envHook(c, 'node1', 'instance-failover', 'pre', pre);
-    const r = await outcomeOf(failoverInstance(h.env().client, { instance: 'web1', shutdownTimeout: 30, ignoreConsistency: true }, { cluster: c.name }));
+    const r = await outcomeOf(
+      failoverInstance(h.env().client, { instance: 'web1', shutdownTimeout: 30, ignoreConsistency: true }, { cluster: c.name }),
+    );
     expect(r.ok).toBe(true);
     expect(JSON.parse(readFileSync(pre, 'utf8'))).toEqual({
       ...common(c, 'instance-failover', 'OP_INSTANCE_FAILOVER', 'pre'),

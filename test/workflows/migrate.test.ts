@@ -121,7 +121,8 @@ describe('DRBD migration', () => {
     const r = await migrate(h.env(), c, { instance: 'web1', allowRuntimeChanges: false });
     expect(!r.ok && r.error).toMatchObject({
       type: 'ExecutionFailed',
-      message: 'Memory ballooning not allowed and not enough free memory to fit instance web1 on target node node2 (have 800MB, need 1024MB)',
+      message:
+        'Memory ballooning not allowed and not enough free memory to fit instance web1 on target node node2 (have 800MB, need 1024MB)',
     });
     expect(configShape(c)).toEqual(cfg0);
     expect(hardwareShape(c)).toEqual(hw0);

@@ -6,7 +6,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { describe, expect, test } from 'vitest';
-import { operationResult, OperationError } from '../../client/api.js';
+import { operationResult, type OperationError } from '../../client/api.js';
 import { abortOperation, AbortRefusedError, jobInfo, listJobs } from '../../client/jobs.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { progressQuery, SA } from '../../workflows/messages.js';
@@ -206,7 +206,9 @@ describe('what the Web UI shows', () => {
     // Operators can filter: every running operation touching node2.
     let running: string[] = [];
     for (let i = 0; i < 50 && running.length === 0; i++) {
-      running = (await listJobs(h.env().client, { running: true })).filter((j) => j.targetNode === 'node2' || j.sourceNode === 'node2').map((j) => j.workflowId);
+      running = (await listJobs(h.env().client, { running: true }))
+        .filter((j) => j.targetNode === 'node2' || j.sourceNode === 'node2')
+        .map((j) => j.workflowId);
       if (!running.length) await new Promise((r) => setTimeout(r, 100));
     }
     expect(running).toEqual(['instance/web1']);

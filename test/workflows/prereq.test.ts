@@ -25,7 +25,12 @@ interface Case {
 
 const cases: Case[] = [
   { name: 'unknown instance', input: { instance: 'nosuch' }, code: 'unknown_entity', message: "Instance 'nosuch' not known" },
-  { name: 'unknown target node', input: { instance: 'files1', targetNode: 'node9' }, code: 'unknown_entity', message: "Node 'node9' not known" },
+  {
+    name: 'unknown target node',
+    input: { instance: 'files1', targetNode: 'node9' },
+    code: 'unknown_entity',
+    message: "Node 'node9' not known",
+  },
   {
     name: 'forthcoming instance',
     input: { instance: 'web1' },
@@ -50,7 +55,12 @@ const cases: Case[] = [
     code: 'wrong_input',
     message: 'Instances with disk types drbd cannot be migrated to arbitrary nodes (neither an iallocator nor a target node can be passed)',
   },
-  { name: 'sharedfile to its own primary', input: { instance: 'files1', targetNode: 'node2' }, code: 'wrong_state', message: 'Cannot migrate instance files1 to its primary (node2)' },
+  {
+    name: 'sharedfile to its own primary',
+    input: { instance: 'files1', targetNode: 'node2' },
+    code: 'wrong_state',
+    message: 'Cannot migrate instance files1 to its primary (node2)',
+  },
   {
     name: 'sharedfile without target and without a default allocator',
     input: { instance: 'files1' },
@@ -64,7 +74,10 @@ const cases: Case[] = [
     input: { instance: 'web1' },
     configure: (cfg) => {
       cfg.nodes.node2!.group = 'small';
-      cfg.cluster.groups.small = { name: 'small', ipolicy: { minmem: 0, maxmem: 512, maxVcpus: 64, diskTemplates: ['drbd', 'sharedfile', 'plain', 'file'] } };
+      cfg.cluster.groups.small = {
+        name: 'small',
+        ipolicy: { minmem: 0, maxmem: 512, maxVcpus: 64, diskTemplates: ['drbd', 'sharedfile', 'plain', 'file'] },
+      };
     },
     code: 'wrong_input',
     message: "Instance does not meet target node group's (small) instance policy: memory-size value 512-1024 is not in range [0, 512]",
@@ -152,7 +165,11 @@ describe('input validation', () => {
   test('mode and live together are refused by the client', async () => {
     const { c } = await h.cluster();
     const r = await migrate(h.env(), c, { instance: 'web1', mode: 'live', live: true });
-    expect(!r.ok && r.error).toMatchObject({ type: 'PrereqFailed', code: 'wrong_input', message: "mode: Only one of the 'live' and 'mode' parameters are accepted" });
+    expect(!r.ok && r.error).toMatchObject({
+      type: 'PrereqFailed',
+      code: 'wrong_input',
+      message: "mode: Only one of the 'live' and 'mode' parameters are accepted",
+    });
   });
 
   test.each([
