@@ -8,6 +8,7 @@ import {
   type Client,
   type WorkflowHandle,
   type WorkflowHandleWithFirstExecutionRunId,
+  type WorkflowOptions,
 } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { OpFailure } from '../domain/errors.js';
@@ -24,8 +25,8 @@ import type { z } from 'zod';
 import { failoverSummary, migrateSummary } from '../domain/summary.js';
 import type { ClusterSnapshot } from '../domain/types.js';
 import { SA } from '../workflows/messages.js';
-import type { failoverInstanceWorkflow } from '../workflows/failover-instance.js';
-import type { migrateInstanceWorkflow } from '../workflows/migrate-instance.js';
+import { failoverInstanceWorkflow } from '../workflows/failover-instance.js';
+import { migrateInstanceWorkflow } from '../workflows/migrate-instance.js';
 
 export { FailoverInputSchema, MigrateInputSchema, workflowIdFor };
 export type { FailoverInput, MigrateInput, OperationResult };
@@ -96,7 +97,6 @@ async function busyError(client: Client, instance: string, err: WorkflowExecutio
 }
 
 interface StartSpec {
-  workflowType: 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow';
   instance: string;
   operation: 'migrate' | 'cleanup' | 'failover';
   summary: string;
@@ -104,28 +104,33 @@ interface StartSpec {
   reason: string;
 }
 
-async function startOperation(client: Client, spec: StartSpec, opts: StartOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
+/** What every operation start shares (everything but the workflow and its argument). */
+function startOptions(spec: StartSpec, opts: StartOptions): WorkflowOptions {
+  return {
+    taskQueue: orchestratorQueue(opts.cluster),
+    workflowId: workflowIdFor(spec.instance),
+    workflowIdConflictPolicy: 'FAIL',
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    typedSearchAttributes: [
+      { key: SA.instance, value: spec.instance },
+      { key: SA.operation, value: spec.operation },
+    ],
+    staticSummary: spec.summary,
+    staticDetails: [
+      `**Instance:** ${spec.instance}`,
+      `**Operation:** ${spec.operation}`,
+      `**Inputs:** \`${JSON.stringify(spec.input)}\``,
+      ...(spec.reason ? [`**Reason:** ${spec.reason}`] : []),
+    ].join('\n\n'),
+  };
+}
+
+/** A start refused because the instance's workflow ID is taken becomes an `InstanceBusyError`. */
+async function refusedAsBusy<T>(client: Client, instance: string, start: () => Promise<T>): Promise<T> {
   try {
-    return await client.workflow.start(spec.workflowType, {
-      args: [spec.input],
-      taskQueue: orchestratorQueue(opts.cluster),
-      workflowId: workflowIdFor(spec.instance),
-      workflowIdConflictPolicy: 'FAIL',
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-      typedSearchAttributes: [
-        { key: SA.instance, value: spec.instance },
-        { key: SA.operation, value: spec.operation },
-      ],
-      staticSummary: spec.summary,
-      staticDetails: [
-        `**Instance:** ${spec.instance}`,
-        `**Operation:** ${spec.operation}`,
-        `**Inputs:** \`${JSON.stringify(spec.input)}\``,
-        ...(spec.reason ? [`**Reason:** ${spec.reason}`] : []),
-      ].join('\n\n'),
-    });
+    return await start();
   } catch (e) {
-    if (e instanceof WorkflowExecutionAlreadyStartedError) throw await busyError(client, spec.instance, e);
+    if (e instanceof WorkflowExecutionAlreadyStartedError) throw await busyError(client, instance, e);
     throw e;
   }
 }
@@ -137,18 +142,16 @@ export async function startMigration(
   opts: StartOptions,
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrateInstanceWorkflow>> {
   const req = parse(MigrateInputSchema, input);
-  return startOperation(
-    client,
-    {
-      workflowType: 'migrateInstanceWorkflow',
-      instance: req.instance,
-      operation: req.cleanup ? 'cleanup' : 'migrate',
-      summary: migrateSummary(req, opts.snapshot),
-      input,
-      reason: req.reason,
-    },
-    opts,
-  ) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof migrateInstanceWorkflow>>;
+  const spec: StartSpec = {
+    instance: req.instance,
+    operation: req.cleanup ? 'cleanup' : 'migrate',
+    summary: migrateSummary(req, opts.snapshot),
+    input,
+    reason: req.reason,
+  };
+  return refusedAsBusy(client, req.instance, () =>
+    client.workflow.start(migrateInstanceWorkflow, { ...startOptions(spec, opts), args: [input] }),
+  );
 }
 
 /** Starts a failover; returns at once. */
@@ -158,18 +161,16 @@ export async function startFailover(
   opts: StartOptions,
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof failoverInstanceWorkflow>> {
   const req = parse(FailoverInputSchema, input);
-  return startOperation(
-    client,
-    {
-      workflowType: 'failoverInstanceWorkflow',
-      instance: req.instance,
-      operation: 'failover',
-      summary: failoverSummary(req, opts.snapshot),
-      input,
-      reason: req.reason,
-    },
-    opts,
-  ) as Promise<WorkflowHandleWithFirstExecutionRunId<typeof failoverInstanceWorkflow>>;
+  const spec: StartSpec = {
+    instance: req.instance,
+    operation: 'failover',
+    summary: failoverSummary(req, opts.snapshot),
+    input,
+    reason: req.reason,
+  };
+  return refusedAsBusy(client, req.instance, () =>
+    client.workflow.start(failoverInstanceWorkflow, { ...startOptions(spec, opts), args: [input] }),
+  );
 }
 
 /** Waits for an operation and maps its failure to a typed error. */

@@ -8,8 +8,50 @@ import type { PlanSummary } from './ops.js';
 import type { MigrationPlan } from './prereq.js';
 import type { Instance } from './types.js';
 
+/** Every step key an operation may mark, in no particular order (the plan decides the order). */
+export const STEP_KEYS = [
+  // every operation
+  'prerequisites',
+  'pre-hooks',
+  'post-hooks',
+  // migration
+  'hv-version',
+  'disk-consistency',
+  'balloon',
+  'migration-info',
+  'close-target',
+  'standalone',
+  'dual-master',
+  'sync',
+  'open-shared',
+  'accept',
+  'migrate',
+  'memory-transfer',
+  'finalize',
+  'commit',
+  'close-source',
+  'final-sync',
+  'final-standalone',
+  'single-master',
+  'settle-sync',
+  'open-exclusive',
+  // cleanup
+  'locate',
+  'abort-migration',
+  'close-demoted',
+  // failover
+  'shutdown',
+  'deactivate-disks',
+  'activate-disks',
+  'start',
+] as const;
+export type StepKey = (typeof STEP_KEYS)[number];
+
+/** The phase an operation is in: the step running, a compensation, or how it ended. */
+export type Phase = StepKey | 'aborting' | 'reverting' | 'done' | 'failed' | 'cancelled' | 'aborted';
+
 export interface PlanStep {
-  key: string;
+  key: StepKey;
   label: string;
 }
 
@@ -17,7 +59,7 @@ export function planSteps(plan: MigrationPlan, inst: Instance): PlanStep[] {
   const S = plan.sourceNode;
   const T = plan.targetNode;
   const drbd = isDrbd(inst);
-  const s = (key: string, label: string): PlanStep => ({ key, label });
+  const s = (key: StepKey, label: string): PlanStep => ({ key, label });
   if (plan.operation === 'cleanup') {
     return [
       s('locate', 'Locate the instance on all online nodes'),

@@ -10,8 +10,8 @@
 import { CancellationScope } from '@temporalio/workflow';
 import { isDrbd } from '../domain/instance.js';
 import { cleanupCommand } from '../domain/naming.js';
-import { failMsg } from './rpc.js';
-import { closeInstanceDisks, openInstanceDisks, reconnectSingleMaster, ri, waitUntilSync, type Exec } from './disks.js';
+import { closeInstanceDisks, openInstanceDisks, reconnectSingleMaster, waitUntilSync } from './disks.js';
+import { ri, type Exec } from './exec.js';
 import { abortMigration } from './migration.js';
 import { execFailure, isExecFailure } from './operation.js';
 
@@ -26,7 +26,7 @@ async function locate(x: Exec): Promise<string[]> {
     .filter((n) => !n.offline)
     .map((n) => n.name)
     .sort();
-  const lists = await x.rpc.all(nodes, 'urgent', 'instanceList', () => []);
+  const lists = await x.rpc.all(nodes, 'instanceList', () => []);
   const running: string[] = [];
   lists.forEach((r, i) => {
     if (!r.ok) throw execFailure(`Can't contact node ${nodes[i]}: ${r.msg}`);
@@ -42,14 +42,15 @@ function refuse(x: Exec, message: string, repair: string): never {
   throw execFailure(message);
 }
 
-export async function execCleanup(x: Exec): Promise<void> {
+/** Returns the execution as it ended (its target is the node found running the instance). */
+export async function execCleanup(x: Exec, o: { live: boolean }): Promise<Exec> {
   const running = await locate(x);
   // Locating changes nothing; from here on the cleanup changes the cluster and rolls forward.
   x.op.passPointOfNoReturn('the cleanup has started changing the cluster');
-  await CancellationScope.nonCancellable(() => reconcile(x, running));
+  return CancellationScope.nonCancellable(() => reconcile(x, running, o.live));
 }
 
-async function reconcile(x: Exec, found: string[]): Promise<void> {
+async function reconcile(x: Exec, found: string[], live: boolean): Promise<Exec> {
   const S = x.source;
   const again = `then run '${cleanupCommand(x.inst.name)}' again`;
   let running = found;
@@ -58,9 +59,9 @@ async function reconcile(x: Exec, found: string[]): Promise<void> {
   if (running.includes(S) && running.includes(x.target)) {
     x.op.step('abort-migration');
     x.op.fb('Trying to cleanup after failed migration');
-    const info = await x.rpc.call(S, 'normal', 'migrationInfo', [ri(x, S)]);
+    const info = await x.rpc.call(S, 'migrationInfo', [ri(x, S)]);
     if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
-    const r = await abortMigration(x, info.payload);
+    const r = await abortMigration(x, { info: info.payload, live });
     if (r.dst !== null || r.src !== null) {
       refuse(
         x,
@@ -115,7 +116,7 @@ async function reconcile(x: Exec, found: string[]): Promise<void> {
       );
     }
     x.op.fb(`* instance running on unexpected node (${found1}), updating as the new secondary`);
-    x.target = found1;
+    x = x.withTarget(found1);
     onTarget = true;
   }
 
@@ -125,11 +126,7 @@ async function reconcile(x: Exec, found: string[]): Promise<void> {
   let primary: string;
   if (onTarget) {
     x.op.fb(`* instance running on secondary node (${x.target}), updating config`);
-    try {
-      x.inst = await x.cfg.setInstancePrimary({ instance: x.inst.name, expected: S, primary: x.target });
-    } catch (e) {
-      throw execFailure(`Could not update the configuration (primary := ${x.target}): ${failMsg(e)}`);
-    }
+    await x.setPrimary(S, x.target);
     demoted = S;
     primary = x.target;
   } else {
@@ -160,4 +157,5 @@ async function reconcile(x: Exec, found: string[]): Promise<void> {
     throw e;
   }
   x.op.fb('* done');
+  return x;
 }

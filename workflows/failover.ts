@@ -7,32 +7,18 @@
  */
 import { CancellationScope } from '@temporalio/workflow';
 import { instanceNodes, isDrbd } from '../domain/instance.js';
-import { closeInstanceDisks, diskConsistentOn, ri, type Exec } from './disks.js';
+import { closeInstanceDisks, diskConsistentOn } from './disks.js';
+import { ri, type Exec } from './exec.js';
 import { execFailure, isExecFailure } from './operation.js';
-import { failMsg } from './rpc.js';
 
 export interface FailoverOptions {
   shutdownTimeout: number;
   reason: string;
+  /** Ganeti's ignore_consistency: degraded target disks and source shutdown/close failures are warnings. */
+  ignoreConsistency: boolean;
 }
 
 const offline = (x: Exec, node: string): boolean => x.snap.nodes[node]?.offline ?? false;
-
-async function setPrimary(x: Exec, from: string, to: string): Promise<void> {
-  try {
-    x.inst = await x.cfg.setInstancePrimary({ instance: x.inst.name, expected: from, primary: to });
-  } catch (e) {
-    throw execFailure(`Could not update the configuration (primary := ${to}): ${failMsg(e)}`);
-  }
-}
-
-async function setDisksActive(x: Exec, active: boolean): Promise<void> {
-  try {
-    x.inst = await x.cfg.setDisksActive({ instance: x.inst.name, active });
-  } catch (e) {
-    throw execFailure(`Could not update the configuration (disks_active := ${active}): ${failMsg(e)}`);
-  }
-}
 
 export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
   const { source: S, target: T } = x;
@@ -42,7 +28,7 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
   if (x.inst.forthcoming) {
     x.op.fb('Instance is forthcoming, just updating the  configuration');
     x.op.step('commit');
-    await setPrimary(x, S, T);
+    await x.setPrimary(S, T);
     return;
   }
 
@@ -53,7 +39,7 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
     for (let i = 0; i < x.inst.disks.length; i++) {
       if (await diskConsistentOn(x, T, i)) continue;
       if (offline(x, S)) x.op.fb(`Node ${S} is offline, ignoring degraded disk ${i} on target node ${T}`);
-      else if (!x.ignoreConsistency) throw execFailure(`Disk ${i} is degraded on target node, aborting failover`);
+      else if (!o.ignoreConsistency) throw execFailure(`Disk ${i} is degraded on target node, aborting failover`);
     }
   } else {
     x.op.fb('* not checking disk consistency as instance is not running');
@@ -80,18 +66,11 @@ async function shutdownOnSource(x: Exec, o: FailoverOptions): Promise<void> {
   const name = x.inst.name;
   x.op.step('shutdown');
   x.op.fb('* shutting down instance on source node');
-  const down = await x.rpc.call(
-    S,
-    'normal',
-    'instanceShutdown',
-    [ri(x, S), o.shutdownTimeout, o.reason],
-    `timeout ${o.shutdownTimeout} s`,
-    {
-      minTimeoutSec: o.shutdownTimeout + 60,
-    },
-  );
+  const down = await x.rpc.call(S, 'instanceShutdown', [ri(x, S), o.shutdownTimeout, o.reason], `timeout ${o.shutdownTimeout} s`, {
+    minTimeoutSec: o.shutdownTimeout + 60,
+  });
   if (down.ok) return;
-  if (x.ignoreConsistency || offline(x, S)) {
+  if (o.ignoreConsistency || offline(x, S)) {
     x.op.warn(
       `Could not shutdown instance ${name} on node ${S}, proceeding anyway; please make sure node ${S} is down; error details: ${down.msg}`,
     );
@@ -107,7 +86,7 @@ async function moveInstance(x: Exec, o: FailoverOptions): Promise<void> {
   // F4: externally mirrored disks are closed on the source
   if (!isDrbd(x.inst)) {
     x.op.step('close-source');
-    await closeInstanceDisks(x, S);
+    await closeInstanceDisks(x, S, o.ignoreConsistency);
   }
 
   // F5: deactivate the disks on all nodes (failures on the primary are ignored)
@@ -117,7 +96,7 @@ async function moveInstance(x: Exec, o: FailoverOptions): Promise<void> {
 
   // F6: the primary swap
   x.op.step('commit');
-  await setPrimary(x, S, T);
+  await x.setPrimary(S, T);
 
   // F7: start on the target only if the instance is marked up
   if (x.inst.adminState === 'up') {
@@ -129,7 +108,7 @@ async function moveInstance(x: Exec, o: FailoverOptions): Promise<void> {
     }
     x.op.step('start');
     x.op.fb(`* starting the instance on the target node ${T}`);
-    const started = await x.rpc.call(T, 'normal', 'instanceStart', [ri(x, T), o.reason]);
+    const started = await x.rpc.call(T, 'instanceStart', [ri(x, T), o.reason]);
     if (!started.ok) {
       await shutdownInstanceDisks(x, false);
       throw execFailure(`Could not start instance ${name} on node ${T}: ${started.msg}`);
@@ -146,9 +125,9 @@ const diskNodes = (x: Exec): string[] => (isDrbd(x.inst) ? instanceNodes(x.inst)
  * failures on the primary are ignored too).
  */
 async function shutdownInstanceDisks(x: Exec, ignorePrimary: boolean): Promise<boolean> {
-  await setDisksActive(x, false);
+  await x.setDisksActive(false);
   const nodes = diskNodes(x);
-  const rs = await x.rpc.all(nodes, 'normal', 'blockdevShutdown', (n) => [ri(x, n)]);
+  const rs = await x.rpc.all(nodes, 'blockdevShutdown', (n) => [ri(x, n)]);
   let ok = true;
   rs.forEach((r, i) => {
     if (r.ok) return;
@@ -166,11 +145,11 @@ async function shutdownInstanceDisks(x: Exec, ignorePrimary: boolean): Promise<b
  * secondaries; pass 2 assembles the primary in the primary role.
  */
 async function assembleInstanceDisks(x: Exec): Promise<boolean> {
-  await setDisksActive(x, true);
+  await x.setDisksActive(true);
   const primary = x.inst.primaryNode;
   const nodes = diskNodes(x);
   let ok = true;
-  const pass1 = await x.rpc.all(nodes, 'normal', 'blockdevAssemble', (n) => [ri(x, n), false], 'secondary');
+  const pass1 = await x.rpc.all(nodes, 'blockdevAssemble', (n) => [ri(x, n), false], 'secondary');
   pass1.forEach((r, i) => {
     if (r.ok) return;
     const node = nodes[i]!;
@@ -182,14 +161,14 @@ async function assembleInstanceDisks(x: Exec): Promise<boolean> {
   if (!ok) return false;
   if (isDrbd(x.inst)) {
     const secondaries = nodes.filter((n) => n !== primary);
-    const syncs = await x.rpc.all(secondaries, 'normal', 'drbdWaitSync', (n) => [ri(x, n)]);
+    const syncs = await x.rpc.all(secondaries, 'drbdWaitSync', (n) => [ri(x, n)]);
     syncs.forEach((r, i) => {
       const node = secondaries[i]!;
       if (!r.ok) x.op.warn(`Could not wait for the DRBD handshake on secondary ${node}: ${r.msg}`);
       else if (r.payload.minPercent < 100) x.op.fb(` - INFO: DRBD resync on secondary ${node} at ${r.payload.minPercent.toFixed(1)}%`);
     });
   }
-  const pass2 = await x.rpc.call(primary, 'normal', 'blockdevAssemble', [ri(x, primary), true], 'primary');
+  const pass2 = await x.rpc.call(primary, 'blockdevAssemble', [ri(x, primary), true], 'primary');
   if (!pass2.ok) {
     x.inst.disks.forEach((_d, d) =>
       x.op.warn(`Could not prepare block device disk/${d} on node ${primary} (is_primary=True, pass=2): ${pass2.msg}`),

@@ -53,7 +53,7 @@ export async function runHooksPhase(
   const nodes = phase === 'pre' ? h.nodes.pre : h.nodes.post;
   const timeoutSec = snap.cluster.timing.hookTimeoutSec;
   const results = await Promise.all(
-    nodes.map((n) => rpc.call(n, 'normal', 'runHooks', [{ path: h.path, phase, env, timeoutSec }], `${h.path} ${phase}`, { once: true })),
+    nodes.map((n) => rpc.call(n, 'runHooks', [{ path: h.path, phase, env, timeoutSec }], `${h.path} ${phase}`, { once: true })),
   );
   const failures: Array<{ node: string; script: string; output: string }> = [];
   results.forEach((r, i) => {

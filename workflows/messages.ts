@@ -4,13 +4,14 @@
  */
 import type { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { Phase, StepKey } from '../domain/plan.js';
 
 export type OperationKind = 'migrate' | 'failover' | 'cleanup';
 
 export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'compensated' | 'skipped';
 
 export interface StepView {
-  key: string;
+  key: StepKey;
   label: string;
   state: StepState;
 }
@@ -21,7 +22,7 @@ export interface ProgressView {
   sourceNode: string | null;
   targetNode: string | null;
   /** The step running now (e.g. `accept`, `memory-transfer`, `sync`), or `done` / `failed` / `aborted`. */
-  phase: string;
+  phase: Phase;
   /** Steps finished, in percent of all steps (live resync/transfer progress is in the heartbeat details). */
   percent: number;
   steps: StepView[];
@@ -44,7 +45,7 @@ export interface AbortRequest {
 export interface AbortAccepted {
   accepted: true;
   /** The step that was running when the abort was accepted. */
-  phase: string;
+  phase: Phase;
   message: string;
 }
 

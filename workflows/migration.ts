@@ -15,6 +15,7 @@ import { ActivityFailure } from '../domain/errors.js';
 import { hvVersionPairSafe } from '../domain/hypervisor.js';
 import { isDrbd } from '../domain/instance.js';
 import { cleanupCommand } from '../domain/naming.js';
+import type { StepKey } from '../domain/plan.js';
 import type { MigrationPlan } from '../domain/prereq.js';
 import type { MigrationFailureDetails } from '../activities/hypervisor.js';
 import {
@@ -24,12 +25,11 @@ import {
   goStandalone,
   openInstanceDisks,
   reconnectSingleMaster,
-  ri,
   waitUntilSync,
-  type Exec,
 } from './disks.js';
+import { ri, type Exec } from './exec.js';
 import { execFailure, isExecFailure } from './operation.js';
-import { failMsg, type RpcFailure } from './rpc.js';
+import type { RpcFailure } from './rpc.js';
 
 export interface MigrationOptions {
   plan: MigrationPlan;
@@ -37,8 +37,14 @@ export interface MigrationOptions {
   ignoreHvversions: boolean;
 }
 
-const DISK_STEPS = ['close-target', 'standalone', 'dual-master', 'sync', 'open-shared'];
-const TRANSFER_STEPS = ['accept', 'migrate', 'memory-transfer'];
+/** What the transfer and its abort need: the source's migration information and the mode. */
+export interface Transfer {
+  info: string;
+  live: boolean;
+}
+
+const DISK_STEPS: StepKey[] = ['close-target', 'standalone', 'dual-master', 'sync', 'open-shared'];
+const TRANSFER_STEPS: StepKey[] = ['accept', 'migrate', 'memory-transfer'];
 
 /** A failure in a step without rollback: name the command that repairs it, and flag the operation. */
 export function leftForCleanup(x: Exec, e: unknown): unknown {
@@ -52,14 +58,14 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
   const { source: S, target: T, inst } = x;
   const drbd = isDrbd(inst);
   let stage: 'prepare' | 'disks' | 'transfer' = 'prepare';
-  let migrationInfo = '';
+  const t: Transfer = { info: '', live: o.plan.live };
   try {
     await prepare(x, o);
     // M4: migration info
     x.op.step('migration-info');
-    const info = await x.rpc.call(S, 'normal', 'migrationInfo', [ri(x, S)]);
+    const info = await x.rpc.call(S, 'migrationInfo', [ri(x, S)]);
     if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
-    migrationInfo = info.payload;
+    t.info = info.payload;
 
     stage = 'disks';
     // M5: demote the target
@@ -80,7 +86,7 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
     await openInstanceDisks(x, T, false);
 
     stage = 'transfer';
-    await transferInstance(x, migrationInfo);
+    await transferInstance(x, t);
   } catch (e) {
     if (isCancellation(e)) {
       if (stage === 'disks') {
@@ -88,11 +94,11 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
         x.op.beginCompensation('reverting');
         await CancellationScope.nonCancellable(() => revertDiskStatus(x));
         x.op.compensated(DISK_STEPS);
-        x.op.abortOutcome = `the disks were reverted; ${inst.name} stays on ${S}`;
+        x.op.abortEnded(`the disks were reverted; ${inst.name} stays on ${S}`);
       } else if (stage === 'transfer') {
         x.op.fb('Migration aborted, aborting');
-        await CancellationScope.nonCancellable(() => compensate(x, migrationInfo));
-        x.op.abortOutcome = `the migration was aborted and the disks reverted; ${inst.name} stays on ${S}`;
+        await CancellationScope.nonCancellable(() => compensate(x, t));
+        x.op.abortEnded(`the migration was aborted and the disks reverted; ${inst.name} stays on ${S}`);
       }
       throw e;
     }
@@ -104,7 +110,7 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
   if (x.op.abort) x.op.fb('The abort came too late: the memory transfer had completed; the migration rolls forward');
   await CancellationScope.nonCancellable(async () => {
     try {
-      await commit(x, migrationInfo);
+      await commit(x, t);
     } catch (e) {
       throw leftForCleanup(x, e);
     }
@@ -118,7 +124,7 @@ async function prepare(x: Exec, o: MigrationOptions): Promise<void> {
   const { source: S, target: T, inst } = x;
   // M1: hypervisor versions
   x.op.step('hv-version');
-  const infos = await x.rpc.all([S, T], 'urgent', 'nodeInfo', () => []);
+  const infos = await x.rpc.all([S, T], 'nodeInfo', () => []);
   const versions: string[] = [];
   infos.forEach((r, i) => {
     const node = [S, T][i]!;
@@ -158,54 +164,52 @@ async function prepare(x: Exec, o: MigrationOptions): Promise<void> {
     }
     x.op.step('balloon');
     x.op.fb(`* setting instance memory to ${free}`);
-    const r = await x.rpc.call(S, 'normal', 'instanceBalloonMemory', [ri(x, S), free], `${free} MiB`);
+    const r = await x.rpc.call(S, 'instanceBalloonMemory', [ri(x, S), free], `${free} MiB`);
     if (!r.ok) throw execFailure(`Cannot modify instance runtime memory: ${r.msg}`);
   }
 }
 
 /** M8 accept, M9 migrate, M10 poll; each failure runs the abort sequence. */
-async function transferInstance(x: Exec, migrationInfo: string): Promise<void> {
+async function transferInstance(x: Exec, t: Transfer): Promise<void> {
   const { source: S, target: T, inst } = x;
   x.op.step('accept');
   x.op.fb(`* preparing ${T} to accept the instance`);
-  const acc = await x.rpc.call(T, 'normal', 'acceptInstance', [ri(x, T), migrationInfo, x.snap.nodes[T]!.secondaryIp]);
-  if (!acc.ok)
-    return abortAndFail(x, migrationInfo, 'Pre-migration failed, aborting', `Could not pre-migrate instance ${inst.name}: ${acc.msg}`);
+  const acc = await x.rpc.call(T, 'acceptInstance', [ri(x, T), t.info, x.snap.nodes[T]!.secondaryIp]);
+  if (!acc.ok) return abortAndFail(x, t, 'Pre-migration failed, aborting', `Could not pre-migrate instance ${inst.name}: ${acc.msg}`);
 
   x.op.step('migrate');
   x.op.fb(`* migrating instance to ${T}`);
   const target = { node: T, ip: x.snap.nodes[T]!.secondaryIp, port: acc.payload.port };
-  const mig = await x.rpc.call(S, 'slow', 'instanceMigrate', [ri(x, S), target, x.live], x.live ? 'live' : 'non-live');
-  if (!mig.ok) return abortAndFail(x, migrationInfo, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${mig.msg}`);
+  const mig = await x.rpc.call(S, 'instanceMigrate', [ri(x, S), target, t.live], t.live ? 'live' : 'non-live');
+  if (!mig.ok) return abortAndFail(x, t, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${mig.msg}`);
 
   x.op.step('memory-transfer');
   x.op.fb('* starting memory transfer');
-  const t = x.snap.cluster.timing;
-  const st = await x.rpc.wait(S, 'waitForMigration', [ri(x, S), { pollMs: t.migrationPollMs, progressMs: t.migrationProgressMs }]);
+  const timing = x.snap.cluster.timing;
+  const st = await x.rpc.wait(S, 'waitForMigration', [
+    ri(x, S),
+    { pollMs: timing.migrationPollMs, progressMs: timing.migrationProgressMs },
+  ]);
   if (!st.ok) {
     progressLinesOf(st).forEach((l) => x.op.fb(l));
-    return abortAndFail(x, migrationInfo, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${st.msg}`);
+    return abortAndFail(x, t, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${st.msg}`);
   }
   st.payload.lines.forEach((l) => x.op.fb(l));
 }
 
 /** M11–M14, after the point of no return. */
-async function commit(x: Exec, migrationInfo: string): Promise<void> {
+async function commit(x: Exec, t: Transfer): Promise<void> {
   const { source: S, target: T, inst } = x;
   // M11: finalize both sides (both always attempted)
   x.op.step('finalize');
-  const src = await x.rpc.call(S, 'slow', 'instanceFinalizeMigrationSrc', [ri(x, S), true, x.live], 'success');
-  const dst = await x.rpc.call(T, 'normal', 'instanceFinalizeMigrationDst', [ri(x, T), migrationInfo, true], 'success');
+  const src = await x.rpc.call(S, 'instanceFinalizeMigrationSrc', [ri(x, S), true, t.live], 'success');
+  const dst = await x.rpc.call(T, 'instanceFinalizeMigrationDst', [ri(x, T), t.info, true], 'success');
   const errs = [src.ok ? null : `${S}: ${src.msg}`, dst.ok ? null : `${T}: ${dst.msg}`].filter((m) => m !== null);
   if (errs.length) throw execFailure(`Could not finalize instance migration: ${errs.join(' ')}`);
 
   // M12: the only configuration change
   x.op.step('commit');
-  try {
-    x.inst = await x.cfg.setInstancePrimary({ instance: inst.name, expected: S, primary: T });
-  } catch (e) {
-    throw execFailure(`Could not update the configuration (primary := ${T}): ${failMsg(e)}`);
-  }
+  await x.setPrimary(S, T);
 
   // M13: demote the old primary
   x.op.step('close-source');
@@ -227,15 +231,15 @@ function progressLinesOf(r: RpcFailure): string[] {
   return ((r.details?.[0] ?? {}) as Partial<MigrationFailureDetails>).lines ?? [];
 }
 
-async function abortAndFail(x: Exec, migrationInfo: string, line: string, error: string): Promise<never> {
+async function abortAndFail(x: Exec, t: Transfer, line: string, error: string): Promise<never> {
   x.op.fb(line);
-  await CancellationScope.nonCancellable(() => compensate(x, migrationInfo));
+  await CancellationScope.nonCancellable(() => compensate(x, t));
   throw execFailure(error);
 }
 
-async function compensate(x: Exec, migrationInfo: string): Promise<void> {
+async function compensate(x: Exec, t: Transfer): Promise<void> {
   x.op.beginCompensation('aborting');
-  const r = await abortMigration(x, migrationInfo);
+  const r = await abortMigration(x, t);
   if (r.dst !== null || r.src !== null) x.op.needsHuman(`run '${cleanupCommand(x.inst.name)}'`);
   x.op.beginCompensation('reverting');
   try {
@@ -247,11 +251,11 @@ async function compensate(x: Exec, migrationInfo: string): Promise<void> {
 }
 
 /** `_AbortMigration`: finalize with failure on both sides; never raises (failures go to the log). */
-export async function abortMigration(x: Exec, migrationInfo: string): Promise<{ dst: string | null; src: string | null }> {
+export async function abortMigration(x: Exec, t: Transfer): Promise<{ dst: string | null; src: string | null }> {
   const { source: S, target: T } = x;
-  const dst = await x.rpc.call(T, 'normal', 'instanceFinalizeMigrationDst', [ri(x, T), migrationInfo, false], 'abort');
+  const dst = await x.rpc.call(T, 'instanceFinalizeMigrationDst', [ri(x, T), t.info, false], 'abort');
   if (!dst.ok) log.error(`Aborting migration failed on target node ${T}: ${dst.msg}`);
-  const src = await x.rpc.call(S, 'slow', 'instanceFinalizeMigrationSrc', [ri(x, S), false, x.live], 'abort');
+  const src = await x.rpc.call(S, 'instanceFinalizeMigrationSrc', [ri(x, S), false, t.live], 'abort');
   if (!src.ok) log.error(`Aborting migration failed on source node ${S}: ${src.msg}`);
   return { dst: dst.ok ? null : dst.msg, src: src.ok ? null : src.msg };
 }

@@ -12,7 +12,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { OpFailure, type OpError } from '../domain/errors.js';
-import type { PlanStep } from '../domain/plan.js';
+import type { Phase, PlanStep, StepKey } from '../domain/plan.js';
 import {
   abortUpdate,
   feedbackQuery,
@@ -37,34 +37,43 @@ const MARK: Record<StepState, string> = {
   skipped: '–',
 };
 
+const verbOf = (kind: OperationKind): string => (kind === 'failover' ? 'Failover' : kind === 'cleanup' ? 'Cleanup of' : 'Migrate');
+
+/**
+ * One operation's state. Everything is changed through the methods below (each re-renders the Web
+ * UI details); the fields are readable only. Step views are replaced, never edited in place, so a
+ * query result never changes after it was returned.
+ */
 export class Operation {
-  readonly feedback: string[] = [];
-  phase = 'prerequisites';
-  sourceNode: string | null = null;
-  targetNode: string | null = null;
-  title: string;
-  steps: StepView[] = [
+  readonly #feedback: string[] = [];
+  #kind: OperationKind;
+  #phase: Phase = 'prerequisites';
+  #sourceNode: string | null = null;
+  #targetNode: string | null = null;
+  #title: string;
+  #steps: readonly StepView[] = [
     { key: 'prerequisites', label: 'Check prerequisites', state: 'running' },
     { key: 'pre-hooks', label: 'Run pre-hooks', state: 'pending' },
   ];
   /** After it, the operation only rolls forward: abort is refused. */
-  pointOfNoReturn = false;
+  #pointOfNoReturn = false;
   /** Why an abort is refused once past the point of no return. */
-  private ponrReason = '';
-  abort: (AbortRequest & { phase: string }) | null = null;
+  #ponrReason = '';
+  #abort: Readonly<AbortRequest & { phase: Phase }> | null = null;
   /** What an accepted abort ended with (set by the execution path that handled it). */
-  abortOutcome: string | null = null;
-  needsOperator = false;
-  repair: string | null = null;
+  #abortOutcome: string | null = null;
+  #needsOperator = false;
+  #repair: string | null = null;
   /** The scope an accepted abort cancels (the operation's execution). */
-  scope: CancellationScope | null = null;
-  finished = false;
+  #scope: CancellationScope | null = null;
+  #finished = false;
 
   constructor(
-    public kind: OperationKind,
+    kind: OperationKind,
     readonly instance: string,
   ) {
-    this.title = `${kind === 'failover' ? 'Failover' : kind === 'cleanup' ? 'Cleanup of' : 'Migrate'} ${instance}`;
+    this.#kind = kind;
+    this.#title = `${verbOf(kind)} ${instance}`;
     setHandler(feedbackQuery, () => this.feedback, { description: 'The operator feedback lines so far' });
     setHandler(progressQuery, () => this.view(), { description: 'Phase, step checklist, percent done, feedback tail' });
     setHandler(abortUpdate, (req: AbortRequest) => this.acceptAbort(req), {
@@ -75,30 +84,57 @@ export class Operation {
   }
 
   view(): ProgressView {
-    const counted = this.steps.filter((s) => s.state !== 'skipped');
+    const counted = this.#steps.filter((s) => s.state !== 'skipped');
     const finished = counted.filter((s) => s.state !== 'pending' && s.state !== 'running').length;
     return {
-      operation: this.kind,
+      operation: this.#kind,
       instance: this.instance,
-      sourceNode: this.sourceNode,
-      targetNode: this.targetNode,
-      phase: this.phase,
+      sourceNode: this.#sourceNode,
+      targetNode: this.#targetNode,
+      phase: this.#phase,
       percent: counted.length ? Math.round((100 * finished) / counted.length) : 0,
-      steps: this.steps,
-      feedbackTail: this.feedback.slice(-TAIL),
+      steps: [...this.#steps],
+      feedbackTail: this.#feedback.slice(-TAIL),
       feedback: this.feedback,
-      pointOfNoReturn: this.pointOfNoReturn,
-      abortRequested: this.abort !== null,
-      needsOperator: this.needsOperator,
-      repair: this.repair,
+      pointOfNoReturn: this.#pointOfNoReturn,
+      abortRequested: this.#abort !== null,
+      needsOperator: this.#needsOperator,
+      repair: this.#repair,
     };
+  }
+
+  // ---- read access ----------------------------------------------------------------------------
+
+  get kind(): OperationKind {
+    return this.#kind;
+  }
+  get title(): string {
+    return this.#title;
+  }
+  /** The feedback lines so far (a copy). */
+  get feedback(): string[] {
+    return [...this.#feedback];
+  }
+  /** The accepted abort, if any, with the phase it was accepted in. */
+  get abort(): Readonly<AbortRequest & { phase: Phase }> | null {
+    return this.#abort;
+  }
+  /** What the execution path that handled an accepted abort left behind. */
+  get abortOutcome(): string | null {
+    return this.#abortOutcome;
+  }
+  get needsOperator(): boolean {
+    return this.#needsOperator;
+  }
+  get repair(): string | null {
+    return this.#repair;
   }
 
   // ---- feedback -------------------------------------------------------------------------------
 
   /** A feedback line, as Ganeti's feedback_fn / LogInfo / LogWarning would print it. */
   fb(line: string): void {
-    this.feedback.push(line);
+    this.#feedback.push(line);
     log.info(line, { instance: this.instance });
     this.render();
   }
@@ -111,13 +147,12 @@ export class Operation {
 
   /** Once the prerequisites decided the operation: its nodes and the steps it will run. */
   plan(kind: OperationKind, source: string, target: string, steps: PlanStep[], mode: string | null): void {
-    this.kind = kind;
-    this.sourceNode = source;
-    this.targetNode = target;
-    const verb = kind === 'failover' ? 'Failover' : kind === 'cleanup' ? 'Cleanup of' : 'Migrate';
-    this.title = `${verb} ${this.instance}: ${source} → ${target}${mode ? `, ${mode}` : ''}`;
-    const pre = this.steps.filter((s) => s.key === 'prerequisites' || s.key === 'pre-hooks');
-    this.steps = [
+    this.#kind = kind;
+    this.#sourceNode = source;
+    this.#targetNode = target;
+    this.#title = `${verbOf(kind)} ${this.instance}: ${source} → ${target}${mode ? `, ${mode}` : ''}`;
+    const pre = this.#steps.filter((s) => s.key === 'prerequisites' || s.key === 'pre-hooks');
+    this.#steps = [
       ...pre,
       ...steps.map((s) => ({ ...s, state: 'pending' as StepState })),
       { key: 'post-hooks', label: 'Run post-hooks', state: 'pending' },
@@ -130,44 +165,49 @@ export class Operation {
     this.render();
   }
 
+  /** Replaces each step view by `next(step, index)` (a new array of new views: nothing is edited in place). */
+  private restate(next: (s: StepView, i: number) => StepState): void {
+    this.#steps = this.#steps.map((s, i) => {
+      const state = next(s, i);
+      return state === s.state ? s : { ...s, state };
+    });
+  }
+
   /** Marks `key` running (and the running one done); steps passed over count as skipped. */
-  step(key: string): void {
-    const at = this.steps.findIndex((s) => s.key === key);
-    for (let i = 0; i < this.steps.length; i++) {
-      const s = this.steps[i]!;
-      if (s.state === 'running' && i !== at) s.state = 'done';
-      if (at >= 0 && i < at && s.state === 'pending') s.state = 'skipped';
-    }
-    if (at >= 0) this.steps[at]!.state = 'running';
+  step(key: StepKey): void {
+    const at = this.#steps.findIndex((s) => s.key === key);
+    this.restate((s, i) => {
+      if (i === at) return 'running';
+      if (s.state === 'running') return 'done';
+      if (i < at && s.state === 'pending') return 'skipped';
+      return s.state;
+    });
     this.setPhase(key);
   }
 
   /** The end: the running step gets `state`, pending ones are skipped. */
   finish(phase: 'done' | 'failed' | 'cancelled' | 'aborted'): void {
     const runningState: StepState = phase === 'done' ? 'done' : 'failed';
-    for (const s of this.steps) {
-      if (s.state === 'running') s.state = runningState;
-      else if (s.state === 'pending') s.state = 'skipped';
-    }
-    this.finished = true;
+    this.restate((s) => (s.state === 'running' ? runningState : s.state === 'pending' ? 'skipped' : s.state));
+    this.#finished = true;
     this.setPhase(phase);
   }
 
   /** A compensation starts: the interrupted step failed; the phase says what runs now. */
-  beginCompensation(phase: string): void {
-    for (const s of this.steps) if (s.state === 'running') s.state = 'failed';
+  beginCompensation(phase: 'aborting' | 'reverting'): void {
+    this.restate((s) => (s.state === 'running' ? 'failed' : s.state));
     this.setPhase(phase);
   }
 
   /** Steps undone by a compensation. */
-  compensated(keys: string[]): void {
-    for (const s of this.steps) if (keys.includes(s.key) && (s.state === 'done' || s.state === 'running')) s.state = 'compensated';
+  compensated(keys: StepKey[]): void {
+    this.restate((s) => (keys.includes(s.key) && (s.state === 'done' || s.state === 'running') ? 'compensated' : s.state));
     this.render();
   }
 
-  private setPhase(phase: string): void {
-    if (phase !== this.phase) {
-      this.phase = phase;
+  private setPhase(phase: Phase): void {
+    if (phase !== this.#phase) {
+      this.#phase = phase;
       upsertSearchAttributes([{ key: SA.phase, value: phase }]);
     }
     this.render();
@@ -176,30 +216,40 @@ export class Operation {
   // ---- point of no return and abort -----------------------------------------------------------
 
   passPointOfNoReturn(reason: string): void {
-    this.pointOfNoReturn = true;
-    this.ponrReason = reason;
+    this.#pointOfNoReturn = true;
+    this.#ponrReason = reason;
     this.render();
   }
 
+  /** The scope an accepted abort cancels: the operation's execution up to its point of no return. */
+  attachScope(scope: CancellationScope): void {
+    this.#scope = scope;
+  }
+
+  /** The execution path that handled an accepted abort says what it left behind. */
+  abortEnded(outcome: string): void {
+    this.#abortOutcome = outcome;
+  }
+
   private validateAbort(_req: AbortRequest): void {
-    if (this.finished) throw new Error(`the operation on ${this.instance} has already finished (${this.phase})`);
-    if (this.abort) throw new Error(`an abort was already accepted during ${this.abort.phase}`);
-    if (this.pointOfNoReturn) throw new Error(`${this.ponrReason}: past the point of no return, the operation rolls forward`);
+    if (this.#finished) throw new Error(`the operation on ${this.instance} has already finished (${this.#phase})`);
+    if (this.#abort) throw new Error(`an abort was already accepted during ${this.#abort.phase}`);
+    if (this.#pointOfNoReturn) throw new Error(`${this.#ponrReason}: past the point of no return, the operation rolls forward`);
   }
 
   private acceptAbort(req: AbortRequest): AbortAccepted {
-    this.abort = { ...req, phase: this.phase };
-    this.fb(`Abort requested by the operator during ${this.phase}${req.reason ? ` (${req.reason})` : ''}`);
-    this.scope?.cancel();
-    return { accepted: true, phase: this.phase, message: `aborting ${this.title} during ${this.phase}` };
+    this.#abort = { ...req, phase: this.#phase };
+    this.fb(`Abort requested by the operator during ${this.#phase}${req.reason ? ` (${req.reason})` : ''}`);
+    this.#scope?.cancel();
+    return { accepted: true, phase: this.#phase, message: `aborting ${this.#title} during ${this.#phase}` };
   }
 
   // ---- needs operator -------------------------------------------------------------------------
 
   needsHuman(repair: string): void {
-    if (!this.needsOperator) upsertSearchAttributes([{ key: SA.needsOperator, value: true }]);
-    this.needsOperator = true;
-    this.repair = repair;
+    if (!this.#needsOperator) upsertSearchAttributes([{ key: SA.needsOperator, value: true }]);
+    this.#needsOperator = true;
+    this.#repair = repair;
     this.render();
   }
 
@@ -208,12 +258,12 @@ export class Operation {
   private render(): void {
     const v = this.view();
     const lines = [
-      `### ${this.title}`,
+      `### ${this.#title}`,
       '',
-      `**Phase:** ${this.phase} — ${v.percent}% of the steps done${this.pointOfNoReturn ? ' — past the point of no return' : ''}`,
-      ...(this.needsOperator ? ['', `**Needs an operator:** ${this.repair}`] : []),
+      `**Phase:** ${this.#phase} — ${v.percent}% of the steps done${this.#pointOfNoReturn ? ' — past the point of no return' : ''}`,
+      ...(this.#needsOperator ? ['', `**Needs an operator:** ${this.#repair}`] : []),
       '',
-      ...this.steps.map((s) => `- ${MARK[s.state]} ${s.state === 'running' ? `**${s.label}**` : s.label}`),
+      ...this.#steps.map((s) => `- ${MARK[s.state]} ${s.state === 'running' ? `**${s.label}**` : s.label}`),
       '',
       '**Last feedback**',
       '',

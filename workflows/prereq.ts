@@ -47,7 +47,7 @@ async function gather(
     case 'reservations':
       return { ok: true, payload: await cfg.reservedMemory() };
     case 'reserve-memory': {
-      const ni = await rpc.call(f.node, 'urgent', 'nodeInfo', []);
+      const ni = await rpc.call(f.node, 'nodeInfo', []);
       if (!ni.ok) return ni;
       const r = await cfg.reserveTargetMemory({
         node: f.node,
@@ -61,13 +61,13 @@ async function gather(
     case 'rpc':
       switch (f.rpc) {
         case 'node_info':
-          return rpc.call(f.node, 'urgent', 'nodeInfo', []);
+          return rpc.call(f.node, 'nodeInfo', []);
         case 'bridges_exist':
-          return rpc.call(f.node, 'urgent', 'bridgesExist', [f.bridges]);
+          return rpc.call(f.node, 'bridgesExist', [f.bridges]);
         case 'instance_migratable':
-          return rpc.call(f.node, 'normal', 'instanceMigratable', [rpcInstanceFor(snap, inst, f.node)]);
+          return rpc.call(f.node, 'instanceMigratable', [rpcInstanceFor(snap, inst, f.node)]);
         case 'instance_info':
-          return rpc.call(f.node, 'urgent', 'instanceInfo', [rpcInstanceFor(snap, inst, f.node)]);
+          return rpc.call(f.node, 'instanceInfo', [rpcInstanceFor(snap, inst, f.node)]);
       }
   }
 }

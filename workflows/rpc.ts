@@ -15,11 +15,9 @@ import type { NodeActivities, OrchestratorActivities } from '../activities/index
 import { NON_RETRYABLE_ACTIVITY_FAILURES } from '../domain/errors.js';
 import { nodeQueue } from '../domain/naming.js';
 import { rpcName } from '../domain/ports.js';
+import { RPC_TIMEOUT_CLASS, type TimedRpc } from '../domain/rpc-timeouts.js';
 import type { RpcResult } from '../domain/prereq.js';
 import type { ClusterSnapshot, Timing } from '../domain/types.js';
-
-/** Ganeti's RPC timeout classes (behaviour spec §14). */
-export type RpcClass = 'urgent' | 'normal' | 'slow';
 
 type NodeMethod = keyof NodeActivities;
 type Payload<K extends NodeMethod> = Awaited<ReturnType<NodeActivities[K]>>;
@@ -43,12 +41,20 @@ function retryPolicy(t: Timing) {
  */
 const WAIT = { cancellationType: 'WAIT_CANCELLATION_COMPLETED' } as const;
 
-/** Configuration-store activities run on the orchestrator's own task queue. */
+/** Configuration-store activities run on the orchestrator's own task queue, each with its Web UI summary. */
 export function configActivities(t?: Timing): OrchestratorActivities {
   const opts: ActivityOptions = { startToCloseTimeout: '1 minute', ...WAIT };
   if (t) opts.retry = retryPolicy(t);
   else opts.retry = { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_FAILURES };
-  return proxyActivities<OrchestratorActivities>(opts);
+  const as = (summary: string) => proxyActivities<OrchestratorActivities>({ ...opts, summary: `config: ${summary}` });
+  return {
+    loadClusterSnapshot: () => as('load the cluster configuration').loadClusterSnapshot(),
+    reservedMemory: () => as('memory reserved by other operations').reservedMemory(),
+    reserveTargetMemory: (r) => as(`reserve ${r.wanted} MiB (at least ${r.needed}) on ${r.node} for ${r.instance}`).reserveTargetMemory(r),
+    releaseTargetMemory: () => as('release the target memory reservation').releaseTargetMemory(),
+    setInstancePrimary: (r) => as(`primary node of ${r.instance} := ${r.primary} (commit point)`).setInstancePrimary(r),
+    setDisksActive: (r) => as(`disks_active of ${r.instance} := ${r.active}`).setDisksActive(r),
+  };
 }
 
 /** The message Ganeti would show as the RPC's fail_msg. */
@@ -117,18 +123,17 @@ export class NodeRpcClient {
   }
 
   /**
-   * One node RPC with the timeout of its class (at least `minTimeoutSec`); `once` sends it a single
+   * One node RPC with the timeout of its Ganeti class (domain/rpc-timeouts.ts; at least `minTimeoutSec`); `once` sends it a single
    * time (for calls that must not be repeated, such as hooks).
    */
-  call<K extends NodeMethod>(
+  call<K extends NodeMethod & TimedRpc>(
     node: string,
-    cls: RpcClass,
     method: K,
     args: Parameters<NodeActivities[K]>,
     summaryExtra?: string,
     opts: { minTimeoutSec?: number; once?: boolean } = {},
   ) {
-    const seconds = Math.max(this.timing.rpcTimeouts[cls], opts.minTimeoutSec ?? 0);
+    const seconds = Math.max(this.timing.rpcTimeouts[RPC_TIMEOUT_CLASS[method]], opts.minTimeoutSec ?? 0);
     return this.invoke(node, method, args, summaryExtra, {
       startToCloseTimeout: seconds * 1000,
       ...(opts.once ? { retry: { ...retryPolicy(this.timing), maximumAttempts: 1 } } : {}),
@@ -149,13 +154,12 @@ export class NodeRpcClient {
   }
 
   /** The same RPC on several nodes in parallel; results in the order of `nodes`. */
-  async all<K extends NodeMethod>(
+  async all<K extends NodeMethod & TimedRpc>(
     nodes: string[],
-    cls: RpcClass,
     method: K,
     args: (node: string) => Parameters<NodeActivities[K]>,
     summaryExtra?: string,
   ) {
-    return Promise.all(nodes.map((n) => this.call(n, cls, method, args(n), summaryExtra)));
+    return Promise.all(nodes.map((n) => this.call(n, method, args(n), summaryExtra)));
   }
 }

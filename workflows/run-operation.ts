@@ -14,7 +14,7 @@ import type { OperationResult } from '../domain/ops.js';
 import { describePlan, planSteps } from '../domain/plan.js';
 import type { PrereqRequest } from '../domain/prereq.js';
 import { execCleanup } from './cleanup.js';
-import type { Exec } from './disks.js';
+import { Exec } from './exec.js';
 import { execFailover } from './failover.js';
 import { planHooks, runHooksPhase } from './hooks.js';
 import { execMigration } from './migration.js';
@@ -42,7 +42,7 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
   let reserved = false;
   try {
     return await CancellationScope.cancellable(async () => {
-      op.scope = CancellationScope.current();
+      op.attachScope(CancellationScope.current());
       const plan = await runPrereqs(op, snap, req.prereq, rpc, cfg, () => (reserved = true));
       const inst = snap.instances[plan.instance]!;
       op.plan(plan.operation, plan.sourceNode, plan.targetNode, planSteps(plan, inst), plan.mode);
@@ -60,26 +60,16 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
         return { outcome: 'dry-run', ...base, feedback: op.feedback, plan: describePlan(plan, inst) };
       }
 
-      const x: Exec = {
-        op,
-        rpc,
-        cfg,
-        snap,
-        inst,
-        source: plan.sourceNode,
-        target: plan.targetNode,
-        live: plan.live,
-        ignoreConsistency: plan.operation === 'failover' && req.ignoreConsistency,
-      };
+      let x = new Exec({ op, rpc, cfg, snap, inst, source: plan.sourceNode, target: plan.targetNode });
       let outcome: OperationResult['outcome'];
       if (plan.operation === 'failover') {
         op.fb(`Failover instance ${inst.name}`);
-        await execFailover(x, { shutdownTimeout: req.shutdownTimeout, reason: req.reason });
+        await execFailover(x, { shutdownTimeout: req.shutdownTimeout, reason: req.reason, ignoreConsistency: req.ignoreConsistency });
         outcome = 'failed-over';
       } else {
         op.fb(`Migrating instance ${inst.name}`);
         if (plan.operation === 'cleanup') {
-          await execCleanup(x);
+          x = await execCleanup(x, { live: plan.live });
           outcome = 'cleaned-up';
         } else {
           await execMigration(x, { plan, allowRuntimeChanges: req.allowRuntimeChanges, ignoreHvversions: req.ignoreHvversions });

@@ -221,11 +221,17 @@ describe('what the Web UI shows', () => {
 
     await operationResult(handle);
     const history = await handle.fetchHistory();
-    const summaries = (history.events ?? [])
-      .filter((e) => e.activityTaskScheduledEventAttributes)
+    const scheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
+    const summaries = scheduled
       .map((e) => e.userMetadata?.summary?.data)
       .filter((x): x is Uint8Array => !!x)
       .map((b) => JSON.parse(Buffer.from(b).toString()) as string);
+    // Every activity carries a summary, the configuration ones included.
+    expect(summaries).toHaveLength(scheduled.length);
+    expect(summaries[0]).toBe('config: load the cluster configuration');
+    expect(summaries).toContain('config: reserve 1024 MiB (at least 512) on node2 for web1');
+    expect(summaries).toContain('config: primary node of web1 := node2 (commit point)');
+    expect(summaries).toContain('config: release the target memory reservation');
     expect(summaries).toContain('node2: drbd_attach_net (dual-master)');
     expect(summaries).toContain('node2: accept_instance');
     expect(summaries).toContain('node1: instance_migrate (live)');
