@@ -34,16 +34,17 @@ import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { operationResult, startMigration } from '../client/api.js';
 import { rpcInstanceFor, type RpcInstance } from '../domain/instance.js';
 import { buildGuest, readHeartbeat } from '../adapters/qemu/guest.js';
-import { QemuNode, type QueryMigrate } from '../adapters/qemu/node.js';
+import type { QemuNode } from '../adapters/qemu/node.js';
 import { killPid, portFree, qemuProcessesMentioning, spawnDetached, waitGone } from '../adapters/qemu/process.js';
 import { QmpClient, withQmp } from '../adapters/qemu/qmp.js';
 import { deviceModelArgs, qmpArg } from '../adapters/qemu/runtime.js';
+import type { QueryMigrate } from '../adapters/qemu/status.js';
 import { buildHardware, defaultClusterConfig } from '../adapters/sim/cluster.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { FileConfigStore } from '../adapters/store/config-store.js';
 import { TimingSchema } from '../domain/types.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages.js';
-import { qemuBackend } from '../worker/backends.js';
+import { qemuBackend, qemuNode } from '../worker/backends.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createNodeAgent, simHooks } from '../worker/node-agent.js';
 import { createOrchestratorWorker } from '../worker/orchestrator.js';
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
       add(await createNodeAgent({ connection, namespace: 'default', cluster: 'bench', node, rpc, hooks: simHooks(home, node) }));
     }
     const drivers: Record<string, QemuNode> = Object.fromEntries(
-      ['node1', 'node2'].map((n) => [n, new QemuNode({ home, node: n, kernel, watchMs: 0 })]),
+      ['node1', 'node2'].map((n) => [n, qemuNode({ home, node: n, kernel, watchMs: 0 })]),
     );
     const ri = (node: string): RpcInstance => {
       const c = store.file.read();

@@ -1,6 +1,8 @@
 /**
  * Port interfaces between the orchestration and the world: a node's RPC surface (implemented by the
- * simulated cluster and by the QEMU driver) and the cluster configuration store.
+ * simulated cluster and by the QEMU driver) and the cluster configuration store; and the two ports a
+ * hypervisor driver is composed with (implemented by the simulator for the QEMU driver): the node's
+ * storage side and the hardware mirror.
  *
  * Every node RPC is idempotent: called again after a crash it observes what is true and continues;
  * it never applies an effect twice. A failure the node reports is a `NodeRpcError`; a failure to get
@@ -98,6 +100,97 @@ export interface NodeRpc {
 }
 
 export type NodeRpcMethod = Exclude<keyof NodeRpc, 'node'>;
+
+/**
+ * The storage side of a node, for a hypervisor driver that does not own it: the block-device and
+ * DRBD RPCs, and bridges_exist (the QEMU driver delegates them to the simulated node).
+ */
+export type NodeStorage = Pick<
+  NodeRpc,
+  | 'bridgesExist'
+  | 'blockdevFind'
+  | 'blockdevClose'
+  | 'blockdevOpen'
+  | 'blockdevShutdown'
+  | 'blockdevAssemble'
+  | 'drbdDisconnectNet'
+  | 'drbdAttachNet'
+  | 'drbdWaitSync'
+>;
+
+/** A hypervisor process as a driver observed it (the run state reduced as Ganeti reports it). */
+export interface ObservedProcess {
+  /** `incoming`: waiting for a migration (QEMU's `inmigrate`); `paused` covers `paused` and `postmigrate`. */
+  state: 'running' | 'paused' | 'incoming';
+  pausedBy?: 'stop' | 'postmigrate';
+  /** Current memory (the balloon target), MiB. */
+  memory: number;
+  vcpus: number;
+  /** Serialized runtime (what migration_info answers). */
+  runtime: string;
+  incoming?: { port: number };
+  /** The outgoing migration the driver started, as far as the hypervisor reports one. */
+  migration?: {
+    targetNode: string;
+    targetIp: string;
+    port: number;
+    live: boolean;
+    status: 'active' | 'completed' | 'failed' | 'cancelled';
+    error?: string;
+  };
+}
+
+/** One change to a node's mirrored process table. */
+export type MirrorEdit =
+  /** The instance's process as observed now; null: none runs. */
+  | { kind: 'process'; instance: string; process: ObservedProcess | null }
+  /** The instance's disk symlinks exist on the node (or not). */
+  | { kind: 'links'; instance: string; present: boolean }
+  /** Every process entry not named here is gone. */
+  | { kind: 'keep-only'; instances: string[] };
+
+/** An RPC as the node's log records it. */
+export interface MirrorLogEntry {
+  rpc: string;
+  instance?: string;
+  detail?: string;
+  outcome: 'ok' | 'error';
+  error?: string;
+}
+
+/** What a hypervisor driver reads of its node in the shared hardware description. */
+export interface MirroredNode {
+  /** False while the node is powered off: the driver kills its processes and answers nothing. */
+  powered: boolean;
+  memoryTotal: number;
+  /** Memory the node itself uses, MiB. */
+  dom0Memory: number;
+  secondaryIp: string;
+  /** First port of the node's incoming-migration port pool. */
+  migrationBasePort: number;
+  /** Instances the process table lists. */
+  processes: string[];
+  /** DRBD devices by minor, as the hypervisor needs them to open a disk. */
+  drbd: Readonly<Record<string, { instance: string; attached: boolean; role: 'Primary' | 'Secondary' }>>;
+  /** sharedfile disks opened on the node, by disk uuid. */
+  shared: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * Where a hypervisor driver that shares its node with a storage side it does not own records the
+ * process table it observed (so that the storage side, status views and invariant checks see the
+ * real processes), and reads the node facts it needs. Bound to one node.
+ */
+export interface HardwareMirror {
+  /** False once the hardware description is gone (the cluster was removed). */
+  exists(): boolean;
+  /** The node now; null if the description has no such node. */
+  node(): MirroredNode | null;
+  /** Whether applying `edits` would change the node's process table. */
+  wouldChange(edits: MirrorEdit[]): boolean;
+  /** Applies `edits` and appends `log` to the node's RPC log, in one atomic write. */
+  apply(edits: MirrorEdit[], log?: MirrorLogEntry): Promise<void>;
+}
 
 /** `blockdevClose` → `blockdev_close`: the Ganeti RPC name, used by fault injection and logs. */
 export function rpcName(method: string): string {

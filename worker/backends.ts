@@ -3,8 +3,9 @@
  * wrapped in the fault-injection table of the simulated cluster's hardware document.
  *
  *   sim    the simulated node (hypervisor and DRBD in the hardware document)
- *   qemu   real QEMU processes driven over QMP for the hypervisor RPCs, the simulated DRBD for the
- *          block devices (cluster/qemu/node.ts; docs/qemu.md)
+ *   qemu   real QEMU processes driven over QMP for the hypervisor RPCs (adapters/qemu/node.ts;
+ *          docs/qemu.md), composed here with the simulated node as its storage side (block devices,
+ *          DRBD, bridges) and the hardware document as its mirror
  */
 import { Context } from '@temporalio/activity';
 import type { NodeRpc } from '../domain/ports.js';
@@ -12,6 +13,7 @@ import { QemuNode, type QemuNodeOptions } from '../adapters/qemu/node.js';
 import { ACCELS, type Accel } from '../adapters/qemu/runtime.js';
 import { withFaults } from '../adapters/sim/faults.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
+import { SimHardwareMirror } from '../adapters/sim/mirror.js';
 import { SimNode } from '../adapters/sim/node.js';
 
 export const BACKENDS = ['sim', 'qemu'] as const;
@@ -64,10 +66,20 @@ export function qemuNodeOptions(o: BackendOptions): QemuNodeOptions {
   };
 }
 
+/**
+ * A QEMU driver (no fault injection): the simulated node answers its block-device, DRBD and bridge
+ * RPCs, and it mirrors the processes it observes into the hardware document (`sim status`, the
+ * invariant checker and the simulated DRBD's "held open" checks read them there).
+ */
+export function qemuNode(o: QemuNodeOptions): QemuNode {
+  const hw = SimHardware.forHome(o.home);
+  return new QemuNode(o, { storage: new SimNode(hw, o.node), mirror: new SimHardwareMirror(hw, o.node) });
+}
+
 /** A real-QEMU node behind the same fault-injection table as the simulated one. */
 export function qemuBackend(o: BackendOptions): NodeRpc {
   const hw = SimHardware.forHome(o.home);
-  return withFaults(new QemuNode(qemuNodeOptions(o)), hw, { hang: () => Context.current().cancelled });
+  return withFaults(qemuNode(qemuNodeOptions(o)), hw, { hang: () => Context.current().cancelled });
 }
 
 export function createBackend(kind: Backend, o: BackendOptions): NodeRpc {

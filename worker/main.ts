@@ -13,7 +13,7 @@ import { FileConfigStore } from '../adapters/store/config-store.js';
 import { workflowBundle } from './bundle.js';
 import { startDevServer } from './dev-server.js';
 import { bootInstances, unusableSecondaryIps } from '../adapters/qemu/boot.js';
-import { qemuNodeOptions } from './backends.js';
+import { qemuNode, qemuNodeOptions } from './backends.js';
 import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type Backend } from './node-agent.js';
 import { createOrchestratorWorker } from './orchestrator.js';
 import { installRuntime, type LogFormat } from './runtime.js';
@@ -109,7 +109,7 @@ async function prepareQemu(home: string): Promise<void> {
       `warning: QEMU cannot listen on these secondary IPs (${bad.join(', ')}): migrations will fail; start with a fresh GANETI_TEMPORAL_HOME to get the loopback cluster`,
     );
   }
-  const r = await bootInstances(cfg, (node) => qemuNodeOptions({ home, node }));
+  const r = await bootInstances(cfg, (node) => qemuNode({ ...qemuNodeOptions({ home, node }), watchMs: 0 }));
   say(
     `qemu: ${r.started.length} instance(s) started${r.started.length ? ` (${r.started.join(', ')})` : ''}, ${r.running.length} re-attached`,
   );

@@ -6,7 +6,7 @@
 import { createServer } from 'node:net';
 import { rpcInstanceFor } from '../../domain/instance.js';
 import type { ClusterConfig } from '../../domain/types.js';
-import { QemuNode, type QemuNodeOptions } from './node.js';
+import type { QemuNode } from './node.js';
 
 export interface BootReport {
   started: string[];
@@ -14,12 +14,13 @@ export interface BootReport {
   failed: Array<{ instance: string; error: string }>;
 }
 
-export async function bootInstances(cfg: ClusterConfig, nodeOptions: (node: string) => QemuNodeOptions): Promise<BootReport> {
+/** `newDriver` makes the driver of a node (once per node; without a watch, `watchMs: 0`); each is closed at the end. */
+export async function bootInstances(cfg: ClusterConfig, newDriver: (node: string) => QemuNode): Promise<BootReport> {
   const report: BootReport = { started: [], running: [], failed: [] };
   const drivers = new Map<string, QemuNode>();
   const driver = (node: string) => {
     let d = drivers.get(node);
-    if (!d) drivers.set(node, (d = new QemuNode({ ...nodeOptions(node), watchMs: 0 })));
+    if (!d) drivers.set(node, (d = newDriver(node)));
     return d;
   };
   try {

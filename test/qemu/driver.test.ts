@@ -11,10 +11,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { NodeRpcError } from '../../domain/ports.js';
 import { buildGuest, parseXp, readHeartbeat } from '../../adapters/qemu/guest.js';
-import { ganetiStatus, QemuNode, type QemuNodeOptions } from '../../adapters/qemu/node.js';
+import type { QemuNode, QemuNodeOptions } from '../../adapters/qemu/node.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
+import { ganetiStatus } from '../../adapters/qemu/status.js';
 import { setPower } from '../../adapters/sim/cluster.js';
+import { qemuNode } from '../../worker/backends.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { ensureCommand } from '../helpers/system-packages.js';
 import { killClusterQemus, TEST_GUEST, TEST_MEMORY } from './qemu-harness.js';
@@ -51,7 +53,7 @@ async function cluster(): Promise<TestCluster> {
 }
 
 function driver(c: TestCluster, node: string, o: Partial<QemuNodeOptions> = {}): QemuNode {
-  const d = new QemuNode({ home: c.home, node, kernel, watchMs: 0, ...o });
+  const d = qemuNode({ home: c.home, node, kernel, watchMs: 0, ...o });
   drivers.push(d);
   return d;
 }

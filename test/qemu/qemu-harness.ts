@@ -14,12 +14,13 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { buildGuest, readHeartbeat, type GuestOptions } from '../../adapters/qemu/guest.js';
-import { QemuNode, type QemuMeta } from '../../adapters/qemu/node.js';
+import type { QemuMeta } from '../../adapters/qemu/files.js';
+import type { QemuNode } from '../../adapters/qemu/node.js';
 import { isOurQemu, killPid, qemuProcessesMentioning } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
 import { qmpArg } from '../../adapters/qemu/runtime.js';
 import type { ClusterConfig } from '../../domain/types.js';
-import { qemuBackend } from '../../worker/backends.js';
+import { qemuBackend, qemuNode } from '../../worker/backends.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
 import { ensureCommand } from '../helpers/system-packages.js';
 import { startServer, Workers } from '../helpers/temporal.js';
@@ -48,7 +49,7 @@ export class QemuCluster {
   driver(node: string): QemuNode {
     let d = this.drivers.get(node);
     if (!d) {
-      d = new QemuNode({ home: this.c.home, node, kernel: this.kernel, watchMs: 0 });
+      d = qemuNode({ home: this.c.home, node, kernel: this.kernel, watchMs: 0 });
       this.drivers.set(node, d);
     }
     return d;
