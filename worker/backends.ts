@@ -4,7 +4,7 @@
  *
  *   sim    the simulated node (hypervisor and DRBD in the hardware document)
  *   qemu   real QEMU processes driven over QMP for the hypervisor RPCs, the simulated DRBD for the
- *          block devices (cluster/qemu/node.ts; docs/qemu.md)
+ *          block devices (adapters/qemu/node.ts; docs/qemu.md)
  */
 import { Context } from '@temporalio/activity';
 import type { NodeRpc } from '../domain/ports.js';

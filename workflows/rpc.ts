@@ -18,7 +18,7 @@ import { rpcName } from '../domain/ports.js';
 import type { RpcResult } from '../domain/prereq.js';
 import type { ClusterSnapshot, Timing } from '../domain/types.js';
 
-/** Ganeti's RPC timeout classes (behaviour spec §14). */
+/** Ganeti's RPC timeout classes (docs/behaviour.md §12 "Timeouts and intervals"). */
 export type RpcClass = 'urgent' | 'normal' | 'slow';
 
 type NodeMethod = keyof NodeActivities;
