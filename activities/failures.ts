@@ -1,6 +1,6 @@
 /**
  * The one place where errors from the ports become Temporal failures with an explicit `type` and
- * retry class (see cluster/errors.ts). Nothing here relies on class names surviving bundling.
+ * retry class (see domain/errors.ts). Nothing here relies on class names surviving bundling.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ActivityFailure } from '../domain/errors.js';

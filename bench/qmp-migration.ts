@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     await hw.replace(buildHardware(store.file.read(), { timeFactor: 50 }));
 
     const cli = await resolveTemporalCli({ log: console.log });
-    if (!cli) throw new Error('no Temporal CLI (see README)');
+    if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
     env = await TestWorkflowEnvironment.createLocal({
       server: {
         executable: { type: 'existing-path', path: cli.path },

@@ -1,4 +1,7 @@
-/** Operator feedback lines that are computed rather than fixed (Ganeti's formats, behaviour spec §5). */
+/**
+ * Operator feedback lines that are computed rather than fixed (Ganeti's formats, docs/behaviour.md
+ * §5 "Migration").
+ */
 
 export interface SyncSample {
   /** Real time, ms since the epoch. */

@@ -1,11 +1,13 @@
 /**
- * Ganeti's hooks (behaviour spec §9): which nodes run them, and the environment, as pure functions.
+ * Ganeti's hooks (docs/behaviour.md §9 "Hooks"): which nodes run them, and the environment, as pure
+ * functions.
  *
- * Decision on the post-phase quirk (§9.2): Ganeti rebuilds the post environment from the reloaded
- * instance, so GANETI_POST_OLD_PRIMARY and GANETI_POST_NEW_PRIMARY both name the new primary. We fix
- * it: the post-phase OLD_/NEW_ PRIMARY and SECONDARY keys describe the move that happened, exactly
- * as in the pre phase (the instance keys, e.g. GANETI_POST_INSTANCE_PRIMARY, do come from the
- * reloaded instance). Scripts written for Ganeti that read the pre-phase keys work unchanged.
+ * Decision on the post-phase quirk (docs/behaviour.md §9.2 "Environment"; recorded in §13.1
+ * "Deliberate changes"): Ganeti rebuilds the post environment from the reloaded instance, so
+ * GANETI_POST_OLD_PRIMARY and GANETI_POST_NEW_PRIMARY both name the new primary. We fix it: the
+ * post-phase OLD_/NEW_ PRIMARY and SECONDARY keys describe the move that happened, exactly as in the
+ * pre phase (the instance keys, e.g. GANETI_POST_INSTANCE_PRIMARY, do come from the reloaded
+ * instance). Scripts written for Ganeti that read the pre-phase keys work unchanged.
  */
 import { filledHvParams, isDrbd, secondaryNodes } from './instance.js';
 import type { ClusterSnapshot, Instance } from './types.js';
@@ -36,7 +38,10 @@ export function pyStr(v: HookValue): string {
 
 const dedupe = (nodes: string[]): string[] => [...new Set(nodes)];
 
-/** §9.1: migrate: master, primary, secondaries, target (pre = post); failover: pre excludes the source, post adds it. */
+/**
+ * docs/behaviour.md §9.1 "Which hooks run where": migrate: master, primary, secondaries, target
+ * (pre = post); failover: pre excludes the source, post adds it.
+ */
 export function hookNodes(
   path: HookPath,
   snap: ClusterSnapshot,

@@ -1,5 +1,6 @@
 /**
- * TLMigrateInstance.CheckPrereq without mutation (behaviour spec §3, §2.3, §1.5).
+ * TLMigrateInstance.CheckPrereq without mutation (docs/behaviour.md §3 "Prerequisite checks, in
+ * order", §2.1 "Target choice", §1.3 "Argument validation").
  *
  * `checkPrereq(snapshot, request, facts)` is pure. Checks that need a node's answer ask for a *fact*;
  * the caller (the workflow) gathers the facts it is asked for, exactly those and in this order, and

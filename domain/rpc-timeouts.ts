@@ -1,5 +1,6 @@
 /**
- * Ganeti's RPC timeout classes (lib/rpc_defs.py), one entry per node RPC: the start-to-close cap of
+ * Ganeti's RPC timeout classes (lib/rpc_defs.py; docs/behaviour.md §12 "Timeouts and intervals"), one
+ * entry per node RPC: the start-to-close cap of
  * every call. The seconds of each class are cluster timing (`cluster.timing.rpcTimeouts`).
  */
 import type { NodeRpcMethod } from './ports.js';

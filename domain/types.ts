@@ -160,7 +160,7 @@ export const NodeGroupSchema = z.object({
 });
 export type NodeGroup = z.infer<typeof NodeGroupSchema>;
 
-/** Ganeti's RPC timeout classes (seconds); §14 of the behaviour spec. */
+/** Ganeti's RPC timeout classes (seconds); docs/behaviour.md §12 "Timeouts and intervals". */
 export const RpcTimeoutsSchema = z.object({
   urgent: z.number().positive().default(60),
   normal: z.number().positive().default(900),

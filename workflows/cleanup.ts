@@ -1,11 +1,13 @@
 /**
- * TLMigrateInstance._ExecCleanup (behaviour spec §7): find where the instance really runs, abort a
- * half-done migration if it runs on both nodes, fix the configuration, rebuild the DRBD roles.
+ * TLMigrateInstance._ExecCleanup (docs/behaviour.md §7 "Migration cleanup"): find where the instance
+ * really runs, abort a half-done migration if it runs on both nodes, fix the configuration, rebuild
+ * the DRBD roles.
  *
- * Deliberate deviations (see README): adoption of an instance found on an unexpected node is refused
- * for DRBD (that node holds no disk of it); a copy on an unexpected node next to one on the source or
- * target is refused rather than ignored; and externally mirrored disks are opened exclusively on the
- * node that actually runs the instance (Ganeti's quirk 3 opens them on the stale primary).
+ * Deliberate deviations (docs/behaviour.md §13.1 "Deliberate changes"): adoption of an instance found
+ * on an unexpected node is refused for DRBD (that node holds no disk of it); a copy on an unexpected
+ * node next to one on the source or target is refused rather than ignored; and externally mirrored
+ * disks are opened exclusively on the node that actually runs the instance (Ganeti's quirk 3 opens
+ * them on the stale primary).
  */
 import { CancellationScope } from '@temporalio/workflow';
 import { isDrbd } from '../domain/instance.js';

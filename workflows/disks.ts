@@ -1,6 +1,7 @@
 /**
- * Ganeti's shared disk routines (behaviour spec §5.1): close/open instance disks, standalone,
- * reconnect, wait until sync. Each prints its feedback line and raises Ganeti's Exec error.
+ * Ganeti's shared disk routines (docs/behaviour.md §5.1 "Shared disk routines"): close/open instance
+ * disks, standalone, reconnect, wait until sync. Each prints its feedback line and raises Ganeti's
+ * Exec error.
  */
 import type { StepKey } from '../domain/plan.js';
 import { mergeSyncProgress } from '../domain/feedback.js';
@@ -72,7 +73,10 @@ export async function reconnectSingleMaster(x: Exec, steps?: { standalone: StepK
   await waitUntilSync(x);
 }
 
-/** Ganeti's disk consistency check on a non-primary node (§11.6): only DRBD devices are assembled there. */
+/**
+ * Ganeti's disk consistency check on a non-primary node (docs/behaviour.md §11.4 "Disk consistency"):
+ * only DRBD devices are assembled there.
+ */
 export async function diskConsistentOn(x: Exec, node: string, index: number): Promise<boolean> {
   if (!isDrbd(x.inst)) return true;
   const r = await x.rpc.call(node, 'blockdevFind', [ri(x, node), index], `disk ${index}`);

@@ -1,7 +1,8 @@
 /**
- * TLMigrateInstance._ExecFailover (behaviour spec §8, steps F0–F7): check the target's disks, shut
- * the instance down on the source, deactivate the disks everywhere, swap the primary, and — only if
- * the instance is marked up — activate the disks with the target as primary and start it there.
+ * TLMigrateInstance._ExecFailover (docs/behaviour.md §8 "Failover", steps F0–F7): check the target's
+ * disks, shut the instance down on the source, deactivate the disks everywhere, swap the primary, and
+ * — only if the instance is marked up — activate the disks with the target as primary and start it
+ * there.
  * Failover is never live and has no rollback; a failed start leaves the primary swapped and the disks
  * deactivated (Ganeti's watcher, or an operator, starts it again).
  */

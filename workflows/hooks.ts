@@ -1,8 +1,8 @@
 /**
- * Running hooks from the workflow (behaviour spec §9): one `runHooks` activity per node, in parallel,
- * each on that node's agent, sent once. A pre-hook failure on a reachable node vetoes the operation
- * before any change; post-hook failures are warnings. Offline nodes are skipped silently, an
- * unreachable node is a warning.
+ * Running hooks from the workflow (docs/behaviour.md §9 "Hooks"): one `runHooks` activity per node,
+ * in parallel, each on that node's agent, sent once. A pre-hook failure on a reachable node vetoes the
+ * operation before any change; post-hook failures are warnings. Offline nodes are skipped silently,
+ * an unreachable node is a warning.
  */
 import { ApplicationFailure } from '@temporalio/workflow';
 import { OpFailure } from '../domain/errors.js';

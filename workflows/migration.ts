@@ -1,6 +1,7 @@
 /**
- * TLMigrateInstance._ExecMigration (behaviour spec §5.2, steps M1–M16), with `_AbortMigration` and
- * `_RevertDiskStatus` (§6) as compensations, run in a non-cancellable scope.
+ * TLMigrateInstance._ExecMigration (docs/behaviour.md §5.2 "The steps M1 to M16"), with
+ * `_AbortMigration` and `_RevertDiskStatus` (docs/behaviour.md §6 "Abort and revert") as
+ * compensations, run in a non-cancellable scope.
  *
  * Stages and what ends them early:
  * - prepare (M1–M4): a failure or an abort changes nothing.

@@ -1,8 +1,8 @@
 /**
- * Runs one phase of hooks on this node (Ganeti's HooksRunner, behaviour spec §9.3): the executable
- * entries of `<hooksDir>/<path>-<phase>.d/` whose names match ^[a-zA-Z0-9_-]+$, sorted by name, one
- * after another, with no arguments, stdin closed, stdout and stderr captured together, the given
- * environment plus PATH and GANETI_DATA_DIR and nothing else. Unlike Ganeti, each script has a
+ * Runs one phase of hooks on this node (Ganeti's HooksRunner, docs/behaviour.md §9.3 "Scripts"): the
+ * executable entries of `<hooksDir>/<path>-<phase>.d/` whose names match ^[a-zA-Z0-9_-]+$, sorted by
+ * name, one after another, with no arguments, stdin closed, stdout and stderr captured together, the
+ * given environment plus PATH and GANETI_DATA_DIR and nothing else. Unlike Ganeti, each script has a
  * timeout (default 300 s): then it is sent SIGTERM, SIGKILL 5 s later, and counts as failed.
  */
 import { spawn } from 'node:child_process';

@@ -1,6 +1,6 @@
 /**
  * The cluster configuration store: one JSON document (`config.json`), written atomically and
- * durably (fsync), read-modify-write under a lock file. See the README for why JSON and not SQLite.
+ * durably (fsync), read-modify-write under a lock file. See docs/architecture.md for why JSON and not SQLite.
  */
 import { join } from 'node:path';
 import { ConfigError, type ConfigStore, type ReserveMemoryRequest } from '../../domain/ports.js';

@@ -1,5 +1,5 @@
 /**
- * The QEMU node driver (cluster/qemu/node.ts) on its own, without Temporal: each RPC against real
+ * The QEMU node driver (adapters/qemu/node.ts) on its own, without Temporal: each RPC against real
  * processes, its idempotency, re-attaching from a fresh driver object (what a restarted node agent
  * is), the identity check against pid reuse, and the hardware-document mirror.
  */
@@ -240,7 +240,8 @@ describe('migration RPCs', () => {
     await dualPrimary(c, n1, n2);
     const info = await n1.migrationInfo(ri(c, 'node1'));
     // The destination lacks the balloon device: RAM loads, then the device state is refused at the
-    // very end, the case where a source without the return path reports "completed" (notes §3c).
+    // very end, the case where a source without the return path reports "completed" (docs/qemu.md,
+    // "Success only when the destination runs").
     const rt = JSON.parse(info) as { args: string[] };
     const i = rt.args.indexOf('virtio-balloon-pci,id=balloon0');
     rt.args.splice(i - 1, 2);

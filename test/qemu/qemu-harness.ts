@@ -132,7 +132,7 @@ export function useQemuHarness() {
   beforeAll(async () => {
     ensureCommand('as', 'binutils');
     guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
-    kernel = buildGuest(guestDir, TEST_GUEST); // assembled from cluster/qemu/guest/heartbeat.S now
+    kernel = buildGuest(guestDir, TEST_GUEST); // assembled from adapters/qemu/guest/heartbeat.S now
     env = await startServer();
   });
   afterEach(async () => {

@@ -1,5 +1,6 @@
 /**
- * Unit tests of the pure `checkPrereq` (TLMigrateInstance.CheckPrereq, behaviour spec §1.5, §2.3, §3).
+ * Unit tests of the pure `checkPrereq` (TLMigrateInstance.CheckPrereq; docs/behaviour.md §1.3
+ * "Argument validation", §2.1 "Target choice", §3 "Prerequisite checks, in order").
  *
  * A small driver answers the facts `checkPrereq` asks for from a table the test controls, records the
  * rounds of requests, and loops until the outcome is `ok` or `failed`. An unexpected fact request

@@ -1,5 +1,5 @@
 /**
- * The simulated node daemon (cluster/sim/node.ts): DRBD roles and connection states, resync,
+ * The simulated node daemon (adapters/sim/node.ts): DRBD roles and connection states, resync,
  * QEMU-like migration, node information, the RPC log and fault injection — all read back from the
  * shared hardware document.
  */
@@ -374,7 +374,8 @@ describe('DRBD resync (drbd_wait_sync / blockdev_find)', () => {
   });
 
   test('blockdev_find reports the SyncSource side as degraded while the resync runs (is_degraded = not Connected)', async () => {
-    // Spec §11.1/§11.6: is_connected means exactly Connected; a device in the resync set is degraded.
+    // docs/behaviour.md §11.1 "DRBD states", §11.4 "Disk consistency": is_connected means exactly Connected;
+    // a device in the resync set is degraded.
     const s = await sim({ syncRate: 1 });
     await s.inject('web1', 'node2', 'degraded');
     await s.node('node2').drbdAttachNet(s.inst('web1', 'node2'), false);

@@ -1,7 +1,7 @@
 /**
- * Migration cleanup (`_ExecCleanup`, behaviour spec §7): the instance runs on its primary, on its
- * secondary, on both, on neither, or on one unexpected node; the configuration follows the hardware
- * and the DRBD roles are rebuilt. Refusals leave the configuration untouched.
+ * Migration cleanup (`_ExecCleanup`, docs/behaviour.md §7 "Migration cleanup"): the instance runs on
+ * its primary, on its secondary, on both, on neither, or on one unexpected node; the configuration
+ * follows the hardware and the DRBD roles are rebuilt. Refusals leave the configuration untouched.
  */
 import { describe, expect, test } from 'vitest';
 import { checkInvariants } from '../../adapters/sim/invariants.js';

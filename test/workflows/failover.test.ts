@@ -1,6 +1,7 @@
 /**
- * Failover (`_ExecFailover`, behaviour spec §8) and the migrate → failover fallback (§3 checks #2,
- * #7, #10), on a real dev server over the simulated cluster.
+ * Failover (`_ExecFailover`, docs/behaviour.md §8 "Failover") and the migrate → failover fallback
+ * (docs/behaviour.md §3 "Prerequisite checks, in order", checks #2, #7, #10), on a real dev server over
+ * the simulated cluster.
  */
 import { describe, expect, test } from 'vitest';
 import { failoverInstance, InstanceBusyError, operationResult } from '../../client/api.js';

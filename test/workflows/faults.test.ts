@@ -1,8 +1,9 @@
 /**
- * Failures at every step of `_ExecMigration` (behaviour spec §5.4, §6): a permanent fault at each of
- * M1–M14 leaves exactly the state the spec describes, with compensation (abort + revert) only for
- * accept / migrate / status polling; every half-done state is repaired by `migrate --cleanup`.
- * Transient faults at every step, and hanging calls, still complete.
+ * Failures at every step of `_ExecMigration` (docs/behaviour.md §5.4 "Failures and what they leave",
+ * §6 "Abort and revert"): a permanent fault at each of M1–M14 leaves exactly the state those sections
+ * describe, with compensation (abort + revert) only for accept / migrate / status polling; every
+ * half-done state is repaired by `migrate --cleanup`. Transient faults at every step, and hanging
+ * calls, still complete.
  */
 import { describe, expect, test } from 'vitest';
 import { cleanupCommand } from '../../domain/naming.js';

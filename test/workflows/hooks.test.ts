@@ -1,5 +1,5 @@
 /**
- * Hooks (behaviour spec §9): real scripts in each node's hooks directory, run by that node's agent.
+ * Hooks (docs/behaviour.md §9 "Hooks"): real scripts in each node's hooks directory, run by that node's agent.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
