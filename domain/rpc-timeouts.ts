@@ -1,7 +1,7 @@
 /**
  * Ganeti's RPC timeout classes (lib/rpc_defs.py; docs/behaviour.md §12 "Timeouts and intervals"), one
- * entry per node RPC: the start-to-close cap of
- * every call. The seconds of each class are cluster timing (`cluster.timing.rpcTimeouts`).
+ * entry per node RPC: the start-to-close cap of every call. The seconds of each class are cluster
+ * timing (`cluster.timing.rpcTimeouts`).
  */
 import type { NodeRpcMethod } from './ports.js';
 

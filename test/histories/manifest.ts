@@ -18,7 +18,7 @@ export interface ManifestEntry {
   expect: Expectation;
   /** @temporalio/worker version that recorded it. */
   sdkVersion: string;
-  /** The last commit that changed the workflow code (workflows/ and the pure cluster/ modules) when recorded. */
+  /** The last commit that changed the workflow code (workflows/ and domain/) when recorded. */
   commit: string;
   /** The workflow code had uncommitted changes when recorded. */
   workflowCodeDirty: boolean;

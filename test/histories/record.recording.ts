@@ -30,7 +30,7 @@ function git(...args: string[]): string {
 }
 
 /** The code the workflow bundle is built from: workflows/ and the pure domain modules it imports. */
-const WORKFLOW_CODE = ['workflows', ':(glob)cluster/*.ts', 'cluster/hooks/env.ts'];
+const WORKFLOW_CODE = ['workflows', 'domain'];
 const commit = git('log', '-1', '--format=%H', '--', ...WORKFLOW_CODE);
 const dirty = git('status', '--porcelain', '--', ...WORKFLOW_CODE) !== '';
 const sdkVersion = (
