@@ -55,6 +55,11 @@ export function addNodeCommands(program: Command): void {
           `  memory: ${v.memoryTotal} MiB, hypervisor version: ${v.hvVersion}`,
           `  primary for instances: ${v.primaryInstances.join(', ') || '-'}`,
           `  secondary for instances: ${v.secondaryInstances.join(', ') || '-'}`,
+          `  memory reserved: ${
+            v.reservations.length
+              ? v.reservations.map((r) => `${r.memory} MiB for ${r.instance} by ${r.workflowId} (run ${r.runId})`).join('; ')
+              : '-'
+          }`,
         ].join('\n'),
       );
     });
