@@ -18,7 +18,7 @@ import { setPower } from '../../adapters/sim/cluster.js';
 import { simHooksDir } from '../../worker/node-agent.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
 import { waitForProgress } from '../helpers/harness.js';
-import { Workers } from '../helpers/temporal.js';
+import type { Server, Workers } from '../helpers/temporal.js';
 
 export type WorkflowType = 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow';
 
@@ -42,20 +42,14 @@ export interface Scenario {
   run(ctx: ScenarioContext): Promise<WorkflowHandle>;
 }
 
-export function scenarioContext(
-  env: TestWorkflowEnvironment,
-  workerOptions: Partial<WorkerOptions>,
-  cleanups: Array<() => Promise<void>>,
-): ScenarioContext {
+/** The scenarios' context on the file's dev server (call it inside a test). */
+export function scenarioContext(server: Server, workerOptions: Partial<WorkerOptions>): ScenarioContext {
+  const env = server.env();
   return {
     env,
     async cluster(opts = {}) {
       const c = await createTestCluster(opts);
-      const w = new Workers(env, c);
-      cleanups.push(async () => {
-        await w.stopAll();
-        c.remove();
-      });
+      const w = server.workers(c);
       await w.all(workerOptions);
       return { c, w };
     },

@@ -5,17 +5,12 @@
  */
 import { describe, expect, test } from 'vitest';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
-import { configShape, migrate, useHarness, type Outcome } from '../helpers/harness.js';
+import { configShape, failure, migrate, useHarness } from '../helpers/harness.js';
 import { mutatingSteps, withoutProgress } from '../helpers/steps.js';
 
 const h = useHarness();
 
 const LOCATE = '* checking where the instance actually runs (if this hangs, the hypervisor might be in a bad state)';
-
-function failure(r: Outcome) {
-  if (r.ok) throw new Error(`expected a failure, got ${r.result.outcome}`);
-  return r.error;
-}
 
 describe('cleanup', () => {
   test('running on the primary: confirms it and rebuilds DRBD with the secondary demoted', async () => {
