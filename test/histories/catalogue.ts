@@ -331,7 +331,9 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'cleanup-on-both',
     workflow: M,
-    description: 'cleanup after a failed finalize on the source: running on both, the migration is aborted',
+    description:
+      'cleanup after a failed finalize on the source: running on both, the migration is aborted (recorded before the ' +
+      'completed-transfer patch; today the same run finishes the migration: cleanup-on-both-completed)',
     expect: { outcome: 'cleaned-up' },
     run: async (ctx) => {
       const { c } = await ctx.cluster();
@@ -541,6 +543,99 @@ export const SCENARIOS: Scenario[] = [
       await new Promise((r) => setTimeout(r, 500));
       await w.orchestrator(w.orchestratorOptions);
       return h;
+    },
+  },
+
+  // ---- crash safety (issue 9; recorded with the patches of that change) -------------------------
+  {
+    name: 'live-drbd-v2',
+    workflow: M,
+    description: 'live DRBD migration: the reservation is released at the commit point, waits fail fast',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'running-v2',
+    workflow: F,
+    description: 'failover of a running instance: the reservation is released once it started',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => ctx.failover((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'transfer-completed-after-failed-wait',
+    workflow: M,
+    description: 'the status wait fails but the transfer had completed: the migration rolls forward',
+    expect: migrated,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'instance_get_migration_status', node: 'node1', mode: 'hang', times: 3 });
+      return ctx.migrate(c, { instance: 'web1' });
+    },
+  },
+  {
+    name: 'cleanup-on-both-completed',
+    workflow: M,
+    description: 'cleanup after a failed finalize on the source: the transfer had completed, the migration is finished',
+    expect: { outcome: 'cleaned-up' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
+      await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
+      await c.clearFaults();
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
+    },
+  },
+  {
+    name: 'cleanup-on-both-refused',
+    workflow: M,
+    description: 'cleanup with a copy running on the target and no completed transfer: the target refuses to stop it',
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.inject('web1', 'node2', 'running');
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
+    },
+  },
+  {
+    name: 'abort-before-first-activity',
+    workflow: M,
+    description: "abort accepted with the workflow's first task, before any activity: aborted, nothing changed",
+    expect: { failure: 'Aborted' },
+    run: async (ctx) => {
+      const { c, w } = await ctx.cluster();
+      await w.stop(w.orch!);
+      const h = await ctx.migrate(c, { instance: 'web1' });
+      const accepted = abortOperation(ctx.env.client, 'web1', 'recorded');
+      await new Promise((r) => setTimeout(r, 500));
+      await w.orchestrator(w.orchestratorOptions);
+      await accepted;
+      return h;
+    },
+  },
+  {
+    name: 'abort-in-pre-hooks-sharedfile',
+    workflow: F,
+    description: 'abort accepted during the pre-hooks of a sharedfile failover: aborted before the shutdown',
+    expect: { failure: 'Aborted' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      hook(c, 'node2', 'instance-failover-pre.d', '10-slow', 'sleep 2');
+      const h = await ctx.failover(c, { instance: 'files1', targetNode: 'node3' });
+      await waitForProgress(h, (p) => p.phase === 'pre-hooks');
+      await abortOperation(ctx.env.client, 'files1', 'recorded');
+      return h;
+    },
+  },
+  {
+    name: 'wait-sync-fails-fast',
+    workflow: M,
+    description: "cleanup whose resync wait fails on one node: the other node's wait is cancelled",
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster({ sim: { timeFactor: 50, reconnectResync: 360_000 } });
+      await c.inject('web1', 'node1', 'standalone');
+      await c.addFault({ rpc: 'drbd_wait_sync', node: 'node2', mode: 'permanent' });
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
     },
   },
 ];

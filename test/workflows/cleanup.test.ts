@@ -62,30 +62,6 @@ describe('cleanup', () => {
     expect(checkInvariants({ kind: 'cleaned-up' }, c.instance('web1'), c.status('web1'))).toEqual([]);
   });
 
-  test('running on both: aborts the half-done migration, then keeps the source', async () => {
-    const { c } = await h.cluster();
-    await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
-    failure(await migrate(h.env(), c, { instance: 'web1' }));
-    await c.clearFaults();
-    expect(c.status('web1').runningOn).toEqual(['node1', 'node2']);
-    const since = c.state().logSeq;
-    const r = await migrate(h.env(), c, { instance: 'web1', cleanup: true });
-    expect(r.ok && withoutProgress(r.result.feedback).slice(2, 8)).toEqual([
-      LOCATE,
-      '* instance running on: node1, node2',
-      'Trying to cleanup after failed migration',
-      LOCATE,
-      '* instance running on: node1',
-      '* instance confirmed to be running on its primary node (node1)',
-    ]);
-    expect(mutatingSteps(c, 'web1', since).slice(0, 2)).toEqual([
-      'instance_finalize_migration_dst(failure)@node2',
-      'instance_finalize_migration_src(failure)@node1',
-    ]);
-    expect(c.instance('web1').primaryNode).toBe('node1');
-    expect(checkInvariants({ kind: 'cleaned-up' }, c.instance('web1'), c.status('web1'))).toEqual([]);
-  });
-
   test('running on both and the abort fails: refuses, configuration untouched', async () => {
     const { c } = await h.cluster();
     await c.inject('web1', 'node2', 'running');
