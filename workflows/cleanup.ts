@@ -43,7 +43,7 @@ async function locate(x: Exec): Promise<string[]> {
  * in post-migrate state means the memory transfer completed and the target's copy is the current one.
  */
 async function sourceReportsCompleted(x: Exec): Promise<boolean> {
-  const st = await x.rpc.call(x.source, 'instanceGetMigrationStatus', [ri(x, x.source)]);
+  const st = await x.rpc.call(x.source, 'instanceGetMigrationStatus', [ri(x, x.source)], 'completed?', { probe: true });
   return st.ok && st.payload.status === 'completed';
 }
 

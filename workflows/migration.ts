@@ -264,7 +264,9 @@ async function compensate(x: Exec, t: Transfer): Promise<void> {
 async function transferCompleted(x: Exec): Promise<boolean> {
   if (!patched('completed-transfer-rolls-forward')) return false;
   const S = x.source;
-  const st = await CancellationScope.nonCancellable(() => x.rpc.call(S, 'instanceGetMigrationStatus', [ri(x, S)], 'before aborting'));
+  const st = await CancellationScope.nonCancellable(() =>
+    x.rpc.call(S, 'instanceGetMigrationStatus', [ri(x, S)], 'before aborting', { probe: true }),
+  );
   if (!st.ok || st.payload.status !== 'completed') return false;
   x.op.fb(`* the memory transfer to ${x.target} had completed after all: rolling forward`);
   return true;

@@ -123,16 +123,24 @@ export class NodeRpcClient {
   }
 
   /**
-   * One node RPC with the timeout of its Ganeti class (domain/rpc-timeouts.ts; at least `minTimeoutSec`); `once` sends it a single
-   * time (for calls that must not be repeated, such as hooks).
+   * One node RPC with the timeout of its Ganeti class (domain/rpc-timeouts.ts; at least
+   * `minTimeoutSec`); `once` sends it a single time (for calls that must not be repeated, such as
+   * hooks). A `probe` asks a node what is true before a compensation: sent once, and bounded by the
+   * urgent timeout whatever the RPC's class, so a node that does not answer delays nothing for long.
    */
   call<K extends NodeMethod & TimedRpc>(
     node: string,
     method: K,
     args: Parameters<NodeActivities[K]>,
     summaryExtra?: string,
-    opts: { minTimeoutSec?: number; once?: boolean } = {},
+    opts: { minTimeoutSec?: number; once?: boolean; probe?: boolean } = {},
   ) {
+    if (opts.probe) {
+      return this.invoke(node, method, args, summaryExtra, {
+        startToCloseTimeout: this.timing.rpcTimeouts.urgent * 1000,
+        retry: { ...retryPolicy(this.timing), maximumAttempts: 1 },
+      });
+    }
     const seconds = Math.max(this.timing.rpcTimeouts[RPC_TIMEOUT_CLASS[method]], opts.minTimeoutSec ?? 0);
     return this.invoke(node, method, args, summaryExtra, {
       startToCloseTimeout: seconds * 1000,
