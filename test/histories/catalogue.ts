@@ -5,8 +5,6 @@
  * operator interactions (abort, cancel, a worker restart) where the path needs them — and states
  * how the operation must end, so a recording of the wrong path is refused.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
@@ -15,7 +13,6 @@ import { abortOperation } from '../../client/jobs.js';
 import { orchestratorQueue, workflowIdFor } from '../../domain/naming.js';
 import type { FailoverInput, MigrateInput } from '../../domain/ops.js';
 import { setPower } from '../../adapters/sim/cluster.js';
-import { simHooksDir } from '../../worker/node-agent.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
 import { waitForProgress } from '../helpers/harness.js';
 import type { Server, Workers } from '../helpers/temporal.js';
@@ -58,13 +55,6 @@ export function scenarioContext(server: Server, workerOptions: Partial<WorkerOpt
   };
 }
 
-function hook(c: TestCluster, node: string, dir: string, name: string, body: string): void {
-  const d = join(simHooksDir(c.home, node), dir);
-  mkdirSync(d, { recursive: true });
-  writeFileSync(join(d, name), `#!/bin/sh\n${body}\n`);
-  chmodSync(join(d, name), 0o755);
-}
-
 const M: WorkflowType = 'migrateInstanceWorkflow';
 const F: WorkflowType = 'failoverInstanceWorkflow';
 const migrated = { outcome: 'migrated' };
@@ -88,6 +78,15 @@ const refusal =
     await arrange?.(c);
     return ctx.migrate(c, input);
   };
+
+/** A migration of web1 whose source finalize fails after the transfer, then its cleanup. */
+async function cleanupAfterFailedSourceFinalize(ctx: ScenarioContext): Promise<WorkflowHandle> {
+  const { c } = await ctx.cluster();
+  await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
+  await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
+  await c.clearFaults();
+  return ctx.migrate(c, { instance: 'web1', cleanup: true });
+}
 
 export const SCENARIOS: Scenario[] = [
   // ---- successful migrations --------------------------------------------------------------------
@@ -335,13 +334,7 @@ export const SCENARIOS: Scenario[] = [
       'cleanup after a failed finalize on the source: running on both, the migration is aborted (recorded before the ' +
       'completed-transfer patch; today the same run finishes the migration: cleanup-on-both-completed)',
     expect: { outcome: 'cleaned-up' },
-    run: async (ctx) => {
-      const { c } = await ctx.cluster();
-      await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
-      await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
-      await c.clearFaults();
-      return ctx.migrate(c, { instance: 'web1', cleanup: true });
-    },
+    run: cleanupAfterFailedSourceFinalize,
   },
   {
     name: 'cleanup-on-neither',
@@ -461,7 +454,7 @@ export const SCENARIOS: Scenario[] = [
     expect: { failure: 'HooksFailed' },
     run: async (ctx) => {
       const { c } = await ctx.cluster();
-      hook(c, 'node2', 'instance-migrate-pre.d', '10-veto', 'echo no; exit 1');
+      c.hook('node2', 'instance-migrate', 'pre', '10-veto', 'echo no; exit 1');
       return ctx.migrate(c, { instance: 'web1' });
     },
   },
@@ -472,7 +465,7 @@ export const SCENARIOS: Scenario[] = [
     expect: { outcome: 'failed-over' },
     run: async (ctx) => {
       const { c } = await ctx.cluster();
-      hook(c, 'node1', 'instance-failover-post.d', '10-fail', 'exit 1');
+      c.hook('node1', 'instance-failover', 'post', '10-fail', 'exit 1');
       return ctx.failover(c, { instance: 'web1' });
     },
   },
@@ -577,13 +570,7 @@ export const SCENARIOS: Scenario[] = [
     workflow: M,
     description: 'cleanup after a failed finalize on the source: the transfer had completed, the migration is finished',
     expect: { outcome: 'cleaned-up' },
-    run: async (ctx) => {
-      const { c } = await ctx.cluster();
-      await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
-      await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
-      await c.clearFaults();
-      return ctx.migrate(c, { instance: 'web1', cleanup: true });
-    },
+    run: cleanupAfterFailedSourceFinalize,
   },
   {
     name: 'cleanup-on-both-refused',
@@ -619,7 +606,7 @@ export const SCENARIOS: Scenario[] = [
     expect: { failure: 'Aborted' },
     run: async (ctx) => {
       const { c } = await ctx.cluster();
-      hook(c, 'node2', 'instance-failover-pre.d', '10-slow', 'sleep 2');
+      c.hook('node2', 'instance-failover', 'pre', '10-slow', 'sleep 2');
       const h = await ctx.failover(c, { instance: 'files1', targetNode: 'node3' });
       await waitForProgress(h, (p) => p.phase === 'pre-hooks');
       await abortOperation(ctx.env.client, 'files1', 'recorded');

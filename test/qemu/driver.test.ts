@@ -60,6 +60,14 @@ function driver(c: TestCluster, node: string, o: Partial<QemuNodeOptions> = {}):
 
 const ri = (c: TestCluster, node: string, instance = 'web1'): RpcInstance => rpcInstanceFor(c.cfg(), c.instance(instance), node);
 
+/** Polls the source's migration status (each poll waits a little for QEMU's event) until it ends. */
+async function migrationEnd(c: TestCluster, n1: QemuNode) {
+  let st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+  for (let k = 0; (st.status === 'active' || st.status === 'setup') && k < 200; k++)
+    st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+  return st;
+}
+
 async function rejects(p: Promise<unknown>): Promise<NodeRpcError> {
   try {
     await p;
@@ -248,10 +256,7 @@ describe('migration RPCs', () => {
     const { port } = await n2.acceptInstance(ri(c, 'node2'), JSON.stringify(rt), '127.0.1.22');
     const dstPid = n2.readMeta('web1')!.pid!;
     await n1.instanceMigrate(ri(c, 'node1'), { node: 'node2', ip: '127.0.1.22', port }, true);
-    let st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
-    for (let k = 0; (st.status === 'active' || st.status === 'setup') && k < 100; k++)
-      st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
-    expect(st.status).toBe('failed');
+    expect((await migrationEnd(c, n1)).status).toBe('failed');
     expect(await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({ status: 'running' });
     expect((await rejects(n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), true, true))).message).toMatch(
       /^Failed to finalize the migration on the source node: migration is failed .*refusing to stop the source$/,
@@ -272,10 +277,7 @@ describe('migration RPCs', () => {
     const { port } = await n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.22');
     const dstPid = n2.readMeta('web1')!.pid!;
     await n1.instanceMigrate(ri(c, 'node1'), { node: 'node2', ip: '127.0.1.22', port }, true);
-    let st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
-    for (let k = 0; st.status !== 'completed' && st.status !== 'failed' && k < 200; k++)
-      st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
-    expect(st.status).toBe('completed');
+    expect((await migrationEnd(c, n1)).status).toBe('completed');
     const hint = "run 'ganeti-temporal instance migrate --cleanup web1'";
     expect((await rejects(n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, false))).message).toBe(
       `Failed to finalize migration on the target node: instance web1 runs here (running) and may be the only current copy, refusing to stop it: ${hint}`,

@@ -92,18 +92,9 @@ describe('an accepted abort always takes effect', () => {
     expect(c.cfg().reservations).toEqual({});
   });
 
-  async function slowPreHook(home: string, node: string): Promise<void> {
-    const { mkdirSync, writeFileSync, chmodSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const dir = join(home, 'nodes', node, 'hooks', 'instance-failover-pre.d');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, '10-slow'), '#!/bin/sh\nsleep 2\n');
-    chmodSync(join(dir, '10-slow'), 0o755);
-  }
-
   test('during the pre-hooks of a sharedfile failover (no cancellable step before the shutdown)', async () => {
     const { c } = await h.cluster();
-    await slowPreHook(c.home, 'node2');
+    c.hook('node2', 'instance-failover', 'pre', '10-slow', 'sleep 2');
     const handle = await startFailover(h.env().client, { instance: 'files1', targetNode: 'node3' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
     await abortOperation(h.env().client, 'files1');
@@ -122,7 +113,7 @@ describe('an accepted abort always takes effect', () => {
         web1.disksActive = false;
       },
     });
-    await slowPreHook(c.home, 'node1');
+    c.hook('node1', 'instance-failover', 'pre', '10-slow', 'sleep 2');
     const handle = await startFailover(h.env().client, { instance: 'web1' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
     await abortOperation(h.env().client, 'web1');

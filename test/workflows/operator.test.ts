@@ -53,12 +53,7 @@ describe('abort', () => {
 
   test('during a slow pre-hook: accepted, nothing is changed', async () => {
     const { c } = await h.cluster();
-    const { mkdirSync, writeFileSync, chmodSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const dir = join(c.home, 'nodes', 'node1', 'hooks', 'instance-failover-pre.d');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, '10-slow'), '#!/bin/sh\nsleep 2\n');
-    chmodSync(join(dir, '10-slow'), 0o755);
+    c.hook('node1', 'instance-failover', 'pre', '10-slow', 'sleep 2');
     const { startFailover } = await import('../../client/api.js');
     const handle = await startFailover(h.env().client, { instance: 'web1' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
