@@ -12,9 +12,13 @@ import { describeRpcInputError, NODE_RPC_ARGS, type NodeRpcActivityName } from '
 
 type Activities = Record<NodeRpcActivityName, (...args: never[]) => Promise<unknown>>;
 
+/** Ganeti's names where the activity's own would not be one (`runHooks` is the hooks_runner RPC). */
+const RPC_LABEL: Partial<Record<string, string>> = { runHooks: 'hooks_runner' };
+
 /** The failure a refused argument list becomes. */
 export function invalidRpcInput(activity: string, detail: string): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(`${rpcName(activity)} refused: invalid arguments: ${detail}`, ActivityFailure.InvalidRpcInput);
+  const rpc = RPC_LABEL[activity] ?? rpcName(activity);
+  return ApplicationFailure.nonRetryable(`${rpc} refused: invalid arguments: ${detail}`, ActivityFailure.InvalidRpcInput);
 }
 
 /** Wraps every node activity with the argument check of its RPC; an activity without a schema is a programming error. */

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { HOOK_ENV_KEY_RE, HOOK_PATHS, HOOK_PHASES } from './hook-env.js';
+import { rpcName } from './ports.js';
 import {
   BANDWIDTH_MAX_MIBPS,
   DiskPathSchema,
@@ -141,13 +142,25 @@ export const NODE_RPC_ARGS = {
 
 export type NodeRpcActivityName = keyof typeof NODE_RPC_ARGS;
 
+/** Node activities that are not one Ganeti RPC (they loop over one, or run the hooks). */
+const COMPOSITE: readonly NodeRpcActivityName[] = ['waitForDiskSync', 'waitForMigration', 'runHooks'];
+
+/** Ganeti's names of the node RPCs (`blockdev_open`, …, `hooks_runner`): what a fault can address. */
+export const NODE_RPC_NAMES: readonly string[] = [
+  ...(Object.keys(NODE_RPC_ARGS) as NodeRpcActivityName[]).filter((k) => !COMPOSITE.includes(k)).map(rpcName),
+  'hooks_runner',
+].sort();
+
 /** Renders the issues of a refused argument list as one line (`arg 0: name: …`). */
 export function describeRpcInputError(err: z.ZodError): string {
   return err.issues
     .map((i) => {
       const [first, ...rest] = i.path;
       const where = typeof first === 'number' ? [`argument ${first}`, ...rest.map(String)] : i.path.map(String);
-      return where.length ? `${where.join('.')}: ${i.message}` : i.message;
+      // A refused record key (a hook environment key) says why in its nested issues.
+      const nested = i.code === 'invalid_key' ? i.issues.map((n) => n.message).join(', ') : '';
+      const message = nested ? `${i.message}: ${nested}` : i.message;
+      return where.length ? `${where.join('.')}: ${message}` : message;
     })
     .join('; ');
 }
