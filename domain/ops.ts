@@ -56,6 +56,9 @@ export const FailoverInputSchema = z
 export type FailoverInput = z.input<typeof FailoverInputSchema>;
 export type FailoverRequest = z.output<typeof FailoverInputSchema>;
 
+/** The `abort` update's argument (workflows/messages.ts AbortRequest). */
+export const AbortRequestSchema = z.object({ reason: ReasonSchema.optional() }).strict();
+
 export const OUTCOMES = ['migrated', 'failed-over', 'cleaned-up', 'dry-run'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
