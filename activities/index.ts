@@ -1,7 +1,7 @@
 /**
- * Activity factories. Node agents register `createNodeActivities` (the node's RPCs); the orchestrator
- * registers `createOrchestratorActivities` (the configuration store). Both map every error through
- * `failures.ts`.
+ * Activity factories. Node agents register `createNodeActivities` (the node's RPCs, each checking its
+ * arguments first: `validate.ts`); the orchestrator registers `createOrchestratorActivities` (the
+ * configuration store). Both map every error through `failures.ts`.
  */
 import type { ConfigStore, HookRunner, NodeRpc } from '../domain/ports.js';
 import { createConfigActivities } from './config.js';
@@ -9,9 +9,10 @@ import { createDiskActivities } from './disks.js';
 import { mapFailures } from './failures.js';
 import { createHookActivities } from './hooks.js';
 import { createHypervisorActivities } from './hypervisor.js';
+import { validateInputs } from './validate.js';
 
 export function createNodeActivities(deps: { rpc: NodeRpc; hooks: HookRunner }) {
-  return mapFailures({ ...createDiskActivities(deps), ...createHypervisorActivities(deps), ...createHookActivities(deps) });
+  return mapFailures(validateInputs({ ...createDiskActivities(deps), ...createHypervisorActivities(deps), ...createHookActivities(deps) }));
 }
 
 export function createOrchestratorActivities(deps: { config: ConfigStore }) {

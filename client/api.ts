@@ -56,6 +56,12 @@ export class ExecutionFailedError extends OperationError {
     super(type, message, feedback);
   }
 }
+/** The operation was started under another ID than `instance/<name>` and refused to run: nothing changed. */
+export class WrongWorkflowIdError extends OperationError {
+  constructor(message: string, feedback: string[] = []) {
+    super(OpFailure.WrongWorkflowId, message, feedback);
+  }
+}
 /** Another operation runs on the instance. */
 export class InstanceBusyError extends OperationError {
   constructor(
@@ -189,6 +195,7 @@ export function toOperationError(e: unknown): unknown {
   if (c instanceof ApplicationFailure) {
     const d = (c.details?.[0] ?? {}) as { code?: string; feedback?: string[] };
     if (c.type === OpFailure.PrereqFailed) return new PrereqFailedError(c.message, d.code, d.feedback ?? []);
+    if (c.type === OpFailure.WrongWorkflowId) return new WrongWorkflowIdError(c.message, d.feedback ?? []);
     return new ExecutionFailedError(c.message, d.feedback ?? [], c.type ?? OpFailure.ExecutionFailed);
   }
   if (c instanceof CancelledFailure) return new OperationError('Cancelled', 'the operation was cancelled');

@@ -2,10 +2,12 @@
  * `ganeti-temporal`, a Ganeti-shaped CLI (`npm run --silent cli -- <args>`). The command groups live
  * in cli/ (instance, node, job, setup, sim); this module builds the program and runs it.
  *
- * Exit codes (EXIT, by error type: see cli/errors.ts): 0 success; 1 the operation failed while
- * executing (or was cancelled/terminated); 2 usage error; 3 prerequisites not met (nothing changed);
- * 4 refused, the instance is busy; 5 environment error (no cluster configuration, Temporal
- * unreachable); 6 request refused (an abort after the point of no return, or of a finished operation).
+ * Exit codes (EXIT, by error type: see cli/errors.ts and docs/cli.md): 0 success; 1 the operation
+ * failed while executing (or was cancelled/terminated, or not confirmed); 2 usage error; 3
+ * prerequisites not met (nothing changed); 4 refused, the instance or cluster is busy; 5 environment
+ * error (no cluster configuration, Temporal unreachable, TLS or connection settings); 6 request
+ * refused (an abort after the point of no return, or of a finished operation). With `--json`
+ * anywhere on the command line every error, the argument parser's included, is printed as JSON.
  */
 import { Command, CommanderError } from 'commander';
 import { formatOpError } from '../domain/errors.js';
@@ -19,11 +21,14 @@ import { addSimCommands } from './cli/sim.js';
 
 export { EXIT, exitCodeFor };
 
-export function buildProgram(): Command {
+/** The program; with `json`, the argument parser prints nothing itself (main prints its errors as JSON). */
+export function buildProgram(json = false): Command {
   const program = new Command('ganeti-temporal')
     .description("Ganeti's instance migration, failover and cleanup as Temporal workflows")
-    .showHelpAfterError()
     .exitOverride();
+  // Set before the commands are added: subcommands inherit both.
+  if (json) program.configureOutput({ outputError: () => undefined });
+  else program.showHelpAfterError();
   addInstanceCommands(program);
   addNodeCommands(program);
   addJobCommands(program);
@@ -33,15 +38,19 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv = process.argv): Promise<number> {
-  const program = buildProgram();
   const json = argv.includes('--json');
+  const program = buildProgram(json);
   try {
     await program.parseAsync(argv);
     return EXIT.ok;
   } catch (e) {
     const r = exitCodeFor(e);
-    // Commander has already printed its own message (or the help).
-    if (e instanceof CommanderError) return r.code;
+    // Help and version are not errors; without --json commander has printed its own message.
+    if (e instanceof CommanderError && (r.code === EXIT.ok || !json)) return r.code;
+    if (e instanceof CommanderError) {
+      printJson({ error: { type: r.type, message: r.message.replace(/^error: /, '') } });
+      return r.code;
+    }
     if (json) printJson({ error: { type: r.type, message: r.message, ...(r.codeName ? { code: r.codeName } : {}) } });
     else process.stderr.write(`${formatOpError({ type: r.type, message: r.message, code: r.codeName })}\n`);
     return r.code;

@@ -9,7 +9,8 @@ import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
 import { workflowIdFor } from '../domain/naming.js';
 import { abortUpdate, progressQuery, SA, type AbortAccepted, type ProgressView } from '../workflows/messages.js';
-import { OperationError, toOperationError } from './api.js';
+import { OperationError, PrereqFailedError, toOperationError } from './api.js';
+import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
 
 export const WORKFLOW_TYPES = ['migrateInstanceWorkflow', 'failoverInstanceWorkflow'] as const;
 
@@ -147,6 +148,8 @@ export class AbortRefusedError extends OperationError {
 
 /** Sends the `abort` update: resolves once accepted (abort + revert then run), or throws AbortRefusedError. */
 export async function abortOperation(client: Client, idOrInstance: string, reason?: string): Promise<AbortAccepted> {
+  const req = AbortRequestSchema.safeParse(reason ? { reason } : {});
+  if (!req.success) throw new PrereqFailedError(`abort: ${describeZodError(req.error)}`, 'wrong_input');
   const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
   try {
     return await handle.executeUpdate(abortUpdate, { args: [reason ? { reason } : {}] });

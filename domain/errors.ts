@@ -26,6 +26,12 @@ export const OpFailure = {
   HooksFailed: 'HooksFailed',
   /** The operator aborted the operation before its point of no return (abort + revert ran). */
   Aborted: 'Aborted',
+  /**
+   * The workflow was started under another ID than its business key (`instance/<name>`, see
+   * domain/naming.ts): refused before anything ran, since only that ID keeps two operations on one
+   * instance apart. Nothing was changed.
+   */
+  WrongWorkflowId: 'WrongWorkflowId',
 } as const;
 export type OpFailureType = (typeof OpFailure)[keyof typeof OpFailure];
 
@@ -39,12 +45,18 @@ export const ActivityFailure = {
   ConfigConflict: 'ConfigConflict',
   /** The live hypervisor reported the migration failed or cancelled. Not retried. */
   MigrationFailed: 'MigrationFailed',
+  /**
+   * A node agent refused an RPC's arguments (domain/rpc-schemas.ts): a name, path, hook phase,
+   * environment key or number out of bounds. Nothing ran on the node. Not retried.
+   */
+  InvalidRpcInput: 'InvalidRpcInput',
 } as const;
 
 export const NON_RETRYABLE_ACTIVITY_FAILURES: string[] = [
   ActivityFailure.NodeRpcFailed,
   ActivityFailure.ConfigConflict,
   ActivityFailure.MigrationFailed,
+  ActivityFailure.InvalidRpcInput,
 ];
 
 /** An operation-level error as plain data (what prerequisite checks return instead of throwing). */

@@ -14,7 +14,8 @@ import type { ClusterSnapshot, Instance } from './types.js';
 
 export const HOOK_PATHS = ['instance-migrate', 'instance-failover'] as const;
 export type HookPath = (typeof HOOK_PATHS)[number];
-export type HookPhase = 'pre' | 'post';
+export const HOOK_PHASES = ['pre', 'post'] as const;
+export type HookPhase = (typeof HOOK_PHASES)[number];
 
 export const HOOK_OP_CODES: Record<HookPath, string> = {
   'instance-migrate': 'OP_INSTANCE_MIGRATE',
@@ -26,6 +27,14 @@ export const HOOK_PATH_ENV = '/sbin:/bin:/usr/sbin:/usr/bin';
 
 /** Script names Ganeti runs (others are skipped). */
 export const HOOK_NAME_RE = /^[a-zA-Z0-9_-]+$/;
+
+/**
+ * The environment keys a hook may be given: `GANETI_` and upper-case letters, digits and `_` — plus,
+ * as in Ganeti, a lower-case parameter name at the end of the `_BE_<param>` and `_HV_<param>` keys
+ * (`GANETI_INSTANCE_BE_maxmem`). Nothing else (no `LD_PRELOAD`, no `PATH`) reaches a script; the
+ * node adds PATH (HOOK_PATH_ENV) and GANETI_DATA_DIR itself.
+ */
+export const HOOK_ENV_KEY_RE = /^GANETI_[A-Z0-9_]+(?:_(?:BE|HV)_[a-z][a-z0-9_]*)?$/;
 
 export type HookValue = string | number | boolean | null | undefined;
 

@@ -3,9 +3,10 @@
  * Client and workflow validate with the same schema; unknown keys are refused.
  */
 import { z } from 'zod';
-import { MigrationModeSchema, NAME_RE } from './types.js';
+import { NameSchema, ReasonSchema, SHUTDOWN_TIMEOUT_MAX_SEC } from './limits.js';
+import { MigrationModeSchema } from './types.js';
 
-const name = z.string().regex(NAME_RE, 'must be a host-style name (letters, digits, ".", "_", "-")');
+const name = NameSchema;
 
 /** OpInstanceMigrate. */
 export const MigrateInputSchema = z
@@ -27,7 +28,7 @@ export const MigrateInputSchema = z
     ignoreHvversions: z.boolean().default(false),
     /** Run the prerequisites (and pre-hooks) only. */
     dryRun: z.boolean().default(false),
-    reason: z.string().max(1000).default(''),
+    reason: ReasonSchema.default(''),
   })
   .strict()
   .refine((i) => i.mode === undefined || i.live === undefined, {
@@ -42,18 +43,21 @@ export const FailoverInputSchema = z
   .object({
     instance: name,
     /** Seconds allowed for a soft shutdown before the instance is killed. */
-    shutdownTimeout: z.number().int().nonnegative().default(120),
+    shutdownTimeout: z.number().int().nonnegative().max(SHUTDOWN_TIMEOUT_MAX_SEC).default(120),
     /** Proceed despite degraded disks on the target and shutdown/close failures on the source. */
     ignoreConsistency: z.boolean().default(false),
     /** Explicit target; externally mirrored only (for DRBD it must equal the secondary). */
     targetNode: name.optional(),
     ignoreIpolicy: z.boolean().default(false),
     dryRun: z.boolean().default(false),
-    reason: z.string().max(1000).default(''),
+    reason: ReasonSchema.default(''),
   })
   .strict();
 export type FailoverInput = z.input<typeof FailoverInputSchema>;
 export type FailoverRequest = z.output<typeof FailoverInputSchema>;
+
+/** The `abort` update's argument (workflows/messages.ts AbortRequest). */
+export const AbortRequestSchema = z.object({ reason: ReasonSchema.optional() }).strict();
 
 export const OUTCOMES = ['migrated', 'failed-over', 'cleaned-up', 'dry-run'] as const;
 export type Outcome = (typeof OUTCOMES)[number];

@@ -6,11 +6,29 @@
  * inside `hvparams` / `beparams` because they are the names operators and hooks know.
  */
 import { z } from 'zod';
+import {
+  BANDWIDTH_MAX_MIBPS,
+  DiskPathSchema,
+  DISKS_MAX,
+  DOWNTIME_MAX_MS,
+  HOOK_TIMEOUT_MAX_SEC,
+  LinkSchema,
+  MibSchema,
+  MinorSchema,
+  NameSchema,
+  NICS_MAX,
+  POLL_MAX_MS,
+  PortSchema,
+  UuidSchema,
+  VCPUS_MAX,
+} from './limits.js';
 
-export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]*$/;
-const name = z.string().regex(NAME_RE, 'must be a host-style name (letters, digits, ".", "_", "-")');
+/** Names, UUIDs, links, disk paths and numbers are bounded by domain/limits.ts (the node agents check the same). */
+export { NAME_MAX_LENGTH, NAME_RE } from './limits.js';
+const name = NameSchema;
+const uuid = UuidSchema;
 const ipv4 = z.ipv4();
-const mib = z.number().int().nonnegative();
+const mib = MibSchema;
 
 export const DISK_TEMPLATES = ['drbd', 'sharedfile', 'plain', 'file'] as const;
 export const DiskTemplateSchema = z.enum(DISK_TEMPLATES);
@@ -30,7 +48,7 @@ export type AdminState = z.infer<typeof AdminStateSchema>;
 
 export const NodeSchema = z.object({
   name,
-  uuid: z.string().min(1),
+  uuid,
   primaryIp: ipv4,
   /** The replication network address; migration and DRBD traffic use it. */
   secondaryIp: ipv4,
@@ -47,9 +65,9 @@ export type Node = z.infer<typeof NodeSchema>;
 /** One side of a DRBD disk: the node and the minor it uses there. */
 export const DrbdLogicalIdSchema = z.object({
   nodes: z.tuple([name, name]),
-  minors: z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()]),
-  port: z.number().int().min(1).max(65535),
-  secret: z.string().min(1),
+  minors: z.tuple([MinorSchema, MinorSchema]),
+  port: PortSchema,
+  secret: z.string().min(1).max(256),
 });
 export type DrbdLogicalId = z.infer<typeof DrbdLogicalIdSchema>;
 
@@ -62,26 +80,26 @@ export function sideOf(drbd: DrbdLogicalId, node: string): DrbdSide | null {
 }
 
 export const DiskSchema = z.object({
-  uuid: z.string().min(1),
+  uuid,
   name: z.string().optional(),
   size: mib.describe('MiB'),
   mode: z.enum(['rw', 'ro']).default('rw'),
   /** Only for the `drbd` template. */
   drbd: DrbdLogicalIdSchema.optional(),
   /** Only for `sharedfile`/`file`: the image path (relative to the shared storage directory). */
-  path: z.string().optional(),
+  path: DiskPathSchema.optional(),
 });
 export type Disk = z.infer<typeof DiskSchema>;
 
 export const NIC_MODES = ['bridged', 'routed', 'openvswitch'] as const;
 export const NicSchema = z.object({
-  uuid: z.string().min(1),
+  uuid,
   name: z.string().optional(),
   mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
   ip: ipv4.optional(),
   mode: z.enum(NIC_MODES).default('bridged'),
   /** The bridge for bridged/openvswitch NICs, the routing table for routed ones. */
-  link: z.string().min(1),
+  link: LinkSchema,
   vlan: z.string().default(''),
 });
 export type Nic = z.infer<typeof NicSchema>;
@@ -89,7 +107,7 @@ export type Nic = z.infer<typeof NicSchema>;
 export const BeParamsSchema = z.object({
   minmem: mib,
   maxmem: mib,
-  vcpus: z.number().int().positive(),
+  vcpus: z.number().int().positive().max(VCPUS_MAX),
   always_failover: z.boolean().default(false),
   auto_balance: z.boolean().default(true),
 });
@@ -99,9 +117,9 @@ export type BeParams = z.infer<typeof BeParamsSchema>;
 export const HvParamsSchema = z.object({
   migration_mode: MigrationModeSchema.optional(),
   /** MiB/s. */
-  migration_bandwidth: z.number().int().positive().optional(),
+  migration_bandwidth: z.number().int().positive().max(BANDWIDTH_MAX_MIBPS).optional(),
   /** ms. */
-  migration_downtime: z.number().int().positive().optional(),
+  migration_downtime: z.number().int().positive().max(DOWNTIME_MAX_MS).optional(),
 });
 export type HvParams = z.infer<typeof HvParamsSchema>;
 export type FilledHvParams = { [K in keyof HvParams]-?: NonNullable<HvParams[K]> };
@@ -109,12 +127,12 @@ export type FilledHvParams = { [K in keyof HvParams]-?: NonNullable<HvParams[K]>
 export const InstanceSchema = z
   .object({
     name,
-    uuid: z.string().min(1),
+    uuid,
     hypervisor: z.literal('kvm').default('kvm'),
     os: z.string().default('debootstrap+default'),
     diskTemplate: DiskTemplateSchema,
     primaryNode: name,
-    disks: z.array(DiskSchema).min(0),
+    disks: z.array(DiskSchema).max(DISKS_MAX),
     adminState: AdminStateSchema,
     /** Ganeti's `disks_active`: the disks are assembled (set by start/activate-disks). */
     disksActive: z.boolean(),
@@ -122,7 +140,7 @@ export const InstanceSchema = z
     forthcoming: z.boolean().default(false),
     beparams: BeParamsSchema,
     hvparams: HvParamsSchema.default({}),
-    nics: z.array(NicSchema).default([]),
+    nics: z.array(NicSchema).max(NICS_MAX).default([]),
     tags: z.array(z.string()).default([]),
   })
   .superRefine((inst, ctx) => {
@@ -181,26 +199,26 @@ export const TimingSchema = z.object({
   retryMaximumIntervalMs: z.number().int().positive().default(30_000),
   retryMaximumAttempts: z.number().int().positive().default(5),
   /** Master migration status poll (Ganeti: 1 s). */
-  migrationPollMs: z.number().int().positive().default(1000),
+  migrationPollMs: z.number().int().positive().max(POLL_MAX_MS).default(1000),
   /** Interval of "* memory transfer progress" lines (Ganeti: 10 s). */
-  migrationProgressMs: z.number().int().positive().default(10_000),
+  migrationProgressMs: z.number().int().positive().max(POLL_MAX_MS).default(10_000),
   /** Master wait-sync round (Ganeti: 2 s). */
-  syncPollMs: z.number().int().positive().default(2000),
+  syncPollMs: z.number().int().positive().max(POLL_MAX_MS).default(2000),
   /** Per-script hook timeout (Ganeti has none; its hooks RPC times out after 15 min). */
-  hookTimeoutSec: z.number().positive().default(300),
+  hookTimeoutSec: z.number().positive().max(HOOK_TIMEOUT_MAX_SEC).default(300),
 });
 export type Timing = z.infer<typeof TimingSchema>;
 
 export const ClusterSchema = z.object({
   name,
-  uuid: z.string().min(1),
+  uuid,
   masterNode: name,
   /** Cluster-level hypervisor defaults (KVM: live, 32 MiB/s, 30 ms). */
   hvparams: z
     .object({
       migration_mode: MigrationModeSchema.default('live'),
-      migration_bandwidth: z.number().int().positive().default(32),
-      migration_downtime: z.number().int().positive().default(30),
+      migration_bandwidth: z.number().int().positive().max(BANDWIDTH_MAX_MIBPS).default(32),
+      migration_downtime: z.number().int().positive().max(DOWNTIME_MAX_MS).default(30),
     })
     .default({ migration_mode: 'live', migration_bandwidth: 32, migration_downtime: 30 }),
   /** The default allocator used for externally mirrored instances without a target node. */

@@ -19,6 +19,7 @@ import { createOrchestratorWorker } from './orchestrator.js';
 import { installRuntime, type LogFormat } from './runtime.js';
 import { ensureCluster } from '../adapters/sim/seed.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
+import { lockNodeAgent } from './agent-lock.js';
 
 const say = (msg: string) => console.log(`[ganeti-temporal] ${msg}`);
 
@@ -33,11 +34,13 @@ function runtime(o: RuntimeFlags): void {
   if (o.metrics) say(`Prometheus metrics on http://${o.metrics}/metrics`);
 }
 
-function clusterName(home: string): string {
+function clusterConfig(home: string) {
   const store = FileConfigStore.forHome(home);
   if (!store.exists()) throw new Error(`no cluster configuration at ${home}; run "npm start" once, or "ganeti-temporal sim reset"`);
-  return store.file.read().cluster.name;
+  return store.file.read();
 }
+
+const clusterName = (home: string): string => clusterConfig(home).cluster.name;
 
 async function runAll(workers: Worker[], onStopped?: () => Promise<void>): Promise<void> {
   try {
@@ -74,6 +77,8 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const client = await connectClient(settings);
   const cfg = FileConfigStore.forHome(home).file.read();
   const cluster = cfg.cluster.name;
+  // One agent per node (worker/agent-lock.ts): this process runs them all.
+  const locks = Object.keys(cfg.nodes).map((node) => lockNodeAgent(home, node));
   const bundle = await workflowBundle();
   const workers = [
     await createOrchestratorWorker({ connection, namespace: settings.namespace, cluster, home, client, workflowBundle: bundle }),
@@ -95,6 +100,7 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   say(`Temporal server: ${settings.address}, namespace ${settings.namespace}`);
   say('try: npm run --silent cli -- instance list      (Ctrl-C stops everything)');
   await runAll(workers, async () => {
+    locks.forEach((l) => l.release());
     await connection.close();
     await env?.teardown();
   });
@@ -139,8 +145,17 @@ async function orchestrator(opts: RuntimeFlags): Promise<void> {
 async function nodeAgent(opts: RuntimeFlags & { node: string; backend: Backend; cluster?: string; hooksDir?: string }): Promise<void> {
   const home = homeDir();
   const settings = temporalSettings();
+  const cfg = clusterConfig(home);
+  if (!cfg.nodes[opts.node]) {
+    throw new Error(
+      `node ${JSON.stringify(opts.node)} is not in the configuration of cluster ${cfg.cluster.name} (${home}); ` +
+        `its nodes: ${Object.keys(cfg.nodes).sort().join(', ')}`,
+    );
+  }
+  // One agent per node: a second one for the same node refuses to start (worker/agent-lock.ts).
+  const lock = lockNodeAgent(home, opts.node);
   runtime(opts);
-  const cluster = opts.cluster ?? clusterName(home);
+  const cluster = opts.cluster ?? cfg.cluster.name;
   const connection = await NativeConnection.connect(connectOptions(settings));
   const hooksDir = opts.hooksDir ?? simHooksDir(home, opts.node);
   const w = await createNodeAgent({
@@ -152,7 +167,10 @@ async function nodeAgent(opts: RuntimeFlags & { node: string; backend: Backend; 
     hooks: simHooks(home, opts.node, hooksDir),
   });
   say(`node agent for ${opts.node} (${opts.backend}) in cluster ${cluster} on ${settings.address}; hooks from ${hooksDir}`);
-  await runAll([w], () => connection.close());
+  await runAll([w], async () => {
+    lock.release();
+    await connection.close();
+  });
 }
 
 const env = process.env;

@@ -4,6 +4,7 @@
  */
 import { prereqError } from '../domain/errors.js';
 import { describeZodError, FailoverInputSchema, type FailoverInput, type OperationResult } from '../domain/ops.js';
+import { requireBusinessKey } from './business-key.js';
 import { opFailure, Operation } from './operation.js';
 import { runOperation } from './run-operation.js';
 
@@ -16,6 +17,7 @@ export async function failoverInstanceWorkflow(input: FailoverInput): Promise<Op
     throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
   }
   const req = parsed.data;
+  requireBusinessKey(op, req.instance);
   return runOperation(op, {
     lu: 'failover',
     prereq: {

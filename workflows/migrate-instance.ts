@@ -4,6 +4,7 @@
  */
 import { prereqError } from '../domain/errors.js';
 import { describeZodError, MigrateInputSchema, type MigrateInput, type OperationResult } from '../domain/ops.js';
+import { requireBusinessKey } from './business-key.js';
 import { opFailure, Operation } from './operation.js';
 import { runOperation } from './run-operation.js';
 
@@ -19,6 +20,7 @@ export async function migrateInstanceWorkflow(input: MigrateInput): Promise<Oper
     throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
   }
   const req = parsed.data;
+  requireBusinessKey(op, req.instance);
   return runOperation(op, {
     lu: 'migrate',
     prereq: {

@@ -14,6 +14,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { OpFailure, type OpError } from '../domain/errors.js';
+import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
 import type { Phase, PlanStep, StepKey } from '../domain/plan.js';
 import {
   abortUpdate,
@@ -247,7 +248,9 @@ export class Operation {
     this.#abortOutcome = outcome;
   }
 
-  private validateAbort(_req: AbortRequest): void {
+  private validateAbort(req: AbortRequest): void {
+    const parsed = AbortRequestSchema.safeParse(req ?? {});
+    if (!parsed.success) throw new Error(`invalid abort request: ${describeZodError(parsed.error)}`);
     if (this.#finished) throw new Error(`the operation on ${this.instance} has already finished (${this.#phase})`);
     if (this.#abort) throw new Error(`an abort was already accepted during ${this.#abort.phase}`);
     if (this.#pointOfNoReturn) throw new Error(`${this.#ponrReason}: past the point of no return, the operation rolls forward`);

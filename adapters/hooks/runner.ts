@@ -4,14 +4,35 @@
  * name, one after another, with no arguments, stdin closed, stdout and stderr captured together, the
  * given environment plus PATH and GANETI_DATA_DIR and nothing else. Unlike Ganeti, each script has a
  * timeout (default 300 s): then it is sent SIGTERM, SIGKILL 5 s later, and counts as failed.
+ *
+ * Defence in depth behind the node agent's argument check (domain/rpc-schemas.ts): only the
+ * directories of the known hook paths and phases are ever read (anything else is refused), and of
+ * the environment only the Ganeti hook keys (HOOK_ENV_KEY_RE) are passed on, so `LD_PRELOAD`,
+ * `PATH` or `BASH_ENV` given by a caller never reach a script.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HookRunner } from '../../domain/ports.js';
-import { HOOK_NAME_RE, HOOK_PATH_ENV, type HookPath, type HookPhase, type HookScriptResult } from '../../domain/hook-env.js';
+import { NodeRpcError, type HookRunner } from '../../domain/ports.js';
+import {
+  HOOK_ENV_KEY_RE,
+  HOOK_NAME_RE,
+  HOOK_PATH_ENV,
+  HOOK_PATHS,
+  HOOK_PHASES,
+  type HookPath,
+  type HookPhase,
+  type HookScriptResult,
+} from '../../domain/hook-env.js';
 
 export const DEFAULT_HOOK_TIMEOUT_SEC = 300;
+
+/** The Ganeti hook keys of `env`, plus PATH and GANETI_DATA_DIR set by the node: nothing else. */
+export function hookScriptEnv(env: Record<string, string>, dataDir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (HOOK_ENV_KEY_RE.test(k) && typeof v === 'string' && !v.includes('\0')) out[k] = v;
+  return { ...out, PATH: HOOK_PATH_ENV, GANETI_DATA_DIR: dataDir };
+}
 
 function isExecutableFile(p: string): boolean {
   try {
@@ -35,8 +56,13 @@ export class DirectoryHookRunner implements HookRunner {
     timeoutSec: number,
     signal?: AbortSignal,
   ): Promise<HookScriptResult[]> {
+    if (!(HOOK_PATHS as readonly string[]).includes(path) || !(HOOK_PHASES as readonly string[]).includes(phase)) {
+      throw new NodeRpcError(`refusing to run hooks: unknown hooks path or phase ${JSON.stringify(`${path}-${phase}`)}`);
+    }
+    if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new NodeRpcError(`refusing to run hooks: invalid timeout ${timeoutSec}`);
     const subdir = `${path}-${phase}.d`;
     const dir = join(this.hooksDir, subdir);
+    const scriptEnv = hookScriptEnv(env, this.dataDir);
     let names: string[];
     try {
       names = readdirSync(dir).filter((n) => !n.startsWith('.'));
@@ -55,7 +81,7 @@ export class DirectoryHookRunner implements HookRunner {
       signal?.throwIfAborted();
       results.push({
         script,
-        ...(await this.runOne(file, { ...env, PATH: HOOK_PATH_ENV, GANETI_DATA_DIR: this.dataDir }, timeoutSec, signal)),
+        ...(await this.runOne(file, scriptEnv, timeoutSec, signal)),
       });
     }
     return results;

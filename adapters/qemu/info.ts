@@ -6,6 +6,7 @@ import type { RpcInstance } from '../../domain/instance.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import { fail, type QemuFrame } from './frame.js';
 import { qemuVersion } from './launch.js';
+import { migrationInfoOf, parseRuntime } from './runtime.js';
 import { observedProcess } from './status.js';
 
 export async function nodeInfo(f: QemuFrame): Promise<NodeInfoPayload> {
@@ -82,7 +83,8 @@ export async function migrationInfo(f: QemuFrame, inst: RpcInstance): Promise<st
       const o = await f.observe(inst.name);
       ctx.mirror(inst.name, o);
       if (!o || o.status === 'inmigrate') return fail(`Failed to fetch migration information: instance ${inst.name} is not running`);
-      return o.meta.runtime;
+      // Normalised: never a command line (the target builds its own), whatever format the record has.
+      return migrationInfoOf(parseRuntime(o.meta.runtime));
     },
     true,
   );

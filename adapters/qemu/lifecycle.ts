@@ -7,7 +7,7 @@ import type { QemuMeta } from './files.js';
 import { fail, type QemuFrame } from './frame.js';
 import { ensureImages } from './launch.js';
 import { killPid, waitGone } from './process.js';
-import { newRuntime, parseRuntime } from './runtime.js';
+import { deviceModelArgs, newRuntime, parseRuntime } from './runtime.js';
 import { MiB, runState } from './status.js';
 
 export async function instanceBalloonMemory(f: QemuFrame, inst: RpcInstance, memory: number): Promise<void> {
@@ -70,8 +70,8 @@ export async function instanceStart(f: QemuFrame, inst: RpcInstance, reason: str
     f.checkDisks(inst, P);
     const free = f.freeMemory(inst.name);
     if (inst.memory > free) return fail(`${P}not enough memory (need ${inst.memory} MiB, free ${free} MiB)`);
-    const rt = newRuntime(inst, { accel: f.accel, kernel: f.kernel(), sharedDir: f.sharedDir });
-    const meta = await f.launch(inst.name, rt.args, rt);
+    const args = deviceModelArgs(inst, { accel: f.accel, kernel: f.kernel(), sharedDir: f.sharedDir });
+    const meta = await f.launch(inst.name, args, newRuntime(inst));
     const status = await f.qmp(meta, (q) => runState(q));
     ctx.mirror(inst.name, { meta, pid: meta.pid!, status });
     ctx.edit({ kind: 'links', instance: inst.name, present: true });

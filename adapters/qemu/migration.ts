@@ -6,23 +6,32 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RpcInstance } from '../../domain/instance.js';
-import type { MigrationStatusPayload, MigrationTarget } from '../../domain/ports.js';
+import { NodeRpcError, type MigrationStatusPayload, type MigrationTarget } from '../../domain/ports.js';
 import type { QemuMeta } from './files.js';
 import { runningCopyRefusal, staleCopyRefusal } from '../../domain/naming.js';
 import { fail, type QemuFrame } from './frame.js';
 import { AddressInUse, quit } from './launch.js';
 import { killPid, portFree } from './process.js';
-import { parseRuntime, type QemuRuntime } from './runtime.js';
+import { deviceModelArgs, parseMigrationInfo, type QemuRuntime } from './runtime.js';
 import { IN_FLIGHT, MiB, migrationCaps, migrationSummary, runState, statusPayload, type QueryMigrate } from './status.js';
 
 /**
- * Ganeti's AcceptInstance: QEMU with the source's device model (from its migration info) plus
+ * Ganeti's AcceptInstance: QEMU with the device model built here from the instance definition and
+ * this node's settings — never a command line from the payload: migration info that carries one, or
+ * that does not describe this instance, is refused before anything happens — plus
  * `-incoming tcp:<secondary ip>:<port>`, the port taken from a pool (the first free one from the
  * node's base port), and the return path enabled so that a destination that rejects the state
  * makes the source fail instead of reporting success.
  */
 export async function acceptInstance(f: QemuFrame, inst: RpcInstance, migrationInfo: string, targetIp: string): Promise<{ port: number }> {
   const P = 'Failed to accept instance: ';
+  let rt: QemuRuntime;
+  try {
+    rt = parseMigrationInfo(migrationInfo, inst);
+  } catch (e) {
+    // Refused before the RPC frame: nothing on the node is touched, not even its RPC log.
+    throw new NodeRpcError(`${P}refusing the migration information (${(e as Error).message})`);
+  }
   return f.rpc('accept_instance', inst.name, targetIp, P, async (ctx) => {
     const existing = await f.observe(inst.name);
     if (existing) {
@@ -33,12 +42,7 @@ export async function acceptInstance(f: QemuFrame, inst: RpcInstance, migrationI
     const n = f.hwNode();
     if (targetIp !== n.secondaryIp) return fail(`${P}cannot listen on ${targetIp}: address not on this node`);
     f.checkDisks(inst, P);
-    let rt: QemuRuntime;
-    try {
-      rt = parseRuntime(migrationInfo);
-    } catch (e) {
-      return fail(`${P}cannot parse the migration information (${(e as Error).message})`);
-    }
+    const args = deviceModelArgs(inst, { accel: f.accel, kernel: f.kernel(), sharedDir: f.sharedDir });
     const free = f.freeMemory(inst.name);
     if (rt.memory > free) return fail(`${P}not enough memory on ${f.node} (need ${rt.memory} MiB, free ${free} MiB)`);
     const taken = new Set(
@@ -53,7 +57,7 @@ export async function acceptInstance(f: QemuFrame, inst: RpcInstance, migrationI
       if (++tries > 100) return fail(`${P}no free migration port on ${targetIp} from ${n.migrationBasePort}`);
       if (!(await portFree(targetIp, port))) continue;
       try {
-        await f.launch(inst.name, rt.args, rt, { ip: targetIp, port });
+        await f.launch(inst.name, args, rt, { ip: targetIp, port });
         break;
       } catch (e) {
         if (e instanceof AddressInUse) continue; // taken between the probe and QEMU's bind
@@ -163,7 +167,7 @@ export async function instanceGetMigrationStatus(f: QemuFrame, inst: RpcInstance
 
 /**
  * Ganeti's FinalizeMigrationDst. Success: the destination must run (a non-live migration leaves it
- * paused: `cont`); it records the source's runtime. Failure: the incoming process is killed,
+ * paused: `cont`); its runtime is the one recorded (and checked) at accept. Failure: the incoming process is killed,
  * without needing anything of it (Ganeti's master needs the runtime file here, which it lacks) —
  * but only while it is still incoming: a destination that runs (or is paused) holds the complete
  * state, the only current copy of the guest, and is never killed (a deviation from Ganeti).
@@ -171,7 +175,7 @@ export async function instanceGetMigrationStatus(f: QemuFrame, inst: RpcInstance
 export async function instanceFinalizeMigrationDst(
   f: QemuFrame,
   inst: RpcInstance,
-  migrationInfo: string,
+  _migrationInfo: string,
   success: boolean,
 ): Promise<void> {
   const P = 'Failed to finalize migration on the target node: ';
@@ -212,7 +216,8 @@ export async function instanceFinalizeMigrationDst(
     });
     ctx.mirror(inst.name, { meta, pid, status });
     if (status !== 'running') return fail(`${P}instance ${inst.name} did not become running (status ${status})`);
-    meta.runtime = migrationInfo;
+    // The runtime stays the one accept recorded (checked against the instance then); the payload's
+    // copy is not trusted a second time.
     delete meta.incoming;
     delete meta.migration;
     f.files.writeMeta(meta);

@@ -3,9 +3,9 @@ import type { Client } from '@temporalio/client';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { FileConfigStore } from '../../adapters/store/config-store.js';
 import type { ClusterConfig, Instance, Node } from '../../domain/types.js';
-import { connectClient, homeDir, temporalSettings } from '../../connection/settings.js';
+import { connectClient, homeDir, temporalSettings, type TemporalSettings } from '../../connection/settings.js';
 import { PrereqFailedError } from '../api.js';
-import { NoClusterError, UnreachableError } from './errors.js';
+import { ConnectionSettingsError, NoClusterError, UnreachableError } from './errors.js';
 
 export function configStore(): FileConfigStore {
   const home = homeDir();
@@ -26,9 +26,18 @@ export function hardware(): SimHardware {
   return hw;
 }
 
-/** A connected client; any failure to connect is the environment's. */
+/** The Temporal connection settings; settings that cannot be used (a TLS file missing, …) are the environment's. */
+export function settings(): TemporalSettings {
+  try {
+    return temporalSettings();
+  } catch (e) {
+    throw new ConnectionSettingsError(`the Temporal connection settings cannot be used: ${(e as Error).message}`);
+  }
+}
+
+/** A connected client; any failure to connect (TLS handshake included) is the environment's. */
 export async function client(): Promise<Client> {
-  const s = temporalSettings();
+  const s = settings();
   try {
     return await connectClient(s);
   } catch (e) {

@@ -7,14 +7,18 @@ import { isGrpcServiceError, ServiceError } from '@temporalio/client';
 import { InjectRefusedError } from '../../adapters/sim/cluster.js';
 import { ConfigError } from '../../domain/ports.js';
 import { ActivityFailure } from '../../domain/errors.js';
-import { InstanceBusyError, OperationError, PrereqFailedError } from '../api.js';
+import { InstanceBusyError, OperationError, PrereqFailedError, WrongWorkflowIdError } from '../api.js';
 import { AbortRefusedError } from '../jobs.js';
 
 /**
- * 0 success; 1 the operation failed while executing (or was cancelled/terminated); 2 usage error;
- * 3 prerequisites not met (nothing changed); 4 refused, the instance is busy; 5 environment error
- * (no cluster configuration, Temporal unreachable); 6 request refused (an abort after the point of no
- * return, or of a finished operation).
+ * The one exit-code table (docs/cli.md, "Errors and exit codes"):
+ * 0 success; 1 the operation failed while executing (or was cancelled/terminated, or the operator
+ * answered no); 2 usage error (also a value out of bounds, or a confirmation needed without a
+ * terminal); 3 prerequisites not met, nothing changed (also input the operation schema refuses, and an
+ * operation started under a foreign workflow ID); 4 refused, the instance (or, for `sim reset`, the
+ * cluster) is busy; 5 environment error (no cluster configuration, Temporal unreachable, TLS or
+ * connection settings wrong); 6 request refused (an abort after the point of no return, or of a
+ * finished operation).
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2, prereq: 3, busy: 4, environment: 5, refused: 6 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -38,6 +42,14 @@ export class UnreachableError extends CliError {
 /** No operation (workflow) with this ID. */
 export class NoSuchOperationError extends CliError {
   readonly type = 'NotFound';
+}
+/** The Temporal connection settings (TLS files, API key, address) cannot be used. */
+export class ConnectionSettingsError extends CliError {
+  readonly type = 'ConnectionSettings';
+}
+/** Operations run on the cluster, so a command that would pull the ground from under them refuses. */
+export class ClusterBusyError extends CliError {
+  readonly type = 'ClusterBusy';
 }
 
 /** Commander's codes for a requested help or version display: not errors. */
@@ -66,11 +78,17 @@ const report = (code: ExitCode, type: string, e: Error): ExitReport => ({ code, 
 export function exitCodeFor(e: unknown): ExitReport {
   if (e instanceof CommanderError) return report(COMMANDER_OK_CODES.has(e.code) ? EXIT.ok : EXIT.usage, 'UsageError', e);
   if (e instanceof UsageError) return report(EXIT.usage, e.type, e);
-  if (e instanceof NoClusterError || e instanceof UnreachableError) return report(EXIT.environment, e.type, e);
+  if (e instanceof NoClusterError || e instanceof UnreachableError || e instanceof ConnectionSettingsError) {
+    return report(EXIT.environment, e.type, e);
+  }
+  if (e instanceof ClusterBusyError) return report(EXIT.busy, e.type, e);
   if (e instanceof NoSuchOperationError) return report(EXIT.prereq, e.type, e);
+  // Any other error of the CLI itself (NotConfirmed: the operator answered no).
+  if (e instanceof CliError) return report(EXIT.failed, e.type, e);
   if (e instanceof AbortRefusedError) return report(EXIT.refused, e.type, e);
   if (e instanceof InstanceBusyError) return report(EXIT.busy, e.type, e);
   if (e instanceof PrereqFailedError) return { ...report(EXIT.prereq, e.type, e), ...(e.code ? { codeName: e.code } : {}) };
+  if (e instanceof WrongWorkflowIdError) return report(EXIT.prereq, e.type, e);
   if (e instanceof OperationError) return report(EXIT.failed, e.type, e);
   if (e instanceof ConfigError) {
     if (e.kind === 'not-found') return report(EXIT.prereq, 'PrereqFailed', e);

@@ -1,17 +1,33 @@
 /** `instance`: list, info, migrate (and cleanup), failover, modify. */
 import { Option, type Command } from 'commander';
+import { SHUTDOWN_TIMEOUT_MAX_SEC } from '../../domain/limits.js';
 import type { FailoverInput, MigrateInput } from '../../domain/ops.js';
+import { MIGRATION_MODES, type MigrationMode } from '../../domain/types.js';
 import { InstanceBusyError, runningOperation, startFailover, startMigration } from '../api.js';
 import { instanceText, instanceView, table } from '../views.js';
 import { client, configStore, instanceOrFail, readConfig } from './context.js';
+import { confirm, wholeNumber } from './args.js';
 import { UsageError } from './errors.js';
 import { runOperation } from './operations.js';
 import { print, printJson } from './output.js';
 
-function cliInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number ≥ 0, not ${v}`);
-  return n;
+/** `-n`/`--target-node` (Ganeti's short option). */
+const targetNodeOption = () => new Option('-n, --target-node <node>', 'target node (externally mirrored instances only)');
+
+/**
+ * Failover with --ignore-consistency can leave the instance running twice if its source still runs
+ * it: Ganeti's convention is to ask, unless the source is marked offline (the operator said it is dead).
+ */
+async function confirmIgnoreConsistency(name: string, force: boolean | undefined): Promise<void> {
+  const cfg = readConfig();
+  const source = cfg.instances[name]?.primaryNode;
+  if (!source || cfg.nodes[source]?.offline) return; // an unknown instance is the workflow's to refuse
+  await confirm(
+    `Failover of ${name} with --ignore-consistency`,
+    `Failover of instance ${name} with --ignore-consistency: its primary node ${source} is not marked offline. ` +
+      `If ${name} still runs there, it may end up running on two nodes. Continue?`,
+    force,
+  );
 }
 
 export function addInstanceCommands(program: Command): void {
@@ -50,9 +66,10 @@ export function addInstanceCommands(program: Command): void {
     .command('migrate <name>')
     .description('live-migrate an instance (or, with --cleanup, recover from a failed migration)')
     .option('--non-live', 'migrate non-live (pause, copy, resume)')
-    .addOption(new Option('--mode <mode>', 'migration mode').choices(['live', 'non-live']))
+    .addOption(new Option('--migration-mode <mode>', 'migration mode').choices([...MIGRATION_MODES]))
+    .addOption(new Option('--mode <mode>', 'alias of --migration-mode').choices([...MIGRATION_MODES]))
     .option('--cleanup', 'recover from a failed migration instead of migrating')
-    .option('--target-node <node>', 'target node (externally mirrored instances only)')
+    .addOption(targetNodeOption())
     .option('--allow-failover', 'fall back to a failover if migration is impossible')
     .option('--ignore-ipolicy', "ignore the target group's instance policy")
     .option('--ignore-hvversions', 'ignore an unsafe hypervisor version pair')
@@ -62,11 +79,15 @@ export function addInstanceCommands(program: Command): void {
     .option('--submit', 'print the workflow ID and return at once')
     .option('--json', 'print the result (or error) as JSON')
     .action(async (name: string, o: Record<string, unknown>) => {
-      if (o.nonLive && o.mode) {
+      if (o.migrationMode && o.mode && o.migrationMode !== o.mode) {
+        throw new UsageError('--mode is an alias of --migration-mode: give one of them (or the same value)');
+      }
+      const migrationMode = (o.migrationMode ?? o.mode) as MigrationMode | undefined;
+      if (o.nonLive && migrationMode) {
         throw new UsageError('Only one of the --non-live and --migration-mode options can be passed');
       }
       const input: MigrateInput = { instance: name };
-      const mode = o.nonLive ? 'non-live' : (o.mode as 'live' | 'non-live' | undefined);
+      const mode = o.nonLive ? 'non-live' : migrationMode;
       if (mode) input.mode = mode;
       if (o.cleanup) input.cleanup = true;
       if (typeof o.targetNode === 'string') input.targetNode = o.targetNode;
@@ -82,16 +103,20 @@ export function addInstanceCommands(program: Command): void {
     .command('failover <name>')
     .description('fail an instance over to its secondary (shut down, swap the primary, start there if marked up)')
     .option('--ignore-consistency', 'proceed despite degraded disks on the target and a failed shutdown on the source')
-    .option('--shutdown-timeout <seconds>', 'soft-shutdown time before the instance is killed (default 120)', (v) =>
-      cliInt(v, '--shutdown-timeout'),
+    .option(
+      '--shutdown-timeout <seconds>',
+      `soft-shutdown time before the instance is killed (default 120, at most ${SHUTDOWN_TIMEOUT_MAX_SEC})`,
+      wholeNumber('--shutdown-timeout', 0, SHUTDOWN_TIMEOUT_MAX_SEC),
     )
-    .option('--target-node <node>', 'target node (externally mirrored instances only)')
+    .addOption(targetNodeOption())
     .option('--ignore-ipolicy', "ignore the target group's instance policy")
     .option('--reason <text>', 'why (recorded with the operation, passed to shutdown and start)')
     .option('--dry-run', 'check the prerequisites only, change nothing')
     .option('--submit', 'print the workflow ID and return at once')
+    .option('-f, --force', 'do not ask for confirmation (--ignore-consistency with a source not marked offline)')
     .option('--json', 'print the result (or error) as JSON')
     .action(async (name: string, o: Record<string, unknown>) => {
+      if (o.ignoreConsistency && !o.dryRun) await confirmIgnoreConsistency(name, o.force as boolean | undefined);
       const input: FailoverInput = { instance: name };
       if (o.ignoreConsistency) input.ignoreConsistency = true;
       if (typeof o.shutdownTimeout === 'number') input.shutdownTimeout = o.shutdownTimeout;

@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import protos from '@temporalio/proto';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
-import { connectOptions, temporalSettings } from '../../connection/settings.js';
+import { connectOptions } from '../../connection/settings.js';
+import { settings } from './context.js';
 import { UnreachableError } from './errors.js';
-import { print } from './output.js';
+import { print, printJson } from './output.js';
 
 /** Adds the project's search attributes to the namespace (skipping those that exist). */
 async function registerSearchAttributes(): Promise<string[]> {
-  const s = temporalSettings();
+  const s = settings();
   let connection;
   try {
     connection = await Connection.connect({ ...connectOptions(s), connectTimeout: '5s' });
@@ -39,8 +40,10 @@ export function addSetupCommand(program: Command): void {
   program
     .command('setup')
     .description('register the search attributes on an existing Temporal cluster (TEMPORAL_ADDRESS)')
-    .action(async () => {
+    .option('--json', 'print {added} (or the error) as JSON')
+    .action(async (o: { json?: boolean }) => {
       const added = await registerSearchAttributes();
-      print(added.length ? `registered search attributes: ${added.join(', ')}` : 'search attributes already registered');
+      if (o.json) printJson({ added });
+      else print(added.length ? `registered search attributes: ${added.join(', ')}` : 'search attributes already registered');
     });
 }

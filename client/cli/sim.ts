@@ -8,18 +8,62 @@ import { setTimeFactor } from '../../adapters/sim/state.js';
 import { FileConfigStore } from '../../adapters/store/config-store.js';
 import { homeDir } from '../../connection/settings.js';
 import { table } from '../views.js';
-import { hardware, instanceOrFail, nodeOrFail, readConfig } from './context.js';
-import { UsageError } from './errors.js';
+import { orchestratorQueue } from '../../domain/naming.js';
+import { NODE_RPC_NAMES } from '../../domain/rpc-schemas.js';
+import { confirm, confirmable, decimalNumber, wholeNumber } from './args.js';
+import { client, hardware, instanceOrFail, nodeOrFail, readConfig } from './context.js';
+import { ClusterBusyError, UnreachableError, UsageError } from './errors.js';
 import { print, printJson } from './output.js';
+
+/** Bounds of the simulation parameters, the log tail and fault counts. */
+const SIM_MAX = 1_000_000;
+const LOG_TAIL_MAX = 100_000;
+const FAULT_COUNT_MAX = 1_000_000;
+
+/** `sim reset` under running operations would pull the cluster from under them (unknown if the server is down). */
+async function refuseWhileOperationsRun(cluster: string): Promise<void> {
+  let c;
+  try {
+    c = await client();
+  } catch (e) {
+    if (!(e instanceof UnreachableError)) throw e;
+    process.stderr.write(`warning: could not check for running operations (${e.message})\n`);
+    return;
+  }
+  const running: string[] = [];
+  const query = `ExecutionStatus = "Running" AND TaskQueue = "${orchestratorQueue(cluster)}"`;
+  for await (const wf of c.workflow.list({ query })) running.push(wf.workflowId);
+  if (running.length) {
+    throw new ClusterBusyError(
+      `operations run on cluster ${cluster} (${running.sort().join(', ')}): wait for them or abort them before resetting it`,
+    );
+  }
+}
 
 export function addSimCommands(program: Command): void {
   const sim = program.command('sim').description('the simulated cluster (hardware truth, faults, breakage)');
   sim
     .command('reset')
-    .description('recreate the default simulated cluster (configuration and hardware)')
-    .action(async () => {
-      await seedDefaultCluster(FileConfigStore.forHome(homeDir()), SimHardware.forHome(homeDir()));
-      print(`default cluster created in ${homeDir()}`);
+    .description('recreate the default simulated cluster (configuration and hardware); asks first, refused while operations run')
+    .option('-f, --force', 'do not ask for confirmation')
+    .option('--json', 'print {home} (or the error) as JSON')
+    .action(async (o: { force?: boolean; json?: boolean }) => {
+      const home = homeDir();
+      const store = FileConfigStore.forHome(home);
+      const hw = SimHardware.forHome(home);
+      if (store.exists() || hw.exists()) {
+        // Something is there to lose: not under running operations, and not without a yes.
+        confirmable('sim reset', o.force);
+        if (store.exists()) await refuseWhileOperationsRun(store.file.read().cluster.name);
+        await confirm(
+          'sim reset',
+          `This recreates the default simulated cluster in ${home}: its configuration and simulated hardware are overwritten. Continue?`,
+          o.force,
+        );
+      }
+      await seedDefaultCluster(store, hw);
+      if (o.json) printJson({ home });
+      else print(`default cluster created in ${home}`);
     });
   sim
     .command('status <instance>')
@@ -46,41 +90,57 @@ export function addSimCommands(program: Command): void {
     .description('create a broken situation on purpose')
     .requiredOption('--node <node>', 'the node')
     .addOption(new Option('--state <state>', 'what to make true').choices([...INJECT_STATES]).makeOptionMandatory())
-    .action(async (name: string, o: { node: string; state: InjectState }) => {
+    .option('--json', 'print {instance, node, state} (or the error) as JSON')
+    .action(async (name: string, o: { node: string; state: InjectState; json?: boolean }) => {
       const cfg = readConfig();
       const inst = instanceOrFail(cfg, name);
       nodeOrFail(cfg, o.node);
       // A breakage that does not fit the instance or node is an InjectRefusedError (exit 2).
       await hardware().mutate((s, now) => inject(s, now, cfg, inst, o.node, o.state));
-      print(`${name} on ${o.node}: ${o.state}`);
+      if (o.json) printJson({ instance: name, node: o.node, state: o.state });
+      else print(`${name} on ${o.node}: ${o.state}`);
     });
   sim
     .command('power <node> <state>')
     .description('power a simulated node off (everything on it stops, it answers nothing) or on')
-    .action(async (name: string, state: string) => {
+    .option('--json', 'print {node, power} (or the error) as JSON')
+    .action(async (name: string, state: string, o: { json?: boolean }) => {
       if (state !== 'on' && state !== 'off') throw new UsageError(`power state must be on or off, not ${state}`);
       nodeOrFail(readConfig(), name);
       await hardware().mutate((s, now) => setPower(s, now, name, state === 'on'));
-      print(`${name} powered ${state}`);
+      if (o.json) printJson({ node: name, power: state });
+      else print(`${name} powered ${state}`);
     });
   sim
     .command('set')
     .description('change simulation parameters')
-    .option('--time-factor <n>', 'simulated seconds per real second', parseFloat)
-    .option('--sync-rate <MiBps>', 'DRBD resync rate', parseFloat)
-    .option('--disk-write-rate <MiBps>', 'guest disk writes (out of sync while disconnected)', parseFloat)
-    .option('--reconnect-resync <MiB>', 'resync after every reconnection', parseFloat)
-    .option('--guest-dirty-rate <MiBps>', 'guest RAM dirtying rate (live migration)', parseFloat)
+    .option(
+      '--time-factor <n>',
+      `simulated seconds per real second (above 0, at most ${SIM_MAX})`,
+      decimalNumber('--time-factor', 0, SIM_MAX, true),
+    )
+    .option('--sync-rate <MiBps>', 'DRBD resync rate', decimalNumber('--sync-rate', 0, SIM_MAX))
+    .option(
+      '--disk-write-rate <MiBps>',
+      'guest disk writes (out of sync while disconnected)',
+      decimalNumber('--disk-write-rate', 0, SIM_MAX),
+    )
+    .option('--reconnect-resync <MiB>', 'resync after every reconnection', decimalNumber('--reconnect-resync', 0, SIM_MAX))
+    .option('--guest-dirty-rate <MiBps>', 'guest RAM dirtying rate (live migration)', decimalNumber('--guest-dirty-rate', 0, SIM_MAX))
+    .option('--json', 'print errors as JSON (the parameters are printed as JSON anyway)')
     .action(
-      async (o: { timeFactor?: number; syncRate?: number; diskWriteRate?: number; reconnectResync?: number; guestDirtyRate?: number }) => {
-        for (const [k, v] of Object.entries(o)) {
-          if (!Number.isFinite(v) || (v as number) < 0 || (k === 'timeFactor' && (v as number) <= 0)) {
-            throw new UsageError(`invalid value for ${k}: ${String(v)}`);
-          }
-        }
+      async (o: {
+        timeFactor?: number;
+        syncRate?: number;
+        diskWriteRate?: number;
+        reconnectResync?: number;
+        guestDirtyRate?: number;
+        json?: boolean;
+      }) => {
+        const { json: _json, ...values } = o;
         const params = await hardware().mutate((s) => {
-          if (o.timeFactor !== undefined) setTimeFactor(s, o.timeFactor);
-          const { timeFactor: _t, ...rest } = o;
+          if (values.timeFactor !== undefined) setTimeFactor(s, values.timeFactor);
+          const { timeFactor: _t, ...rest } = values;
           Object.assign(s.params, rest);
           return s.params;
         });
@@ -91,7 +151,7 @@ export function addSimCommands(program: Command): void {
     .command('log')
     .description('the node RPC log (newest last)')
     .option('--instance <name>', 'only RPCs about this instance')
-    .option('--tail <n>', 'last N entries', (v) => parseInt(v, 10), 50)
+    .option('--tail <n>', `last N entries (1 to ${LOG_TAIL_MAX})`, wholeNumber('--tail', 1, LOG_TAIL_MAX), 50)
     .option('--json', 'print JSON')
     .action((o: { instance?: string; tail: number; json?: boolean }) => {
       const log = hardware()
@@ -116,19 +176,13 @@ function addFaultCommands(sim: Command): void {
   fault
     .command('add')
     .description('make an RPC fail: transient (K times), permanent, or hang')
-    .requiredOption('--rpc <name>', 'Ganeti RPC name, e.g. drbd_attach_net')
+    .addOption(new Option('--rpc <name>', 'Ganeti RPC name, e.g. drbd_attach_net').choices([...NODE_RPC_NAMES]).makeOptionMandatory())
     .option('--node <node>', 'only on this node')
     .addOption(new Option('--mode <mode>', 'fault mode').choices([...FAULT_MODES]).makeOptionMandatory())
-    .option('--times <k>', 'how many times (default: 1 for transient, always otherwise)', (v) => parseInt(v, 10))
-    .option('--skip <k>', 'let this many calls through first', (v) => parseInt(v, 10))
+    .option('--times <k>', 'how many times (default: 1 for transient, always otherwise)', wholeNumber('--times', 0, FAULT_COUNT_MAX))
+    .option('--skip <k>', 'let this many calls through first', wholeNumber('--skip', 0, FAULT_COUNT_MAX))
     .option('--json', 'print the fault as JSON')
     .action(async (o: { rpc: string; node?: string; mode: FaultMode; times?: number; skip?: number; json?: boolean }) => {
-      for (const [k, v] of [
-        ['times', o.times],
-        ['skip', o.skip],
-      ] as const) {
-        if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UsageError(`--${k} must be a whole number ≥ 0`);
-      }
       if (o.node) nodeOrFail(readConfig(), o.node);
       const f = await hardware().mutate((s) => addFault(s, { rpc: o.rpc, node: o.node, mode: o.mode, times: o.times, skip: o.skip }));
       if (o.json) printJson(f);
@@ -137,9 +191,15 @@ function addFaultCommands(sim: Command): void {
   fault
     .command('clear')
     .description('remove all faults')
-    .action(async () => {
-      await hardware().mutate((s) => void (s.faults = []));
-      print('faults cleared');
+    .option('--json', 'print {cleared} (or the error) as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const cleared = await hardware().mutate((s) => {
+        const n = s.faults.length;
+        s.faults = [];
+        return n;
+      });
+      if (o.json) printJson({ cleared });
+      else print('faults cleared');
     });
   fault
     .command('list')

@@ -130,6 +130,44 @@ describe('instance commands', () => {
     expect((await cli(['instance', 'migrate', 'web1', '--mode', 'fast'], envFor(c))).code).toBe(2);
   });
 
+  test("Ganeti's options: --migration-mode (--mode kept as its alias), -n for --target-node, -f where Ganeti asks", async () => {
+    const { c } = await h.cluster();
+    const m = await cli(['instance', 'migrate', 'files1', '-n', 'node3', '--migration-mode', 'non-live', '--json'], envFor(c));
+    expect(m.code, m.stderr).toBe(0);
+    expect(m.json()).toMatchObject({ outcome: 'migrated', sourceNode: 'node2', targetNode: 'node3' });
+    expect(c.log({ rpc: 'instance_migrate', outcome: 'ok' }).at(-1)!.detail).toMatch(/non-live$/);
+    const alias = await cli(['instance', 'migrate', 'web1', '--mode', 'non-live', '--migration-mode', 'non-live', '--json'], envFor(c));
+    expect(alias.code, alias.stderr).toBe(0);
+    // --ignore-consistency asks unless the source is offline: without a terminal, -f answers.
+    const refused = await cli(['instance', 'failover', 'web2', '--ignore-consistency'], envFor(c));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('Failover of web2 with --ignore-consistency needs a confirmation');
+    expect(c.instance('web2').primaryNode).toBe('node2');
+    const forced = await cli(['instance', 'failover', 'web2', '--ignore-consistency', '-f', '--json'], envFor(c));
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(c.instance('web2').primaryNode).toBe('node3');
+    // A source marked offline: nothing to ask.
+    await c.config.modifyNode('node3', { offline: true });
+    const offline = await cli(['instance', 'failover', 'web2', '--ignore-consistency', '--dry-run', '--json'], envFor(c));
+    expect(offline.code, offline.stderr).toBe(0);
+  });
+
+  test('sim reset asks, and refuses while operations run on the cluster', async () => {
+    const { c } = await h.cluster({ sim: { timeFactor: 10 } });
+    expect((await cli(['sim', 'reset'], envFor(c))).code).toBe(2);
+    const s = await cli(['instance', 'migrate', 'db1', '--submit'], envFor(c));
+    expect(s.code).toBe(0);
+    const busy = await cli(['sim', 'reset', '-f', '--json'], envFor(c));
+    expect(busy.code).toBe(4);
+    expect(busy.json()).toMatchObject({ error: { type: 'ClusterBusy', message: expect.stringContaining('instance/db1') } });
+    await h.env().client.workflow.getHandle('instance/db1').result();
+    expect(c.instance('db1').primaryNode).toBe('node3');
+    const reset = await cli(['sim', 'reset', '--force', '--json'], envFor(c));
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.json()).toEqual({ home: c.home });
+    expect(c.instance('db1').primaryNode).toBe('node1');
+  });
+
   test('an unreachable server exits 5', async () => {
     const { c } = await h.cluster();
     const r = await cli(['instance', 'migrate', 'web1', '--json'], { ...envFor(c), TEMPORAL_ADDRESS: '127.0.0.1:1' });

@@ -152,6 +152,34 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'foreign-workflow-id',
+    workflow: M,
+    description: 'started under another ID than instance/<name> (a raw SDK start): refused before anything runs',
+    expect: { failure: 'WrongWorkflowId' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      return ctx.env.client.workflow.start('migrateInstanceWorkflow', {
+        args: [{ instance: 'db1' }],
+        taskQueue: orchestratorQueue(c.name),
+        workflowId: 'rogue-db1',
+      });
+    },
+  },
+  {
+    name: 'foreign-workflow-id',
+    workflow: F,
+    description: "started under another instance's ID (instance/web2 for web1): refused before anything runs",
+    expect: { failure: 'WrongWorkflowId' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      return ctx.env.client.workflow.start('failoverInstanceWorkflow', {
+        args: [{ instance: 'web1' }],
+        taskQueue: orchestratorQueue(c.name),
+        workflowId: workflowIdFor('web2'),
+      });
+    },
+  },
+  {
     name: 'prereq-unknown-instance',
     workflow: M,
     description: 'unknown instance',

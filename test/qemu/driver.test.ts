@@ -119,10 +119,10 @@ describe('start, information, balloon, shutdown', () => {
     await again.instanceBalloonMemory(ri(c, 'node1'), 96);
     expect(await again.instanceInfo(ri(c, 'node1'))).toMatchObject({ memory: 96 });
     expect(c.state().nodes.node1!.processes.web1).toMatchObject({ state: 'running', memory: 96 });
-    expect(JSON.parse(await again.migrationInfo(ri(c, 'node1')))).toMatchObject({
-      memory: 96,
-      args: expect.arrayContaining(['-m', String(TEST_MEMORY)]),
-    });
+    const runtime = JSON.parse(await again.migrationInfo(ri(c, 'node1'))) as Record<string, unknown>;
+    expect(runtime).toMatchObject({ memory: 96, deviceMemory: TEST_MEMORY });
+    expect(runtime).not.toHaveProperty('args'); // never a command line: the target builds its own
+    expect(again.readMeta('web1')!.argv).toEqual(expect.arrayContaining(['-m', String(TEST_MEMORY)]));
 
     const t0 = Date.now();
     await again.instanceShutdown(ri(c, 'node1'), 30, 'test');
@@ -201,7 +201,7 @@ describe('migration RPCs', () => {
       'Failed to accept instance: cannot listen on 127.0.1.99: address not on this node',
     );
     expect((await rejects(n2.acceptInstance(ri(c, 'node2'), '{"memory":128}', '127.0.1.22'))).message).toMatch(
-      /^Failed to accept instance: cannot parse the migration information/,
+      /^Failed to accept instance: refusing the migration information \(not a QEMU runtime/,
     );
   });
 
@@ -246,14 +246,12 @@ describe('migration RPCs', () => {
     await c.config.file.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 256 }));
     await n1.instanceStart(ri(c, 'node1'), '');
     await dualPrimary(c, n1, n2);
+    // A device hot-plugged into the source that the destination (built from the instance definition)
+    // lacks: RAM loads, then the device state is refused at the very end, the case where a source
+    // without the return path reports "completed" (docs/qemu.md, "Success only when the destination runs").
+    await withQmp(n1.qmpPath('web1'), (q) => q.execute('device_add', { driver: 'virtio-rng-pci', id: 'rng0' }));
     const info = await n1.migrationInfo(ri(c, 'node1'));
-    // The destination lacks the balloon device: RAM loads, then the device state is refused at the
-    // very end, the case where a source without the return path reports "completed" (docs/qemu.md,
-    // "Success only when the destination runs").
-    const rt = JSON.parse(info) as { args: string[] };
-    const i = rt.args.indexOf('virtio-balloon-pci,id=balloon0');
-    rt.args.splice(i - 1, 2);
-    const { port } = await n2.acceptInstance(ri(c, 'node2'), JSON.stringify(rt), '127.0.1.22');
+    const { port } = await n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.22');
     const dstPid = n2.readMeta('web1')!.pid!;
     await n1.instanceMigrate(ri(c, 'node1'), { node: 'node2', ip: '127.0.1.22', port }, true);
     expect((await migrationEnd(c, n1)).status).toBe('failed');
@@ -264,6 +262,34 @@ describe('migration RPCs', () => {
     await sleep(200);
     expect(pidAlive(dstPid)).toBe(false);
     expect(readFileSync(n2.logPath('web1'), 'utf8')).toMatch(/load of migration failed/);
+  });
+
+  test('the target never runs a command line from the payload: forged or mismatching migration info is refused, nothing starts', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    const n2 = driver(c, 'node2');
+    await n1.instanceStart(ri(c, 'node1'), '');
+    await dualPrimary(c, n1, n2);
+    const info = JSON.parse(await n1.migrationInfo(ri(c, 'node1'))) as Record<string, unknown>;
+    const marker = join(c.home, 'pwned');
+    const forged: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ...info, args: ['-netdev', `tap,id=n0,script=/bin/sh -c 'touch ${marker}'`] }, /carries a command line/],
+      [{ ...info, memory: TEST_MEMORY * 4, deviceMemory: TEST_MEMORY * 4 }, /device memory 512 \(the instance has 128\)/],
+      [{ ...info, vcpus: 64 }, /vcpus 64 \(the instance has 2\)/],
+      [{ ...info, name: 'db1' }, /name "db1" \(the instance has "web1"\)/],
+      [{ ...info, kernel: '/tmp/evil' }, /Unrecognized key/],
+    ];
+    const logBefore = c.state().log.length;
+    for (const [rt, why] of forged) {
+      const e = await rejects(n2.acceptInstance(ri(c, 'node2'), JSON.stringify(rt), '127.0.1.22'));
+      expect(e.message).toMatch(/^Failed to accept instance: refusing the migration information \(/);
+      expect(e.message).toMatch(why);
+      expect(e.transient).toBe(false);
+    }
+    expect(n2.metaNames()).toEqual([]);
+    expect(existsSync(marker)).toBe(false);
+    expect(c.state().log.length).toBe(logBefore); // refused before the RPC frame: the node's log is untouched
+    expect(c.status('web1').runningOn).toEqual(['node1']);
   });
 
   test('after a completed transfer an abort is refused on both sides: the running destination is the current copy', async () => {

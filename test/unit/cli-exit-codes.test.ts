@@ -11,10 +11,20 @@ import { CommanderError } from 'commander';
 import { ServiceError } from '@temporalio/client';
 import { InjectRefusedError } from '../../adapters/sim/cluster.js';
 import { ConfigError, StoreBusyError } from '../../domain/ports.js';
-import { ExecutionFailedError, InstanceBusyError, OperationError, PrereqFailedError } from '../../client/api.js';
+import { ExecutionFailedError, InstanceBusyError, OperationError, PrereqFailedError, WrongWorkflowIdError } from '../../client/api.js';
+import { NotConfirmedError } from '../../client/cli/args.js';
 import { AbortRefusedError } from '../../client/jobs.js';
 import { main } from '../../client/cli.js';
-import { EXIT, exitCodeFor, NoClusterError, NoSuchOperationError, UnreachableError, UsageError } from '../../client/cli/errors.js';
+import {
+  ClusterBusyError,
+  ConnectionSettingsError,
+  EXIT,
+  exitCodeFor,
+  NoClusterError,
+  NoSuchOperationError,
+  UnreachableError,
+  UsageError,
+} from '../../client/cli/errors.js';
 
 /** What @grpc/grpc-js rejects a call with when the server does not answer. */
 function grpcError(code: number, message: string): Error {
@@ -42,6 +52,15 @@ describe('exit code by error type', () => {
     ['NoClusterError', new NoClusterError('no cluster configuration in /x'), EXIT.environment, 'NoCluster'],
     ['UnreachableError', new UnreachableError('cannot reach the Temporal server at h:1'), EXIT.environment, 'Unreachable'],
     ['NoSuchOperationError', new NoSuchOperationError('no operation instance/x'), EXIT.prereq, 'NotFound'],
+    [
+      'ConnectionSettingsError',
+      new ConnectionSettingsError('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together'),
+      EXIT.environment,
+      'ConnectionSettings',
+    ],
+    ['ClusterBusyError', new ClusterBusyError('operations run on cluster c'), EXIT.busy, 'ClusterBusy'],
+    ['NotConfirmedError', new NotConfirmedError('Aborted.'), EXIT.failed, 'NotConfirmed'],
+    ['WrongWorkflowIdError', new WrongWorkflowIdError('refusing to run under the workflow ID "rogue-db1"'), EXIT.prereq, 'WrongWorkflowId'],
     ['AbortRefusedError', new AbortRefusedError('past the point of no return'), EXIT.refused, 'AbortRefused'],
     ['InstanceBusyError', new InstanceBusyError('web1', { workflowId: 'instance/web1' }), EXIT.busy, 'InstanceBusy'],
     ['PrereqFailedError', new PrereqFailedError("Instance 'x' not known"), EXIT.prereq, 'PrereqFailed'],
@@ -131,5 +150,22 @@ describe('server-free commands exit by error type', () => {
     expect(await run('sim', 'power', 'node2', 'sideways')).toBe(EXIT.usage);
     expect(await run('instance', 'frobnicate')).toBe(EXIT.usage);
     expect(await run('--help')).toBe(EXIT.ok);
+  });
+
+  test('usage errors of the argument parser honour --json', async () => {
+    expect(await run('instance', 'frobnicate', '--json')).toBe(EXIT.usage);
+    expect(jsonError()).toEqual({ type: 'UsageError', message: "unknown command 'frobnicate'" });
+    expect(await run('instance', 'migrate', 'web1', '--mode', 'fast', '--json')).toBe(EXIT.usage);
+    expect(jsonError()).toMatchObject({ type: 'UsageError', message: expect.stringContaining("'fast' is invalid") });
+    expect(await run('sim', 'log', '--tail', '-5', '--json')).toBe(EXIT.usage);
+    expect(jsonError()).toEqual({ type: 'UsageError', message: '--tail must be a whole number from 1 to 100000, not -5' });
+  });
+
+  test('without a terminal, a command that asks refuses unless -f is given', async () => {
+    expect(await run('sim', 'reset', '--json')).toBe(EXIT.usage);
+    expect(jsonError()).toEqual({
+      type: 'UsageError',
+      message: 'sim reset needs a confirmation: answer it on a terminal, or pass -f/--force',
+    });
   });
 });
