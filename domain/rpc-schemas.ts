@@ -136,7 +136,7 @@ export const NODE_RPC_ARGS = {
   drbdAttachNet: z.tuple([inst, z.boolean()]),
   drbdWaitSync: z.tuple([inst]),
   waitForDiskSync: z.tuple([inst, z.object({ pollMs }).strict()]),
-  waitForMigration: z.tuple([inst, z.object({ pollMs, progressMs: pollMs }).strict()]),
+  waitForMigration: z.tuple([inst, z.object({ pollMs, progressMs: z.number().int().nonnegative().max(POLL_MAX_MS) }).strict()]),
   runHooks: z.tuple([RunHooksRequestSchema]),
 } as const satisfies Record<string, z.ZodType<unknown[]>>;
 

@@ -111,7 +111,8 @@ describe('waitForDiskSync', () => {
     const r = await run(acts.waitForDiskSync, INST, { pollMs: 5 });
 
     expect(waitSync.calls()).toBe(3);
-    expect(waitSync.args.every((a) => a[0] === INST)).toBe(true);
+    // The agent validated the arguments: the node gets the parsed copy, equal to what was sent.
+    expect(waitSync.args.map((a) => a[0])).toEqual([INST, INST, INST]);
     const hb = beats as SyncHeartbeat[];
     expect(hb.map((b) => [b.phase, b.node, b.percent, b.samples.length])).toEqual([
       ['resync', 'node1', 12.5, 1],
@@ -207,7 +208,7 @@ describe('waitForMigration', () => {
     const r = await run(acts.waitForMigration, INST, { pollMs: 5, progressMs: 60_000 });
 
     expect(status.calls()).toBe(3);
-    expect(status.args.every((a) => a[0] === INST)).toBe(true);
+    expect(status.args.every((a) => JSON.stringify(a[0]) === JSON.stringify(INST))).toBe(true);
     const hb = beats as MigrationHeartbeat[];
     expect(hb.map((b) => [b.phase, b.node, b.status, b.transferredRam, b.totalRam, b.percent, b.lines])).toEqual([
       ['memory', 'node1', 'active', 256, 1024, 25, []],
