@@ -4,7 +4,7 @@ import protos from '@temporalio/proto';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
 import { connectOptions, temporalSettings } from '../../connection/settings.js';
-import { UnreachableError } from './errors.js';
+import { ConnectionError, isRefusedCredentials, UnreachableError } from './errors.js';
 import { print } from './output.js';
 
 /** Adds the project's search attributes to the namespace (skipping those that exist). */
@@ -14,6 +14,8 @@ async function registerSearchAttributes(): Promise<string[]> {
   try {
     connection = await Connection.connect({ ...connectOptions(s), connectTimeout: '5s' });
   } catch (e) {
+    if (isRefusedCredentials(e))
+      throw new ConnectionError('Unauthenticated', `the Temporal server at ${s.address} refused the credentials: ${(e as Error).message}`);
     throw new UnreachableError(`cannot reach the Temporal server at ${s.address}: ${(e as Error).message}`);
   }
   try {
