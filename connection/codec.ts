@@ -20,7 +20,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import protos from '@temporalio/proto';
 
 export const KEY_FILE_NAME = 'payload-keys.json';
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
@@ -30,6 +30,8 @@ const CIPHER = 'AES256-GCM';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
+/** The Payload protobuf message (a CommonJS module: default import under Node's ESM). */
+const PayloadMessage = protos.temporal.api.common.v1.Payload;
 const KEY_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** The key file is missing, unreadable, too widely readable or malformed, or a payload's key is not in it. */
@@ -210,7 +212,7 @@ export class AesGcmCodec implements PayloadCodec {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv('aes-256-gcm', key, iv);
       cipher.setAAD(utf8(current));
-      const plain = temporal.api.common.v1.Payload.encode(p).finish();
+      const plain = PayloadMessage.encode(p).finish();
       return {
         metadata: {
           encoding: utf8(ENCRYPTED_ENCODING),
@@ -240,7 +242,7 @@ export class AesGcmCodec implements PayloadCodec {
         decipher.setAAD(utf8(id));
         decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
         const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
-        return temporal.api.common.v1.Payload.decode(plain);
+        return PayloadMessage.decode(plain);
       } catch {
         throw new PayloadKeyError(`an encrypted payload does not decrypt with key ${id} (a different key under that id, or altered data)`);
       }
