@@ -39,14 +39,14 @@ export class UnreachableError extends CliError {
   readonly type = 'Unreachable';
 }
 /**
- * The connection cannot be made as configured: `ConnectionConfig` (an unknown profile, an unreadable
+ * The connection cannot be made as configured: `ConnectionSettings` (an unknown profile, an unreadable
  * certificate, key or CA file, a certificate without its key), `Unauthenticated` (the server or its
  * proxy refused the API key or client certificate), `PayloadKey` (the payload key file is missing,
  * readable by others, malformed, or lacks the key a payload was encrypted with).
  */
 export class ConnectionError extends CliError {
   constructor(
-    readonly type: 'ConnectionConfig' | 'Unauthenticated' | 'PayloadKey',
+    readonly type: 'ConnectionSettings' | 'Unauthenticated' | 'PayloadKey',
     message: string,
   ) {
     super(message);
@@ -91,7 +91,7 @@ export function exitCodeFor(e: unknown): ExitReport {
   if (e instanceof UsageError) return report(EXIT.usage, e.type, e);
   if (e instanceof NoClusterError || e instanceof UnreachableError || e instanceof ConnectionError)
     return report(EXIT.environment, e.type, e);
-  if (e instanceof ConnectionSettingsError) return report(EXIT.environment, 'ConnectionConfig', e);
+  if (e instanceof ConnectionSettingsError) return report(EXIT.environment, 'ConnectionSettings', e);
   if (e instanceof PayloadKeyError) return report(EXIT.environment, 'PayloadKey', e);
   if (e instanceof NoSuchOperationError) return report(EXIT.prereq, e.type, e);
   if (e instanceof AbortRefusedError) return report(EXIT.refused, e.type, e);

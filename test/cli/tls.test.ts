@@ -157,9 +157,9 @@ test('connection misconfiguration ends the CLI with exit 5 and its error type', 
       /cannot reach the Temporal server/,
     ],
     ['no client certificate', { TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '' }, 'Unreachable', /cannot reach the Temporal server/],
-    ['a certificate without its key', { TEMPORAL_TLS_KEY: '' }, 'ConnectionConfig', /a client certificate and its key go together/],
-    ['a missing CA file', { TEMPORAL_TLS_CA: join(scratch, 'nosuch.pem') }, 'ConnectionConfig', /cannot read a TLS file .*nosuch\.pem/],
-    ['an unknown profile', { TEMPORAL_PROFILE: 'nosuch' }, 'ConnectionConfig', /Profile 'nosuch' not found/],
+    ['a certificate without its key', { TEMPORAL_TLS_KEY: '' }, 'ConnectionSettings', /a client certificate and its key go together/],
+    ['a missing CA file', { TEMPORAL_TLS_CA: join(scratch, 'nosuch.pem') }, 'ConnectionSettings', /cannot read a TLS file .*nosuch\.pem/],
+    ['an unknown profile', { TEMPORAL_PROFILE: 'nosuch' }, 'ConnectionSettings', /Profile 'nosuch' not found/],
     ['no payload key file', { GANETI_TEMPORAL_HOME: noKey }, 'PayloadKey', /no payload key file at/],
   ];
   for (const [what, over, type, message] of cases) {
