@@ -4,6 +4,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { ConfigStore } from '../domain/ports.js';
+import { instanceWithoutSecrets, snapshotWithoutSecrets } from '../domain/secrets.js';
 import type { ClusterSnapshot, Instance } from '../domain/types.js';
 
 export interface ConfigActivityDeps {
@@ -20,10 +21,13 @@ function opId(): { opId: string; workflowId: string; runId: string } {
 
 export function createConfigActivities({ config }: ConfigActivityDeps) {
   return {
-    /** The configuration an operation starts from (reservations of runs that are gone are dropped first). */
+    /**
+     * The configuration an operation starts from (reservations of runs that are gone are dropped
+     * first), without the DRBD secrets: it is recorded in the history.
+     */
     loadClusterSnapshot: async (): Promise<ClusterSnapshot> => {
       await config.pruneReservations();
-      return config.snapshot();
+      return snapshotWithoutSecrets(await config.snapshot());
     },
 
     /** Memory other running operations have reserved, per node. */
@@ -35,9 +39,10 @@ export function createConfigActivities({ config }: ConfigActivityDeps) {
     releaseTargetMemory: (): Promise<void> => config.releaseReservation(opId().opId),
 
     /** The commit point of a migration or failover: primary := target (compare-and-set, idempotent). */
-    setInstancePrimary: (req: { instance: string; expected: string; primary: string }): Promise<Instance> =>
-      config.setInstancePrimary(req.instance, req.expected, req.primary),
+    setInstancePrimary: async (req: { instance: string; expected: string; primary: string }): Promise<Instance> =>
+      instanceWithoutSecrets(await config.setInstancePrimary(req.instance, req.expected, req.primary)),
 
-    setDisksActive: (req: { instance: string; active: boolean }): Promise<Instance> => config.setDisksActive(req.instance, req.active),
+    setDisksActive: async (req: { instance: string; active: boolean }): Promise<Instance> =>
+      instanceWithoutSecrets(await config.setDisksActive(req.instance, req.active)),
   };
 }

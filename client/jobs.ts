@@ -4,7 +4,7 @@
  * the step checklist and feedback from the workflow's `progress` query.
  */
 import { WorkflowUpdateFailedError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { Payload } from '@temporalio/common';
 import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
 import { workflowIdFor } from '../domain/naming.js';
@@ -76,16 +76,21 @@ export type LiveProgress =
 type HeartbeatShape = { phase?: (MigrationHeartbeat | SyncHeartbeat)['phase'] } & Partial<Omit<MigrationHeartbeat, 'phase'>> &
   Partial<Pick<SyncHeartbeat, 'samples'>>;
 
-function decode(payloads: Payload[] | null | undefined): unknown {
-  const p = payloads?.[0];
-  return p ? defaultPayloadConverter.fromPayload(p) : undefined;
+/** The first payload, decoded with the client's data converter (the payload codec included). */
+async function decode(handle: WorkflowHandle, payloads: Payload[] | null | undefined): Promise<unknown> {
+  const first = payloads?.[0];
+  if (!first) return undefined;
+  const dc = handle.client.options.loadedDataConverter;
+  let decoded: Payload[] = [first];
+  for (const codec of [...dc.payloadCodecs].reverse()) decoded = await codec.decode(decoded);
+  return decoded[0] ? dc.payloadConverter.fromPayload(decoded[0]) : undefined;
 }
 
 export async function liveProgress(handle: WorkflowHandle): Promise<LiveProgress[]> {
   const d = await handle.describe();
   const out: LiveProgress[] = [];
   for (const a of d.raw.pendingActivities ?? []) {
-    const details = decode(a.heartbeatDetails?.payloads as Payload[] | undefined) as HeartbeatShape | undefined;
+    const details = (await decode(handle, a.heartbeatDetails?.payloads as Payload[] | undefined)) as HeartbeatShape | undefined;
     if (!details) continue;
     if (details.phase === 'memory') {
       out.push({

@@ -67,7 +67,13 @@ export const DrbdLogicalIdSchema = z.object({
   nodes: z.tuple([name, name]),
   minors: z.tuple([MinorSchema, MinorSchema]),
   port: PortSchema,
-  secret: z.string().min(1).max(256),
+  /**
+   * Ganeti's shared secret of the DRBD link. The stored configuration has it (ClusterConfigSchema
+   * requires it); no node RPC needs it, so what the workflows get of the configuration — the
+   * snapshot, the instances the configuration activities return — is stripped of it
+   * (domain/secrets.ts) and no history holds it.
+   */
+  secret: z.string().min(1).max(256).optional(),
 });
 export type DrbdLogicalId = z.infer<typeof DrbdLogicalIdSchema>;
 
@@ -238,15 +244,24 @@ export const ReservationSchema = z.object({
 export type Reservation = z.infer<typeof ReservationSchema>;
 
 /** The whole persisted configuration (Ganeti's config.data). */
-export const ClusterConfigSchema = z.object({
-  version: z.literal(1),
-  serial: z.number().int().nonnegative(),
-  cluster: ClusterSchema,
-  nodes: z.record(z.string(), NodeSchema),
-  instances: z.record(z.string(), InstanceSchema),
-  /** Target-memory reservations of running operations, keyed by an operation id (runtime state: no serial bump). */
-  reservations: z.record(z.string(), ReservationSchema).default({}),
-});
+export const ClusterConfigSchema = z
+  .object({
+    version: z.literal(1),
+    serial: z.number().int().nonnegative(),
+    cluster: ClusterSchema,
+    nodes: z.record(z.string(), NodeSchema),
+    instances: z.record(z.string(), InstanceSchema),
+    /** Target-memory reservations of running operations, keyed by an operation id (runtime state: no serial bump). */
+    reservations: z.record(z.string(), ReservationSchema).default({}),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const [name, inst] of Object.entries(cfg.instances)) {
+      inst.disks.forEach((d, i) => {
+        if (d.drbd && !d.drbd.secret)
+          ctx.addIssue({ code: 'custom', message: 'drbd disk without its secret', path: ['instances', name, 'disks', i, 'drbd'] });
+      });
+    }
+  });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 
 /** What a workflow sees of the configuration: the config without reservations. */

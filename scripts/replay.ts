@@ -2,12 +2,18 @@
  * `npm run replay -- <history.json|directory>...`: replays histories — downloaded from the Web UI
  * ("Download" on the event history) or written by `temporal workflow show --output json` — against
  * the current workflow code, and prints a verdict per file. Exit status 1 if any does not replay.
+ * Payloads are decoded with the cluster's payload codec (the key file under GANETI_TEMPORAL_HOME,
+ * connection/codec.ts), as the workers decode them; histories recorded without encryption replay as
+ * they are.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import type { DataConverter } from '@temporalio/common';
+import { keyFilePath } from '../connection/codec.js';
+import { clusterDataConverter, homeDir } from '../connection/settings.js';
 import { workflowBundle } from '../worker/bundle.js';
 
 function files(args: string[]): string[] {
@@ -28,6 +34,12 @@ async function main(): Promise<number> {
     return 2;
   }
   Runtime.install({ logger: new DefaultLogger('ERROR') });
+  let dataConverter: DataConverter = {};
+  if (existsSync(keyFilePath(homeDir()))) dataConverter = clusterDataConverter(homeDir());
+  else
+    console.error(
+      `note: no payload key file at ${keyFilePath(homeDir())}: encrypted histories cannot be decoded (set GANETI_TEMPORAL_HOME)`,
+    );
   const bundle = await workflowBundle();
   let bad = 0;
   for (const file of files(args)) {
@@ -43,7 +55,7 @@ async function main(): Promise<number> {
     const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '?';
     const n = history.events?.length ?? 0;
     try {
-      await Worker.runReplayHistory({ workflowBundle: bundle, replayName: file }, history, file);
+      await Worker.runReplayHistory({ workflowBundle: bundle, replayName: file, dataConverter }, history, file);
       console.log(`OK                ${file} (${type}, ${n} events)`);
     } catch (e) {
       bad++;

@@ -1,10 +1,11 @@
 /**
  * The embedded Temporal dev server: `temporal server start-dev` from the resolved CLI, with a
- * persistent SQLite file under the data directory, gRPC on 7233, the Web UI on 8233 and the
- * project's search attributes registered.
+ * persistent SQLite file under the data directory, gRPC on 7233, the Web UI on 8233 (decoding
+ * payloads through the codec endpoint) and the project's search attributes registered.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment, type LocalTestWorkflowEnvironmentOptions } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages.js';
 import { PROJECT_ROOT, resolveTemporalCli } from './temporal-cli.js';
@@ -32,11 +33,17 @@ export type DevServerSettings = NonNullable<LocalTestWorkflowEnvironmentOptions[
 
 /**
  * A dev server as every part of this project starts one (`npm start`, the tests, the bench): the
- * project's search attributes registered and the dynamic config above, plus `server`'s settings.
+ * project's search attributes registered and the dynamic config above, plus `server`'s settings
+ * (its `extraArgs` are added after the dynamic config); `client.dataConverter` is the environment's
+ * client's (the payload codec).
  */
-export function createDevServer(server: DevServerSettings): Promise<TestWorkflowEnvironment> {
+export function createDevServer(
+  server: DevServerSettings,
+  client: { dataConverter?: DataConverter } = {},
+): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createLocal({
-    server: { searchAttributes: SEARCH_ATTRIBUTES, extraArgs: DEV_SERVER_DYNAMIC_CONFIG, ...server },
+    server: { searchAttributes: SEARCH_ATTRIBUTES, ...server, extraArgs: [...DEV_SERVER_DYNAMIC_CONFIG, ...(server.extraArgs ?? [])] },
+    ...(client.dataConverter ? { client: { dataConverter: client.dataConverter } } : {}),
   });
 }
 
@@ -45,8 +52,13 @@ export interface DevServerOptions {
   port?: number;
   uiPort?: number;
   namespace?: string;
+  /** The codec endpoint the Web UI decodes payloads with (`--ui-codec-endpoint`). */
+  codecEndpoint?: string;
   log?: (msg: string) => void;
 }
+
+/** The arguments that make the embedded Web UI decode payloads through a codec endpoint. */
+export const uiCodecArgs = (endpoint: string): string[] => ['--ui-codec-endpoint', endpoint];
 
 export async function startDevServer(o: DevServerOptions): Promise<TestWorkflowEnvironment> {
   const log = o.log ?? (() => undefined);
@@ -63,5 +75,6 @@ export async function startDevServer(o: DevServerOptions): Promise<TestWorkflowE
     dbFilename: join(dir, 'dev-server.db'),
     namespace: o.namespace ?? 'default',
     log: { format: 'pretty', level: 'warn' },
+    ...(o.codecEndpoint ? { extraArgs: uiCodecArgs(o.codecEndpoint) } : {}),
   });
 }

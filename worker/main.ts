@@ -4,14 +4,21 @@
  *                  set), orchestrator, and a node agent per node of the simulated cluster
  *   orchestrator   the orchestrator worker only (production: one or more, anywhere)
  *   node-agent     one node's agent (production: one per hypervisor node, on that node)
+ *   payload-key    list, add, switch or remove the payload encryption keys (connection/codec.ts)
+ * Every worker encrypts payloads with the key file under GANETI_TEMPORAL_HOME; `start` and
+ * `orchestrator` create it on their first start, a node agent needs the cluster's copy.
  */
 import { Command, Option } from 'commander';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { DataConverter } from '@temporalio/common';
+import { AesGcmCodec, ensureKeyFile, KeyRing, keyFilePath, payloadDataConverter } from '../connection/codec.js';
 import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../connection/settings.js';
 import { FileConfigStore } from '../adapters/store/config-store.js';
 import { workflowBundle } from './bundle.js';
+import { startCodecServer, type CodecServer } from './codec-server.js';
 import { startDevServer } from './dev-server.js';
+import { addPayloadKeyCommands } from './payload-keys.js';
 import { bootInstances, unusableSecondaryIps } from '../adapters/qemu/boot.js';
 import { qemuNode, qemuNodeOptions } from './backends.js';
 import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type Backend } from './node-agent.js';
@@ -42,6 +49,24 @@ function clusterConfig(home: string) {
 
 const clusterName = (home: string): string => clusterConfig(home).cluster.name;
 
+/** The cluster's payload key ring; `create`: make the key file (mode 0600) if there is none. */
+function payloadKeys(home: string, create: boolean): { ring: KeyRing; dataConverter: DataConverter } {
+  const path = keyFilePath(home);
+  if (create && ensureKeyFile(path).created) say(`created the payload encryption key file ${path} (mode 0600)`);
+  const ring = new KeyRing(path);
+  return { ring, dataConverter: payloadDataConverter(ring) };
+}
+
+/** The default port of the codec endpoint `npm start` serves (GANETI_TEMPORAL_CODEC_PORT). */
+const DEFAULT_CODEC_PORT = 8234;
+
+/** The origins whose pages may call the codec endpoint: the embedded Web UI's, and GANETI_TEMPORAL_UI_URL's. */
+function uiOrigins(uiPort: number | null): string[] {
+  const out = uiPort ? [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`] : [];
+  if (process.env.GANETI_TEMPORAL_UI_URL) out.push(new URL(process.env.GANETI_TEMPORAL_UI_URL).origin);
+  return out;
+}
+
 async function runAll(workers: Worker[], onStopped?: () => Promise<void>): Promise<void> {
   try {
     await Promise.all(workers.map((w) => w.run()));
@@ -55,16 +80,33 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   // GANETI_TEMPORAL_DEV_PORT / GANETI_TEMPORAL_UI_PORT move the embedded server off 7233 / 8233.
   const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
   const uiPort = Number(process.env.GANETI_TEMPORAL_UI_PORT || DEFAULT_UI_PORT);
-  const settings = process.env.TEMPORAL_ADDRESS ? temporalSettings() : { ...temporalSettings(), address: `localhost:${devPort}` };
+  const configured = temporalSettings();
+  const settings = configured.embedded ? { ...configured, address: `localhost:${devPort}` } : configured;
   if (await ensureCluster(FileConfigStore.forHome(home), SimHardware.forHome(home), opts.backend))
     say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
   if (opts.backend === 'qemu') await prepareQemu(home);
+  const { ring, dataConverter } = payloadKeys(home, true);
   runtime(opts);
+  // The codec endpoint: always with the embedded Web UI; for another server's UI when asked for.
+  let codec: CodecServer | undefined;
+  if (settings.embedded || process.env.GANETI_TEMPORAL_CODEC_PORT) {
+    const port = Number(process.env.GANETI_TEMPORAL_CODEC_PORT || DEFAULT_CODEC_PORT);
+    try {
+      codec = await startCodecServer({ codec: new AesGcmCodec(ring), port, allowedOrigins: uiOrigins(settings.embedded ? uiPort : null) });
+    } catch (e) {
+      throw new Error(
+        `could not serve the codec endpoint on 127.0.0.1:${port} (${(e as Error).message}); GANETI_TEMPORAL_CODEC_PORT moves it`,
+        {
+          cause: e,
+        },
+      );
+    }
+  }
   let env: TestWorkflowEnvironment | undefined;
   if (settings.embedded) {
     say('starting the embedded Temporal dev server …');
     try {
-      env = await startDevServer({ home, log: say, port: devPort, uiPort });
+      env = await startDevServer({ home, log: say, port: devPort, uiPort, ...(codec ? { codecEndpoint: codec.url } : {}) });
     } catch (e) {
       throw new Error(
         `could not start the dev server on ${settings.address} (${(e as Error).message}). If another server already ` +
@@ -74,14 +116,22 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
     }
   }
   const connection = await NativeConnection.connect(connectOptions(settings));
-  const client = await connectClient(settings);
+  const client = await connectClient(settings, { dataConverter });
   const cfg = FileConfigStore.forHome(home).file.read();
   const cluster = cfg.cluster.name;
   // One agent per node (worker/agent-lock.ts): this process runs them all.
   const locks = Object.keys(cfg.nodes).map((node) => lockNodeAgent(home, node));
   const bundle = await workflowBundle();
   const workers = [
-    await createOrchestratorWorker({ connection, namespace: settings.namespace, cluster, home, client, workflowBundle: bundle }),
+    await createOrchestratorWorker({
+      connection,
+      namespace: settings.namespace,
+      cluster,
+      home,
+      client,
+      workflowBundle: bundle,
+      dataConverter,
+    }),
   ];
   for (const node of Object.keys(cfg.nodes).sort()) {
     workers.push(
@@ -92,17 +142,20 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
         node,
         rpc: createBackend(opts.backend, { home, node }),
         hooks: simHooks(home, node),
+        dataConverter,
       }),
     );
   }
   say(`cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (backend: ${opts.backend})`);
   if (settings.embedded) say(`Temporal Web UI: http://localhost:${uiPort}/namespaces/${settings.namespace}/workflows`);
+  if (codec) say(`codec endpoint: ${codec.url} (payloads are encrypted; the Web UI decodes them through it)`);
   say(`Temporal server: ${settings.address}, namespace ${settings.namespace}`);
   say('try: npm run --silent cli -- instance list      (Ctrl-C stops everything)');
   await runAll(workers, async () => {
     locks.forEach((l) => l.release());
     await connection.close();
     await env?.teardown();
+    await codec?.close();
   });
 }
 
@@ -126,9 +179,10 @@ async function prepareQemu(home: string): Promise<void> {
 async function orchestrator(opts: RuntimeFlags): Promise<void> {
   const home = homeDir();
   const settings = temporalSettings();
+  const { dataConverter } = payloadKeys(home, true);
   runtime(opts);
   const connection = await NativeConnection.connect(connectOptions(settings));
-  const client = await connectClient(settings);
+  const client = await connectClient(settings, { dataConverter });
   const cluster = clusterName(home);
   const w = await createOrchestratorWorker({
     connection,
@@ -137,6 +191,7 @@ async function orchestrator(opts: RuntimeFlags): Promise<void> {
     home,
     client,
     workflowBundle: await workflowBundle(),
+    dataConverter,
   });
   say(`orchestrator for cluster ${cluster} on ${settings.address}`);
   await runAll([w], () => connection.close());
@@ -154,6 +209,7 @@ async function nodeAgent(opts: RuntimeFlags & { node: string; backend: Backend; 
   }
   // One agent per node: a second one for the same node refuses to start (worker/agent-lock.ts).
   const lock = lockNodeAgent(home, opts.node);
+  const { dataConverter } = payloadKeys(home, false);
   runtime(opts);
   const cluster = opts.cluster ?? cfg.cluster.name;
   const connection = await NativeConnection.connect(connectOptions(settings));
@@ -165,6 +221,7 @@ async function nodeAgent(opts: RuntimeFlags & { node: string; backend: Backend; 
     node: opts.node,
     rpc: createBackend(opts.backend, { home, node: opts.node }),
     hooks: simHooks(home, opts.node, hooksDir),
+    dataConverter,
   });
   say(`node agent for ${opts.node} (${opts.backend}) in cluster ${cluster} on ${settings.address}; hooks from ${hooksDir}`);
   await runAll([w], async () => {
@@ -205,6 +262,7 @@ logOptions(program.command('node-agent'))
   .option('--cluster <name>', 'cluster name (default: from the configuration under GANETI_TEMPORAL_HOME)')
   .option('--hooks-dir <dir>', 'hooks directory (default: $GANETI_TEMPORAL_HOME/nodes/<node>/hooks)')
   .action(nodeAgent);
+addPayloadKeyCommands(program, () => keyFilePath(homeDir()), say);
 
 program.parseAsync().catch((e: unknown) => {
   console.error(`[ganeti-temporal] ${(e as Error).message}`);

@@ -3,6 +3,7 @@
  * Ganeti's node daemon does. The backend is chosen per agent (worker/backends.ts).
  */
 import { join } from 'node:path';
+import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createNodeActivities } from '../activities/index.js';
 import { DirectoryHookRunner } from '../adapters/hooks/runner.js';
@@ -33,6 +34,8 @@ export interface NodeAgentOptions {
   node: string;
   rpc: NodeRpc;
   hooks: HookRunner;
+  /** The payload codec (connection/codec.ts); the worker commands always pass the cluster's. */
+  dataConverter?: DataConverter;
   workerOptions?: Partial<WorkerOptions>;
 }
 
@@ -45,6 +48,7 @@ export async function createNodeAgent(o: NodeAgentOptions): Promise<Worker> {
     activities: createNodeActivities({ rpc: o.rpc, hooks: o.hooks }),
     // Long waits heartbeat; give them time to checkpoint before a shutdown cancels them.
     shutdownGraceTime: '5s',
+    ...(o.dataConverter ? { dataConverter: o.dataConverter } : {}),
     ...o.workerOptions,
   });
 }

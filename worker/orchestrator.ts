@@ -1,5 +1,6 @@
 /** The orchestrator worker: hosts the workflows and the configuration-store activities. */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createOrchestratorActivities } from '../activities/index.js';
 import { orchestratorQueue } from '../domain/naming.js';
@@ -13,6 +14,8 @@ export interface OrchestratorOptions {
   /** Used to drop memory reservations of operations that no longer run. */
   client?: Client;
   workflowBundle: NonNullable<WorkerOptions['workflowBundle']>;
+  /** The payload codec (connection/codec.ts); the worker commands always pass the cluster's. */
+  dataConverter?: DataConverter;
   /** Extra worker options (tests tune the sticky cache with these). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -43,6 +46,7 @@ export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<
     identity: `orchestrator@${o.cluster}/${process.pid}`,
     workflowBundle: o.workflowBundle,
     activities: createOrchestratorActivities({ config: configStoreFor(o.home, o.client) }),
+    ...(o.dataConverter ? { dataConverter: o.dataConverter } : {}),
     ...o.workerOptions,
   });
 }

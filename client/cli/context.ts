@@ -3,9 +3,16 @@ import type { Client } from '@temporalio/client';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { FileConfigStore } from '../../adapters/store/config-store.js';
 import type { ClusterConfig, Instance, Node } from '../../domain/types.js';
-import { connectClient, homeDir, temporalSettings, type TemporalSettings } from '../../connection/settings.js';
+import {
+  clusterDataConverter,
+  connectClient,
+  ConnectionSettingsError as SettingsError,
+  homeDir,
+  temporalSettings,
+  type TemporalSettings,
+} from '../../connection/settings.js';
 import { PrereqFailedError } from '../api.js';
-import { ConnectionSettingsError, NoClusterError, UnreachableError } from './errors.js';
+import { ConnectionError, ConnectionSettingsError, isRefusedCredentials, NoClusterError, UnreachableError } from './errors.js';
 
 export function configStore(): FileConfigStore {
   const home = homeDir();
@@ -31,16 +38,25 @@ export function settings(): TemporalSettings {
   try {
     return temporalSettings();
   } catch (e) {
+    if (e instanceof SettingsError) throw e;
     throw new ConnectionSettingsError(`the Temporal connection settings cannot be used: ${(e as Error).message}`);
   }
 }
 
-/** A connected client; any failure to connect (TLS handshake included) is the environment's. */
+/**
+ * A connected client that encrypts payloads with the cluster's key; any failure to connect is the
+ * environment's (unusable settings or key file, refused credentials, no server: exit 5).
+ */
 export async function client(): Promise<Client> {
   const s = settings();
+  const dataConverter = clusterDataConverter(homeDir());
   try {
-    return await connectClient(s);
+    return await connectClient(s, { dataConverter });
   } catch (e) {
+    if (isRefusedCredentials(e)) {
+      const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+      throw new ConnectionError('Unauthenticated', `the Temporal server at ${s.address} refused the credentials: ${cause}`);
+    }
     throw new UnreachableError(
       `cannot reach the Temporal server at ${s.address}: ${(e as Error).message}${s.embedded ? ' (is "npm start" running?)' : ''}`,
     );

@@ -4,6 +4,8 @@
  */
 import { CommanderError } from 'commander';
 import { isGrpcServiceError, ServiceError } from '@temporalio/client';
+import { PayloadKeyError } from '../../connection/codec.js';
+import { ConnectionSettingsError as SettingsError } from '../../connection/settings.js';
 import { InjectRefusedError } from '../../adapters/sim/cluster.js';
 import { ConfigError } from '../../domain/ports.js';
 import { ActivityFailure } from '../../domain/errors.js';
@@ -16,9 +18,9 @@ import { AbortRefusedError } from '../jobs.js';
  * answered no); 2 usage error (also a value out of bounds, or a confirmation needed without a
  * terminal); 3 prerequisites not met, nothing changed (also input the operation schema refuses, and an
  * operation started under a foreign workflow ID); 4 refused, the instance (or, for `sim reset`, the
- * cluster) is busy; 5 environment error (no cluster configuration, Temporal unreachable, TLS or
- * connection settings wrong); 6 request refused (an abort after the point of no return, or of a
- * finished operation).
+ * cluster) is busy; 5 environment error (no cluster configuration, Temporal unreachable, unusable
+ * connection settings or TLS files, credentials refused, no usable payload key file); 6 request
+ * refused (an abort after the point of no return, or of a finished operation).
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2, prereq: 3, busy: 4, environment: 5, refused: 6 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -39,13 +41,29 @@ export class NoClusterError extends CliError {
 export class UnreachableError extends CliError {
   readonly type = 'Unreachable';
 }
+/**
+ * The connection cannot be made as configured: `ConnectionSettings` (an unknown profile, an unreadable
+ * certificate, key or CA file, a certificate without its key), `Unauthenticated` (the server or its
+ * proxy refused the API key or client certificate), `PayloadKey` (the payload key file is missing,
+ * readable by others, malformed, or lacks the key a payload was encrypted with).
+ */
+export class ConnectionError extends CliError {
+  constructor(
+    readonly type: 'ConnectionSettings' | 'Unauthenticated' | 'PayloadKey',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+/** The Temporal connection settings (profile, TLS files, API key, address) cannot be used. */
+export class ConnectionSettingsError extends ConnectionError {
+  constructor(message: string) {
+    super('ConnectionSettings', message);
+  }
+}
 /** No operation (workflow) with this ID. */
 export class NoSuchOperationError extends CliError {
   readonly type = 'NotFound';
-}
-/** The Temporal connection settings (TLS files, API key, address) cannot be used. */
-export class ConnectionSettingsError extends CliError {
-  readonly type = 'ConnectionSettings';
 }
 /** Operations run on the cluster, so a command that would pull the ground from under them refuses. */
 export class ClusterBusyError extends CliError {
@@ -57,11 +75,17 @@ const COMMANDER_OK_CODES: ReadonlySet<string> = new Set(['commander.helpDisplaye
 
 /** The gRPC status of a server that does not answer (connection refused or lost). */
 const GRPC_UNAVAILABLE = 14;
+/** The gRPC statuses of refused credentials (UNAUTHENTICATED, PERMISSION_DENIED). */
+const GRPC_REFUSED: ReadonlySet<number> = new Set([16, 7]);
 
-function isUnreachable(e: unknown): boolean {
+/** The gRPC status code of an SDK error, if it is (or wraps) a gRPC error. */
+export function grpcCode(e: unknown): number | undefined {
   const grpc = e instanceof ServiceError ? e.cause : e;
-  return isGrpcServiceError(grpc) && grpc.code === GRPC_UNAVAILABLE;
+  return isGrpcServiceError(grpc) ? grpc.code : undefined;
 }
+
+const isUnreachable = (e: unknown): boolean => grpcCode(e) === GRPC_UNAVAILABLE;
+export const isRefusedCredentials = (e: unknown): boolean => GRPC_REFUSED.has(grpcCode(e) ?? -1);
 
 export interface ExitReport {
   code: ExitCode;
@@ -78,9 +102,10 @@ const report = (code: ExitCode, type: string, e: Error): ExitReport => ({ code, 
 export function exitCodeFor(e: unknown): ExitReport {
   if (e instanceof CommanderError) return report(COMMANDER_OK_CODES.has(e.code) ? EXIT.ok : EXIT.usage, 'UsageError', e);
   if (e instanceof UsageError) return report(EXIT.usage, e.type, e);
-  if (e instanceof NoClusterError || e instanceof UnreachableError || e instanceof ConnectionSettingsError) {
+  if (e instanceof NoClusterError || e instanceof UnreachableError || e instanceof ConnectionError)
     return report(EXIT.environment, e.type, e);
-  }
+  if (e instanceof SettingsError) return report(EXIT.environment, 'ConnectionSettings', e);
+  if (e instanceof PayloadKeyError) return report(EXIT.environment, 'PayloadKey', e);
   if (e instanceof ClusterBusyError) return report(EXIT.busy, e.type, e);
   if (e instanceof NoSuchOperationError) return report(EXIT.prereq, e.type, e);
   // Any other error of the CLI itself (NotConfirmed: the operator answered no).
@@ -97,5 +122,6 @@ export function exitCodeFor(e: unknown): ExitReport {
   }
   if (e instanceof InjectRefusedError) return report(EXIT.usage, 'UsageError', e);
   if (isUnreachable(e)) return report(EXIT.environment, 'Unreachable', e as Error);
+  if (isRefusedCredentials(e)) return report(EXIT.environment, 'Unauthenticated', e as Error);
   return { code: EXIT.failed, type: 'Error', message: e instanceof Error ? e.message : String(e) };
 }

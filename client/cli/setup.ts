@@ -5,7 +5,7 @@ import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
 import { connectOptions } from '../../connection/settings.js';
 import { settings } from './context.js';
-import { UnreachableError } from './errors.js';
+import { ConnectionError, isRefusedCredentials, UnreachableError } from './errors.js';
 import { print, printJson } from './output.js';
 
 /** Adds the project's search attributes to the namespace (skipping those that exist). */
@@ -15,6 +15,8 @@ async function registerSearchAttributes(): Promise<string[]> {
   try {
     connection = await Connection.connect({ ...connectOptions(s), connectTimeout: '5s' });
   } catch (e) {
+    if (isRefusedCredentials(e))
+      throw new ConnectionError('Unauthenticated', `the Temporal server at ${s.address} refused the credentials: ${(e as Error).message}`);
     throw new UnreachableError(`cannot reach the Temporal server at ${s.address}: ${(e as Error).message}`);
   }
   try {

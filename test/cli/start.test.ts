@@ -1,10 +1,11 @@
 /**
  * `npm start` itself (worker/main.ts start) as a child process: the embedded dev server with its
- * persistent SQLite file, Web UI and search attributes, the default cluster created on first run,
- * orchestrator and node agents answering; and with TEMPORAL_ADDRESS set, no server started.
+ * persistent SQLite file, Web UI (with the codec endpoint) and search attributes, the default
+ * cluster and the payload key file created on first run, orchestrator and node agents answering;
+ * and with TEMPORAL_ADDRESS set, no server started.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -17,6 +18,8 @@ import { instanceHwDetail } from '../../adapters/sim/cluster.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { freePort } from '../../adapters/common/net.js';
+import { keyFilePath, readKeyFile } from '../../connection/codec.js';
+import { clusterDataConverter } from '../../connection/settings.js';
 import { startServer } from '../helpers/temporal.js';
 
 const children: ChildProcess[] = [];
@@ -54,6 +57,9 @@ function startStack(env: Record<string, string>, args: string[] = []): Promise<{
   });
 }
 
+const encoding = (p: { metadata?: Record<string, Uint8Array> | null } | null | undefined) =>
+  Buffer.from(p?.metadata?.encoding ?? []).toString();
+
 async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.on('exit', r));
@@ -65,28 +71,42 @@ async function stop(child: ChildProcess): Promise<void> {
 test('npm start: embedded dev server with persistent SQLite, Web UI, search attributes, default cluster and workers', async () => {
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);
-  const [port, uiPort] = [await freePort(), await freePort()];
+  const [port, uiPort, codecPort] = [await freePort(), await freePort(), await freePort()];
   const env = {
     GANETI_TEMPORAL_HOME: home,
     GANETI_TEMPORAL_DEV_PORT: String(port),
     GANETI_TEMPORAL_UI_PORT: String(uiPort),
+    GANETI_TEMPORAL_CODEC_PORT: String(codecPort),
     TEMPORAL_ADDRESS: '',
   };
   const first = await startStack(env);
   expect(first.output()).toContain(`created the default simulated cluster in ${home}`);
+  expect(first.output()).toContain(`created the payload encryption key file ${keyFilePath(home)} (mode 0600)`);
+  expect(statSync(keyFilePath(home)).mode & 0o777).toBe(0o600);
   expect(first.output()).toContain(`Temporal Web UI: http://localhost:${uiPort}/namespaces/default/workflows`);
+  expect(first.output()).toContain(`codec endpoint: http://127.0.0.1:${codecPort}`);
   expect(existsSync(join(home, 'temporal', 'dev-server.db'))).toBe(true);
   expect((await fetch(`http://localhost:${uiPort}/`)).status).toBe(200);
+  // The Web UI is configured with the codec endpoint.
+  const ui = (await (await fetch(`http://localhost:${uiPort}/api/v1/settings`)).json()) as { Codec?: { Endpoint?: string } };
+  expect(ui.Codec?.Endpoint).toBe(`http://127.0.0.1:${codecPort}`);
 
   const connection = await Connection.connect({ address: `localhost:${port}` });
   try {
     const sas = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
     for (const k of SEARCH_ATTRIBUTES) expect(Object.keys(sas.customAttributes ?? {})).toContain(k.name);
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: clusterDataConverter(home) });
     const cfg = FileConfigStore.forHome(home).file.read();
     expect(Object.keys(cfg.nodes)).toEqual(['node1', 'node2', 'node3']);
     const r = await migrateInstance(client, { instance: 'web1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
+    // What the server stores is encrypted with the cluster's key.
+    const history = await client.workflow.getHandle('instance/web1').fetchHistory();
+    const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
+    expect(encoding(started.input?.payloads?.[0])).toBe('binary/encrypted');
+    expect(Buffer.from(started.input!.payloads![0]!.metadata!['encryption-key-id']!).toString()).toBe(
+      readKeyFile(keyFilePath(home)).current,
+    );
     const { state, now } = SimHardware.forHome(home).read();
     const inst = FileConfigStore.forHome(home).file.read().instances.web1!;
     expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, inst, instanceHwDetail(state, now, inst))).toEqual([]);
@@ -94,10 +114,16 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
     await connection.close();
   }
 
-  // Restarted on the same data directory: the cluster and the server's history are still there.
+  // A key file others may read is refused.
   await stop(first.child);
+  chmodSync(keyFilePath(home), 0o644);
+  await expect(startStack(env)).rejects.toThrow(`it must be readable by its owner only: chmod 600 ${keyFilePath(home)}`);
+  chmodSync(keyFilePath(home), 0o600);
+
+  // Restarted on the same data directory: the cluster, its key and the server's history are still there.
   const second = await startStack(env);
   expect(second.output()).not.toContain('created the default simulated cluster');
+  expect(second.output()).not.toContain('created the payload encryption key file');
   const again = await Connection.connect({ address: `localhost:${port}` });
   try {
     const d = await new Client({ connection: again }).workflow.getHandle('instance/web1').describe();
@@ -124,8 +150,10 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
     expect(stack.output()).not.toContain('starting the embedded Temporal dev server');
     expect(stack.output()).toContain(`Prometheus metrics on http://127.0.0.1:${metricsPort}/metrics`);
     expect(stack.output()).toContain(`Temporal server: ${server.address}, namespace default`);
+    expect(stack.output()).not.toContain('codec endpoint');
     const cfg = FileConfigStore.forHome(home).file.read();
-    const r = await migrateInstance(server.client, { instance: 'files1', targetNode: 'node1' }, { cluster: cfg.cluster.name });
+    const client = new Client({ connection: server.connection, dataConverter: clusterDataConverter(home) });
+    const r = await migrateInstance(client, { instance: 'files1', targetNode: 'node1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
     expect(FileConfigStore.forHome(home).file.read().instances.files1!.primaryNode).toBe('node1');
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

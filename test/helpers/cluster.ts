@@ -1,6 +1,6 @@
 /**
- * A simulated cluster in a temporary directory: the default three-node cluster with fast timing,
- * plus helpers to read the configuration and the hardware truth.
+ * A simulated cluster in a temporary directory: the default three-node cluster with fast timing
+ * and the test process's payload key, plus helpers to read the configuration and the hardware truth.
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import { FileConfigStore } from '../../adapters/store/config-store.js';
 import type { HookPath, HookPhase } from '../../domain/hook-env.js';
 import { TimingSchema, type ClusterConfig, type Instance, type Timing } from '../../domain/types.js';
 import { simHooksDir } from '../../worker/node-agent.js';
+import { installTestKey } from './codec.js';
 
 /** Ganeti's timings shrunk for tests (hardware time runs `timeFactor` times faster too). */
 export const FAST_TIMING: Timing = TimingSchema.parse({
@@ -128,6 +129,7 @@ export async function createTestCluster(opts: TestClusterOptions = {}): Promise<
   cfg.cluster.timing = { ...FAST_TIMING, ...opts.timing };
   opts.configure?.(cfg);
   const c = new TestCluster(name, home);
+  installTestKey(home);
   await c.config.initialise(cfg);
   await c.hw.replace(buildHardware(c.config.file.read(), { ...FAST_SIM, ...opts.sim }));
   return c;

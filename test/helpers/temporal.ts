@@ -1,7 +1,10 @@
 /**
  * A real Temporal dev server per test file (the pinned CLI), and the project's workers for a test
- * cluster: the orchestrator plus one node agent per node, each with its own task queues.
+ * cluster: the orchestrator plus one node agent per node, each with its own task queues. Payloads
+ * are encrypted as in production (the test process's key, helpers/codec.ts): the server's client
+ * and the workers use the payload codec unless a server is started `plaintext`.
  */
+import type { DataConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { NodeRpc } from '../../domain/ports.js';
@@ -10,13 +13,25 @@ import { createDevServer, type DevServerSettings } from '../../worker/dev-server
 import { createNodeAgent, simBackend, simHooks } from '../../worker/node-agent.js';
 import { createOrchestratorWorker } from '../../worker/orchestrator.js';
 import type { TestCluster } from './cluster.js';
+import { testDataConverter } from './codec.js';
 
 /** The pinned Temporal CLI the global setup resolved, as the SDK's executable setting. */
 export const temporalCli = () => ({ type: 'existing-path', path: inject('temporalCli') }) as const;
 
-/** A dev server of the pinned CLI as the project runs it (search attributes, dynamic config); `server` adds settings (a Web UI port …). */
-export async function startServer(server: DevServerSettings = {}): Promise<TestWorkflowEnvironment> {
-  return createDevServer({ executable: temporalCli(), log: { format: 'pretty', level: 'error' }, ...server });
+export interface ServerOptions {
+  /** No payload codec: the client sends and reads plain payloads (the history recorder). */
+  plaintext?: boolean;
+}
+
+/**
+ * A dev server of the pinned CLI as the project runs it (search attributes, dynamic config), its
+ * client encrypting payloads with the test key; `server` adds settings (a Web UI port …).
+ */
+export async function startServer(server: DevServerSettings = {}, o: ServerOptions = {}): Promise<TestWorkflowEnvironment> {
+  return createDevServer(
+    { executable: temporalCli(), log: { format: 'pretty', level: 'error' }, ...server },
+    o.plaintext ? {} : { dataConverter: testDataConverter() },
+  );
 }
 
 export const testBundle = () => ({ codePath: inject('workflowBundlePath') });
@@ -45,11 +60,11 @@ export interface Server {
  * One dev server for the test file (started before its tests, torn down after); what a test sets up
  * on it through `workers` is cleaned up after the test, newest first.
  */
-export function useServer(): Server {
+export function useServer(o: ServerOptions = {}): Server {
   let env: TestWorkflowEnvironment | undefined;
   const cleanups: Array<() => Promise<void>> = [];
   beforeAll(async () => {
-    env = await startServer();
+    env = await startServer({}, o);
   });
   afterEach(async () => {
     for (const f of cleanups.splice(0).reverse()) await f();
@@ -64,7 +79,7 @@ export function useServer(): Server {
   return {
     env: current,
     workers(c, opts = {}) {
-      const w = new Workers(current(), c, opts.rpcFor);
+      const w = new Workers(current(), c, opts.rpcFor, o.plaintext ? null : testDataConverter());
       cleanups.push(async () => {
         await terminateRunning(current());
         await w.stopAll();
@@ -88,6 +103,8 @@ export class Workers {
     readonly cluster: TestCluster,
     /** The backend of each node agent (default: the simulated node). */
     readonly rpcFor: (node: string) => NodeRpc = (node) => simBackend(cluster.home, node),
+    /** The payload codec of the workers (default: the test key's; null: plain payloads). */
+    readonly dataConverter: DataConverter | null = testDataConverter(),
   ) {}
 
   private start(w: Worker): Worker {
@@ -105,6 +122,7 @@ export class Workers {
         home: this.cluster.home,
         client: this.env.client,
         workflowBundle: testBundle(),
+        ...(this.dataConverter ? { dataConverter: this.dataConverter } : {}),
         workerOptions: { stickyQueueScheduleToStartTimeout: '1s', ...workerOptions },
       }),
     );
@@ -120,6 +138,7 @@ export class Workers {
         node,
         rpc: this.rpcFor(node),
         hooks: simHooks(this.cluster.home, node),
+        ...(this.dataConverter ? { dataConverter: this.dataConverter } : {}),
         workerOptions: { shutdownGraceTime: '100ms', shutdownForceTime: '2s' },
       }),
     );

@@ -18,7 +18,8 @@ import { MANIFEST_PATH, historyPath, type Manifest, type ManifestEntry } from '.
 const only = process.env.HISTORIES_ONLY?.split(',').filter(Boolean);
 const selected = only ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
 
-const server = useServer();
+// Recorded without the payload codec: the corpus must replay anywhere, without the key of this run.
+const server = useServer({ plaintext: true });
 const entries: ManifestEntry[] = [];
 
 function git(...args: string[]): string {

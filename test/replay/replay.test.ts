@@ -1,7 +1,9 @@
 /**
  * The recorded histories (test/histories/) replayed against the current workflow code on every test
  * run: every catalogue scenario must have one, every one must replay, and a workflow with two steps
- * swapped must be rejected as nondeterministic.
+ * swapped must be rejected as nondeterministic. They are replayed with the payload codec, as the
+ * workers and `npm run replay` decode: the corpus was recorded without encryption, so its payloads
+ * pass through the codec unchanged.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { WORKFLOWS_PATH } from '../../worker/bundle.js';
 import { SCENARIOS } from '../histories/catalogue.js';
 import { HISTORIES_DIR, historyPath, MANIFEST_PATH, type Manifest } from '../histories/manifest.js';
+import { testDataConverter } from '../helpers/codec.js';
 import { testBundle } from '../helpers/temporal.js';
 
 const manifest = JSON.parse(readFileSync(MANIFEST_PATH, 'utf8')) as Manifest;
@@ -40,13 +43,20 @@ describe('the recorded corpus', () => {
     }
   });
 
+  test('the corpus is recorded without encryption (its payloads pass through the codec)', () => {
+    const encrypted = Buffer.from('binary/encrypted').toString('base64');
+    const files = manifest.histories.filter((h) => readFileSync(join(PROJECT_ROOT, h.file), 'utf8').includes(encrypted));
+    expect(files).toEqual([]);
+  });
+
   test('every recorded history replays against the current workflow code', async () => {
     async function* histories() {
       for (const h of manifest.histories) yield { workflowId: h.file, history: load(h.file) };
     }
     const failures: string[] = [];
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ workflowBundle: testBundle(), replayName: 'corpus' }, histories())) {
+    const options = { workflowBundle: testBundle(), replayName: 'corpus', dataConverter: testDataConverter() };
+    for await (const r of Worker.runReplayHistories(options, histories())) {
       replayed++;
       if (r.error) failures.push(`${r.workflowId}: ${r.error.name}: ${r.error.message.split('\n')[0]}`);
     }
@@ -75,7 +85,10 @@ describe('the guard works', () => {
       },
     });
     const history = load('test/histories/migrateInstanceWorkflow/live-drbd.json');
-    const err = await Worker.runReplayHistory({ workflowBundle: { code }, replayName: 'swapped' }, history).then(
+    const err = await Worker.runReplayHistory(
+      { workflowBundle: { code }, replayName: 'swapped', dataConverter: testDataConverter() },
+      history,
+    ).then(
       () => null,
       (e: unknown) => e,
     );

@@ -1,7 +1,9 @@
 /**
  * The Temporal Web UI as the operator's console: headless Chromium (Debian's package, driven by
- * playwright-core; no browser download) opens a running migration's page and finds its summary and
- * its current details (the live step checklist). A screenshot is kept in test-results/.
+ * playwright-core; no browser download) opens a running migration's page and finds its summary, its
+ * input and its current details (the live step checklist). Payloads are encrypted, as with `npm
+ * start`: the UI reads them decoded through the project's codec endpoint. A screenshot is kept in
+ * test-results/.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,8 +12,12 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../../adapters/common/net.js';
 import { operationResult, startMigration } from '../../client/api.js';
+import { AesGcmCodec } from '../../connection/codec.js';
+import { startCodecServer, type CodecServer } from '../../worker/codec-server.js';
+import { uiCodecArgs } from '../../worker/dev-server.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { testKeyRing } from '../helpers/codec.js';
 import { waitForProgress } from '../helpers/harness.js';
 import { ensureCommand } from '../helpers/system-packages.js';
 import { startServer, Workers } from '../helpers/temporal.js';
@@ -32,11 +38,23 @@ let uiPort: number;
 let browser: Browser;
 let cluster: TestCluster;
 let workers: Workers;
+let codecServer: CodecServer;
+/** Payloads the UI had decoded through the codec endpoint. */
+let decodedByEndpoint = 0;
 
 beforeAll(async () => {
   const executablePath = ensureCommand('chromium', 'chromium');
   uiPort = await freePort();
-  env = await startServer({ ui: true, uiPort });
+  const codec = new AesGcmCodec(testKeyRing());
+  const counting = {
+    encode: (p: Parameters<AesGcmCodec['encode']>[0]) => codec.encode(p),
+    decode: async (p: Parameters<AesGcmCodec['decode']>[0]) => {
+      decodedByEndpoint += p.length;
+      return codec.decode(p);
+    },
+  };
+  codecServer = await startCodecServer({ codec: counting, port: 0, allowedOrigins: [`http://localhost:${uiPort}`] });
+  env = await startServer({ ui: true, uiPort, extraArgs: uiCodecArgs(codecServer.url) });
   cluster = await createTestCluster({ sim: { timeFactor: 1 } });
   workers = await new Workers(env, cluster).all();
   browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });
@@ -47,15 +65,23 @@ afterAll(async () => {
   await workers?.stopAll();
   cluster?.remove();
   await env?.teardown();
+  await codecServer?.close();
 });
 
-test('the Web UI page of a running migration shows its summary and its live step checklist', async () => {
+test('the Web UI page of a running, encrypted migration shows its summary, input and live step checklist, decoded', async () => {
   const handle = await startMigration(
     env.client,
     { instance: 'web1', reason: 'node1 maintenance' },
     { cluster: cluster.name, snapshot: cluster.cfg() },
   );
   await waitForProgress(handle, (p) => p.phase === 'memory-transfer');
+  // The server holds the input and the summary encrypted only.
+  const started = (await handle.fetchHistory()).events![0]!;
+  const enc = (p: { metadata?: Record<string, Uint8Array> | null } | null | undefined) =>
+    Buffer.from(p?.metadata?.encoding ?? []).toString();
+  expect(enc(started.workflowExecutionStartedEventAttributes!.input!.payloads![0])).toBe('binary/encrypted');
+  expect(enc(started.userMetadata!.summary)).toBe('binary/encrypted');
+  expect(enc(started.userMetadata!.details)).toBe('binary/encrypted');
   const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
   const url = `http://localhost:${uiPort}/namespaces/default/workflows/${encodeURIComponent(handle.workflowId)}/${handle.firstExecutionRunId}/history`;
   await page.goto(url);
@@ -88,6 +114,18 @@ test('the Web UI page of a running migration shows its summary and its live step
   const dir = join(PROJECT_ROOT, 'test-results');
   mkdirSync(dir, { recursive: true });
   await page.screenshot({ path: join(dir, 'web-ui-migration.png'), fullPage: true });
+  // The history page: the workflow's input in the Input card and the activities' results, decoded.
+  await page.goto(url);
+  let main = '';
+  for (let i = 0; i < 60 && !/"reason":\s*"node1 maintenance"/.test(main); i++) {
+    await page.waitForTimeout(500);
+    main = await page.locator('body').innerText();
+  }
+  expect(main).toMatch(/Input\s*\S*\s*\{\s*"instance":\s*"web1",\s*"reason":\s*"node1 maintenance"\s*\}/);
+  expect(main).toMatch(/Result\s*\{"port":\d+\}/); // accept_instance's answer
+  expect(main).not.toContain('binary/encrypted');
+  await page.screenshot({ path: join(dir, 'web-ui-decoded-input.png') });
+  expect(decodedByEndpoint).toBeGreaterThan(0);
   await page.close();
   await handle.cancel(); // the operator's "Request Cancellation": abort + revert run
   await operationResult(handle).catch(() => undefined);

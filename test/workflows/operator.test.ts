@@ -10,6 +10,7 @@ import { operationResult } from '../../client/api.js';
 import { abortOperation, AbortRefusedError, jobInfo, listJobs } from '../../client/jobs.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { progressQuery, SA } from '../../workflows/messages.js';
+import { decodePayload } from '../helpers/codec.js';
 import { failure, outcomeOf, start, useHarness, waitForProgress } from '../helpers/harness.js';
 import { ABORT_AND_REVERT_NODE1_NODE2, mutatingSteps, stepsFromAbort } from '../helpers/steps.js';
 
@@ -205,10 +206,13 @@ describe('what the Web UI shows', () => {
     await operationResult(handle);
     const history = await handle.fetchHistory();
     const scheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
-    const summaries = scheduled
-      .map((e) => e.userMetadata?.summary?.data)
-      .filter((x): x is Uint8Array => !!x)
-      .map((b) => JSON.parse(Buffer.from(b).toString()) as string);
+    // (user metadata goes through the payload codec: decrypted with the test key)
+    const summaries = (await Promise.all(
+      scheduled
+        .map((e) => e.userMetadata?.summary)
+        .filter((p) => !!p)
+        .map((p) => decodePayload(p!)),
+    )) as string[];
     // Every activity carries a summary, the configuration ones included.
     expect(summaries).toHaveLength(scheduled.length);
     expect(summaries[0]).toBe('config: load the cluster configuration');
