@@ -159,7 +159,8 @@ describe('failures at accept, migrate and status polling abort and revert (M8–
     ],
   ];
   test.each(cases)('%s', async (_step, fault, line, message) => {
-    const { c } = await h.cluster();
+    // A slow transfer: it must not complete before the abort (a completed one would roll forward).
+    const { c } = await h.cluster({ sim: { timeFactor: 2 } });
     await c.addFault(fault);
     const f = failure(await migrate(h.env(), c, { instance: 'web1' }));
     expect(f).toMatchObject({ type: 'ExecutionFailed', message });
@@ -189,7 +190,7 @@ describe('failures at accept, migrate and status polling abort and revert (M8–
   });
 
   test('a non-live migration that fails resumes the paused source', async () => {
-    const { c } = await h.cluster();
+    const { c } = await h.cluster({ sim: { timeFactor: 2 } });
     await c.addFault({ rpc: 'instance_get_migration_status', node: 'node1', mode: 'permanent' });
     failure(await migrate(h.env(), c, { instance: 'web1', mode: 'non-live' }));
     expect(c.status('web1').processes).toEqual({ node1: { state: 'running' } });
