@@ -547,6 +547,16 @@ describe('edges of the checks', () => {
     expect(checkInvariants({ kind: 'reverted', source: 'node1', target: 'node2' }, web1, detail(hw, web1))).toEqual([]);
   });
 
+  test('disk symlinks also left on a node other than the primary are reported', () => {
+    const cfg = cluster();
+    const web1 = inst(cfg, 'web1');
+    const hw = buildHardware(cfg);
+    hw.nodes.node3!.links.web1 = true;
+    expect(checkInvariants({ kind: 'cleaned-up' }, web1, detail(hw, web1))).toEqual([
+      'disk symlinks on [node1, node3], expected only node1',
+    ]);
+  });
+
   test('a sharedfile disk open only on the source is reported', () => {
     const { hw, files1 } = migratedFiles1();
     delete hw.nodes.node3!.shared['disk-5-0'];
