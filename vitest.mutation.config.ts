@@ -1,8 +1,9 @@
 /**
- * The tests mutation testing runs (stryker.config.mjs): the fast unit tier (vitest.unit.config.ts)
- * less the files that exercise adapters rather than the domain — the JSON store (file locks, child
- * processes) and the simulated node daemon (simulated time) — and the activity tests. The domain is
- * tested directly by the pure tests (test/unit/domain/, prereq, invariants).
+ * The tests mutation testing runs (stryker.config.mjs): the part of the fast unit tier
+ * (vitest.unit.config.ts) that tests the mutated code directly — test/unit/domain/, the
+ * prerequisite checks and the invariants checker. The tier's other files exercise adapters, the CLI
+ * or activities (the JSON store with its file locks and child processes, the simulated node daemon
+ * on simulated time, ...): slower per run and not what is mutated.
  *
  * Cost: Stryker's vitest runner starts a fresh worker for every mutant run (so static mutants, which
  * it tests against every test, are re-evaluated), and that start costs about as much as the tests.
@@ -11,7 +12,7 @@
  * often never loads the larger files.
  */
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
-import { defineConfig, mergeConfig } from 'vitest/config';
+import { defineConfig } from 'vitest/config';
 import unit from './vitest.unit.config.js';
 
 class DomainTestsFirst extends BaseSequencer {
@@ -21,13 +22,12 @@ class DomainTestsFirst extends BaseSequencer {
   }
 }
 
-export default mergeConfig(
-  unit,
-  defineConfig({
-    test: {
-      isolate: false,
-      sequence: { sequencer: DomainTestsFirst },
-      exclude: ['test/unit/store.test.ts', 'test/unit/sim-node.test.ts', 'test/activities/**', '**/node_modules/**'],
-    },
-  }),
-);
+// Not mergeConfig: it would append this `include` to the unit tier's instead of replacing it.
+export default defineConfig({
+  test: {
+    ...unit.test,
+    include: ['test/unit/domain/**/*.test.ts', 'test/unit/prereq.test.ts', 'test/unit/invariants.test.ts'],
+    isolate: false,
+    sequence: { sequencer: DomainTestsFirst },
+  },
+});
