@@ -79,6 +79,7 @@ export function formatOpError(err: { type: string; message: string; code?: strin
       : `Failure: prerequisites not met for this operation: ${err.message}`;
   }
   if (err.type === OpFailure.ExecutionFailed) return `Failure: command execution error: ${err.message}`;
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent: a hooks failure prints as the fallback does (kept to show Ganeti's HooksAbort format)
   if (err.type === OpFailure.HooksFailed) return `Failure: ${err.message}`;
   return `Failure: ${err.message}`;
 }

@@ -20,7 +20,14 @@ export const memoryProgressLine = (transferred: number, total: number): string =
  * line shows the minimum of every node's latest sample, at most one line per `intervalMs`.
  */
 export function mergeSyncProgress(perNode: SyncSample[][], intervalMs: number): string[] {
-  const all = perNode.flatMap((samples, node) => samples.map((s) => ({ ...s, node }))).sort((a, b) => a.at - b.at || a.node - b.node);
+  const all = perNode
+    .flatMap((samples, node) => samples.map((s) => ({ ...s, node })))
+    .sort(
+      (a, b) =>
+        a.at - b.at ||
+        // Stryker disable next-line ArithmeticOperator: equivalent: the samples are flattened in node order and the sort is stable, so ties always compare a later node with an earlier one, where + and - agree in sign
+        a.node - b.node,
+    );
   const latest = new Map<number, number>();
   const lines: string[] = [];
   let last = -Infinity;

@@ -312,6 +312,7 @@ function runAllocator(
   const candidates = allocatorCandidates(snap, inst);
   const reservations = need({ key: 'reservations', kind: 'reservations' });
   const reserved = (reservations.ok ? reservations.payload : {}) as Record<string, number>;
+  // Stryker disable next-line ArrayDeclaration: equivalent: a non-object entry has no `free`, so the `free >= required` filter drops it
   const infos: Array<{ node: string; free: number }> = [];
   const needs: FactRequest[] = [];
   for (const n of candidates) {
@@ -320,6 +321,7 @@ function runAllocator(
       const r = need({ key, kind: 'rpc', rpc: 'node_info', node: n.name });
       if (r.ok) infos.push({ node: n.name, free: (r.payload as NodeInfoPayload).memoryFree - (reserved[n.name] ?? 0) });
     } catch (e) {
+      // Stryker disable next-line ConditionalExpression: equivalent: only need() throws here besides a TypeError, which the mutant turns into another TypeError (spreading undefined)
       if (e instanceof Need) needs.push(...e.facts);
       else throw e;
     }

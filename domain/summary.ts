@@ -10,6 +10,7 @@ import type { ClusterSnapshot } from './types.js';
 function move(snap: ClusterSnapshot | undefined, instance: string, targetNode: string | undefined): string {
   const inst = snap?.instances[instance];
   if (!inst) return targetNode ? ` → ${targetNode}` : '';
+  // Stryker disable next-line ConditionalExpression: equivalent: only internally mirrored (DRBD) instances have secondaries, so `true` also yields undefined for the others
   const target = targetNode ?? (mirrorKind(inst) === 'internal' ? secondaryNodes(inst)[0] : undefined) ?? 'allocator';
   return `: ${inst.primaryNode} → ${target}`;
 }

@@ -503,3 +503,64 @@ describe("'failed-over'", () => {
     expect(checkInvariants({ ...FAILED_OVER, sourceOnline: false }, web1, detail(hw, web1))).toEqual(['nothing should run, runs on node1']);
   });
 });
+
+describe('edges of the checks', () => {
+  const FAILED_OVER = { kind: 'failed-over', source: 'node1', target: 'node2', sourceOnline: true } as const;
+
+  /** web1 failed over while admin down (primary node2, disks shut down), as in 'failed-over' above. */
+  function downFailedOver(): { hw: SimState; web1: Instance } {
+    const cfg = cluster();
+    const web1 = inst(cfg, 'web1');
+    web1.adminState = 'down';
+    web1.disksActive = false;
+    web1.primaryNode = 'node2';
+    return { hw: buildHardware(cfg), web1 };
+  }
+  const running = { state: 'running', memory: 1024, vcpus: 2, runtime: '{}', dirtyRate: 2 } as const;
+
+  test('an admin-down failover running on both nodes names both', () => {
+    const { hw, web1 } = downFailedOver();
+    hw.nodes.node1!.processes.web1 = { ...running };
+    hw.nodes.node2!.processes.web1 = { ...running };
+    expect(checkInvariants({ ...FAILED_OVER, sourceOnline: false }, web1, detail(hw, web1))).toEqual([
+      'nothing should run, runs on node1, node2',
+    ]);
+  });
+
+  test('with the source offline, disks left assembled on the target are still reported', () => {
+    const { hw, web1 } = downFailedOver();
+    const t = dev(hw, web1, 'node2');
+    t.attached = true;
+    t.net = null;
+    expect(checkInvariants({ ...FAILED_OVER, sourceOnline: false }, web1, detail(hw, web1))).toEqual([
+      'disk 0 on node2 should be shut down, is StandAlone',
+    ]);
+  });
+
+  test('a stopped instance whose disks are active is at rest without running anywhere', () => {
+    const cfg = cluster();
+    const web1 = inst(cfg, 'web1');
+    web1.adminState = 'down';
+    const hw = buildHardware(cfg);
+    expect(detail(hw, web1).runningOn).toEqual([]);
+    expect(checkInvariants({ kind: 'cleaned-up' }, web1, detail(hw, web1))).toEqual([]);
+    expect(checkInvariants({ kind: 'reverted', source: 'node1', target: 'node2' }, web1, detail(hw, web1))).toEqual([]);
+  });
+
+  test('disk symlinks also left on a node other than the primary are reported', () => {
+    const cfg = cluster();
+    const web1 = inst(cfg, 'web1');
+    const hw = buildHardware(cfg);
+    hw.nodes.node3!.links.web1 = true;
+    expect(checkInvariants({ kind: 'cleaned-up' }, web1, detail(hw, web1))).toEqual([
+      'disk symlinks on [node1, node3], expected only node1',
+    ]);
+  });
+
+  test('a sharedfile disk open only on the source is reported', () => {
+    const { hw, files1 } = migratedFiles1();
+    delete hw.nodes.node3!.shared['disk-5-0'];
+    hw.nodes.node2!.shared['disk-5-0'] = { instance: 'files1', mode: 'exclusive' };
+    expect(checkInvariants(MIGRATED_FILES1, files1, detail(hw, files1))).toEqual(['disk 0: open on [node2], expected only node3']);
+  });
+});

@@ -21,7 +21,7 @@ import {
 } from '../../domain/prereq.js';
 import type { OpError } from '../../domain/errors.js';
 import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
-import type { ClusterConfig, ClusterSnapshot, Instance, Node } from '../../domain/types.js';
+import { DISK_TEMPLATES, type ClusterConfig, type ClusterSnapshot, type Instance, type Node } from '../../domain/types.js';
 
 // ---- the driver -----------------------------------------------------------------------------------
 
@@ -932,5 +932,84 @@ describe('feedback formatting', () => {
       ' - INFO: Not checking memory on the secondary node as instance will not be started',
     ]);
     for (const l of plan.feedback) expect(l).toMatch(/^ - (INFO|WARNING): /);
+  });
+});
+
+describe('instance policy boundaries', () => {
+  const policy = (ipolicy: Partial<{ minmem: number; maxmem: number; maxVcpus: number; diskTemplates: Instance['diskTemplate'][] }>) => ({
+    minmem: 0,
+    maxmem: 1024 * 1024,
+    maxVcpus: 64,
+    diskTemplates: [...DISK_TEMPLATES],
+    ...ipolicy,
+  });
+  /** web1 (512–1024 MiB, 2 vCPUs, drbd) migrating to node2 in group `g` with the given policy. */
+  function toGroup(ipolicy: Parameters<typeof policy>[0] | null): Run {
+    const cfg = cluster();
+    if (ipolicy) cfg.cluster.groups = { g: { name: 'g', ipolicy: policy(ipolicy) } };
+    cfg.nodes.node2!.group = 'g';
+    return drive(cfg, { instance: 'web1' });
+  }
+  const violation = (what: string) => "Instance does not meet target node group's (g) instance policy: " + what;
+
+  test('a target group without a policy, or whose policy the instance meets, imposes nothing', () => {
+    for (const run of [toGroup(null), toGroup({}), toGroup({ minmem: 512, maxmem: 1024, maxVcpus: 2, diskTemplates: ['drbd'] })]) {
+      expect(run.rounds).toEqual(STANDARD_ORDER);
+      expect(planOf(run).feedback).toEqual([]);
+    }
+  });
+
+  test('memory below the policy’s minimum or above its maximum is a violation', () => {
+    expect(failureOf(toGroup({ minmem: 513 })).error.message).toBe(violation('memory-size value 512-1024 is not in range [513, 1048576]'));
+    expect(failureOf(toGroup({ maxmem: 1023 })).error.message).toBe(violation('memory-size value 512-1024 is not in range [0, 1023]'));
+  });
+
+  test('the violation lists every allowed template', () => {
+    expect(failureOf(toGroup({ diskTemplates: ['plain', 'file'] })).error.message).toBe(
+      violation('Disk template drbd is not allowed (allowed templates plain, file)'),
+    );
+  });
+});
+
+describe('allocator edges', () => {
+  test('candidates are asked in name order, whatever order the configuration lists them in', () => {
+    const cfg = cluster();
+    addNode(cfg, 'node0', {});
+    const answers = { ...healthyAnswers(), 'node_info:node0': nodeInfo(100) };
+    const run = drive(cfg, { instance: 'files1' }, answers);
+    expect(run.rounds[1]).toEqual(['node_info:node0', 'node_info:node1', 'node_info:node3']);
+  });
+
+  test('a candidate with exactly minmem free qualifies', () => {
+    const answers = healthyAnswers();
+    answers['node_info:node1'] = nodeInfo(511);
+    answers['node_info:node3'] = nodeInfo(512);
+    answers['memory:node3'] = memory(512, 512);
+    expect(planOf(drive(cluster(), { instance: 'files1' }, answers)).targetNode).toBe('node3');
+  });
+
+  test('failing over a stopped instance needs no free memory; failing over a running one needs minmem', () => {
+    const answers = healthyAnswers();
+    answers['node_info:node1'] = nodeInfo(100);
+    answers['node_info:node3'] = nodeInfo(50);
+    const cfg = cluster();
+    inst(cfg, 'files1').adminState = 'down';
+    const down = planOf(drive(cfg, { instance: 'files1', failover: true }, answers));
+    expect(down.operation).toBe('failover');
+    expect(down.targetNode).toBe('node1');
+    expect(failureOf(drive(cluster(), { instance: 'files1', failover: true }, answers)).error).toEqual({
+      type: 'PrereqFailed',
+      message:
+        "Can't compute nodes using iallocator 'most-free-memory': no online, undrained, vm-capable node in the " +
+        "instance's group has 512 MiB free",
+      code: 'insufficient_resources',
+    });
+  });
+});
+
+describe('unexpected errors', () => {
+  test('a broken snapshot throws instead of being reported as a failed prerequisite', () => {
+    const broken = { ...cluster(), instances: undefined } as unknown as ClusterSnapshot;
+    expect(() => checkPrereq(broken, request({ instance: 'web1' }), {})).toThrow(TypeError);
   });
 });
