@@ -16,8 +16,10 @@ const h = useHarness();
 const envFor = (c: TestCluster) => ({ GANETI_TEMPORAL_HOME: c.home, TEMPORAL_ADDRESS: h.env().address, TEMPORAL_NAMESPACE: 'default' });
 
 describe('job commands', () => {
+  // Each CLI call is a process of its own (seconds on a loaded machine): the transfers here are slow
+  // enough (real time) for the operation to still be where the test looks.
   test('job list --running, job info, job watch', async () => {
-    const { c } = await h.cluster({ sim: { timeFactor: 8 } });
+    const { c } = await h.cluster({ sim: { timeFactor: 2 } });
     const handle = await start(h.env(), c, { instance: 'db1' });
     await waitForProgress(handle, (p) => p.phase === 'memory-transfer');
     let running: Array<Record<string, unknown>> = [];
@@ -48,7 +50,7 @@ describe('job commands', () => {
   });
 
   test('job abort before the point of no return: accepted, the migration is reverted', async () => {
-    const { c } = await h.cluster({ sim: { timeFactor: 4 } });
+    const { c } = await h.cluster({ sim: { timeFactor: 1 } });
     const handle = await start(h.env(), c, { instance: 'web1' });
     await waitForProgress(handle, (p) => p.phase === 'memory-transfer');
     const r = await cli(['job', 'abort', 'instance/web1', '--reason', 'change freeze', '--json'], envFor(c));
@@ -67,7 +69,8 @@ describe('job commands', () => {
   });
 
   test('job abort after the point of no return: refused with the reason (exit 6), the migration completes', async () => {
-    const { c } = await h.cluster({ sim: { timeFactor: 10, reconnectResync: 1500 } });
+    const { c } = await h.cluster({ sim: { timeFactor: 10 } });
+    c.hook('node1', 'instance-migrate', 'post', '10-slow', 'sleep 20'); // holds the operation after its point of no return
     const handle = await start(h.env(), c, { instance: 'web1' });
     await waitForProgress(handle, (p) => p.pointOfNoReturn);
     const r = await cli(['job', 'abort', 'web1'], envFor(c));
