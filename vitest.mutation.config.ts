@@ -1,7 +1,7 @@
 /**
  * The tests mutation testing runs (stryker.config.mjs): the part of the fast unit tier
  * (vitest.unit.config.ts) that tests the mutated code directly — test/unit/domain/, the
- * prerequisite checks and the invariants checker. The tier's other files exercise adapters, the CLI
+ * prerequisite checks, the invariants checker and the node-side input schemas (trust-boundary). The tier's other files exercise adapters, the CLI
  * or activities (the JSON store with its file locks and child processes, the simulated node daemon
  * on simulated time, ...): slower per run and not what is mutated.
  *
@@ -26,7 +26,12 @@ class DomainTestsFirst extends BaseSequencer {
 export default defineConfig({
   test: {
     ...unit.test,
-    include: ['test/unit/domain/**/*.test.ts', 'test/unit/prereq.test.ts', 'test/unit/invariants.test.ts'],
+    include: [
+      'test/unit/domain/**/*.test.ts',
+      'test/unit/prereq.test.ts',
+      'test/unit/invariants.test.ts',
+      'test/unit/trust-boundary.test.ts',
+    ],
     isolate: false,
     sequence: { sequencer: DomainTestsFirst },
   },

@@ -168,12 +168,14 @@ describe('operation errors', () => {
       ConfigurationError: 'ConfigurationError',
       HooksFailed: 'HooksFailed',
       Aborted: 'Aborted',
+      WrongWorkflowId: 'WrongWorkflowId',
     });
     expect(ActivityFailure).toEqual({
       NodeRpcFailed: 'NodeRpcFailed',
       NodeRpcTransient: 'NodeRpcTransient',
       ConfigConflict: 'ConfigConflict',
       MigrationFailed: 'MigrationFailed',
+      InvalidRpcInput: 'InvalidRpcInput',
     });
     expect(ECODES).toEqual([
       'wrong_input',
@@ -186,7 +188,7 @@ describe('operation errors', () => {
   });
 
   test('only a transient node failure is retried', () => {
-    expect([...NON_RETRYABLE_ACTIVITY_FAILURES].sort()).toEqual(['ConfigConflict', 'MigrationFailed', 'NodeRpcFailed']);
+    expect([...NON_RETRYABLE_ACTIVITY_FAILURES].sort()).toEqual(['ConfigConflict', 'InvalidRpcInput', 'MigrationFailed', 'NodeRpcFailed']);
     expect(NON_RETRYABLE_ACTIVITY_FAILURES).not.toContain(ActivityFailure.NodeRpcTransient);
   });
 });

@@ -59,9 +59,11 @@ describe('migrate input (OpInstanceMigrate)', () => {
 
   test('refuses unknown keys, names that are not host-style and over-long reasons', () => {
     expect(refusal(MigrateInputSchema, { instance: 'web1', force: true })).toMatch(/force/);
-    expect(refusal(MigrateInputSchema, { instance: '-web1' })).toBe('instance: must be a host-style name (letters, digits, ".", "_", "-")');
+    expect(refusal(MigrateInputSchema, { instance: '-web1' })).toBe(
+      'instance: must be a host-style name (letters, digits, ".", "_", "-"; no "..")',
+    );
     expect(refusal(MigrateInputSchema, { instance: 'web1', targetNode: 'node 2' })).toBe(
-      'targetNode: must be a host-style name (letters, digits, ".", "_", "-")',
+      'targetNode: must be a host-style name (letters, digits, ".", "_", "-"; no "..")',
     );
     expect(refusal(MigrateInputSchema, { instance: 'web1', reason: 'x'.repeat(1000) })).toBeNull();
     expect(refusal(MigrateInputSchema, { instance: 'web1', reason: 'x'.repeat(1001) })).toMatch(/^reason: /);
@@ -242,7 +244,9 @@ describe('the cluster model', () => {
     expect(refusal(NicSchema, { ...nic, mac: 'aa:00:00:00:00:01:02' })).toMatch(/^mac: /);
     expect(refusal(NicSchema, { ...nic, mac: 'xaa:00:00:00:00:01' })).toMatch(/^mac: /);
     expect(refusal(NodeSchema, { ...NODE, secondaryIp: '198.51.100' })).toMatch(/^secondaryIp: /);
-    expect(refusal(NodeSchema, { ...NODE, name: 'node_1!' })).toBe('name: must be a host-style name (letters, digits, ".", "_", "-")');
+    expect(refusal(NodeSchema, { ...NODE, name: 'node_1!' })).toBe(
+      'name: must be a host-style name (letters, digits, ".", "_", "-"; no "..")',
+    );
   });
 
   test('what is given is kept: instance and cluster hypervisor parameters, read-only disks, the allocator, reservations', () => {
