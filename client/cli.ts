@@ -527,7 +527,7 @@ export function buildProgram(): Command {
   const fault = sim.command('fault').description('fault injection, addressed by RPC name');
   fault
     .command('add')
-    .description('make an RPC fail: transient (K times), permanent, or hang')
+    .description('make an RPC fail: transient (K times), permanent, hang, or hang-after (takes effect, never answers)')
     .requiredOption('--rpc <name>', 'Ganeti RPC name, e.g. drbd_attach_net')
     .option('--node <node>', 'only on this node')
     .addOption(new Option('--mode <mode>', 'fault mode').choices([...FAULT_MODES]).makeOptionMandatory())

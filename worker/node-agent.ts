@@ -10,6 +10,7 @@ import type { HookRunner } from '../domain/ports.js';
 import { nodeQueue } from '../domain/naming.js';
 import type { NodeRpc } from '../domain/ports.js';
 import { withSimHooks } from '../adapters/sim/faults.js';
+import { heartbeatInterceptor } from './heartbeat.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 
 export { BACKENDS, createBackend, simBackend, type Backend } from './backends.js';
@@ -43,6 +44,8 @@ export async function createNodeAgent(o: NodeAgentOptions): Promise<Worker> {
     taskQueue: nodeQueue(o.cluster, o.node),
     identity: `node-agent@${o.node}/${process.pid}`,
     activities: createNodeActivities({ rpc: o.rpc, hooks: o.hooks }),
+    // Every RPC heartbeats while it runs: a dead agent is noticed within the RPC heartbeat timeout.
+    interceptors: { activity: [heartbeatInterceptor] },
     // Long waits heartbeat; give them time to checkpoint before a shutdown cancels them.
     shutdownGraceTime: '5s',
     ...o.workerOptions,

@@ -17,7 +17,7 @@ import { nodeQueue } from '../domain/naming.js';
 import { rpcName } from '../domain/ports.js';
 import { RPC_TIMEOUT_CLASS, type TimedRpc } from '../domain/rpc-timeouts.js';
 import type { RpcResult } from '../domain/prereq.js';
-import type { ClusterSnapshot, Timing } from '../domain/types.js';
+import { DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC, type ClusterSnapshot, type Timing } from '../domain/types.js';
 
 type NodeMethod = keyof NodeActivities;
 type Payload<K extends NodeMethod> = Awaited<ReturnType<NodeActivities[K]>>;
@@ -123,8 +123,10 @@ export class NodeRpcClient {
   }
 
   /**
-   * One node RPC with the timeout of its Ganeti class (domain/rpc-timeouts.ts; at least `minTimeoutSec`); `once` sends it a single
-   * time (for calls that must not be repeated, such as hooks).
+   * One node RPC with the timeout of its Ganeti class (domain/rpc-timeouts.ts; at least `minTimeoutSec`) as the cap of
+   * one attempt, and a short heartbeat timeout: the node agent heartbeats while the RPC runs, so an attempt lost
+   * with its agent is retried within seconds. `once` sends it a single time (for calls that must not be repeated,
+   * such as hooks).
    */
   call<K extends NodeMethod & TimedRpc>(
     node: string,
@@ -134,8 +136,11 @@ export class NodeRpcClient {
     opts: { minTimeoutSec?: number; once?: boolean } = {},
   ) {
     const seconds = Math.max(this.timing.rpcTimeouts[RPC_TIMEOUT_CLASS[method]], opts.minTimeoutSec ?? 0);
+    // Histories recorded before the setting existed carry snapshots without it.
+    const heartbeatSec = this.timing.rpcHeartbeatTimeoutSec ?? DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC;
     return this.invoke(node, method, args, summaryExtra, {
       startToCloseTimeout: seconds * 1000,
+      heartbeatTimeout: heartbeatSec * 1000,
       ...(opts.once ? { retry: { ...retryPolicy(this.timing), maximumAttempts: 1 } } : {}),
     });
   }
