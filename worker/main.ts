@@ -10,7 +10,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../connection/settings.js';
 import { FileConfigStore } from '../adapters/store/config-store.js';
-import { workflowBundle } from './bundle.js';
+import { workerWorkflowBundle } from './bundle.js';
 import { startDevServer } from './dev-server.js';
 import { bootInstances, unusableSecondaryIps } from '../adapters/qemu/boot.js';
 import { qemuNode, qemuNodeOptions } from './backends.js';
@@ -74,7 +74,7 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const client = await connectClient(settings);
   const cfg = FileConfigStore.forHome(home).file.read();
   const cluster = cfg.cluster.name;
-  const bundle = await workflowBundle();
+  const bundle = await workerWorkflowBundle();
   const workers = [
     await createOrchestratorWorker({ connection, namespace: settings.namespace, cluster, home, client, workflowBundle: bundle }),
   ];
@@ -130,7 +130,7 @@ async function orchestrator(opts: RuntimeFlags): Promise<void> {
     cluster,
     home,
     client,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workerWorkflowBundle(),
   });
   say(`orchestrator for cluster ${cluster} on ${settings.address}`);
   await runAll([w], () => connection.close());
