@@ -48,12 +48,26 @@ export interface CrashClusterOptions {
 export class CrashCluster {
   readonly config: FileConfigStore;
   readonly hw: SimHardware;
+  private initial: { cfg: ClusterConfig; sim: Partial<SimParams> } | undefined;
   constructor(
     readonly name: string,
     readonly home: string,
   ) {
     this.config = FileConfigStore.forHome(home);
     this.hw = SimHardware.forHome(home);
+  }
+
+  /** Writes the configuration and builds matching hardware (also: back to the start between tests). */
+  async init(cfg: ClusterConfig, sim: Partial<SimParams>): Promise<void> {
+    this.initial = { cfg: structuredClone(cfg), sim };
+    await this.config.initialise(cfg);
+    await this.hw.replace(buildHardware(this.cfg(), sim));
+  }
+
+  /** The cluster as it was created (configuration and hardware), faults cleared. */
+  async reset(): Promise<void> {
+    if (!this.initial) throw new Error('cluster not initialised');
+    await this.init(this.initial.cfg, this.initial.sim);
   }
 
   cfg(): ClusterConfig {
@@ -106,7 +120,6 @@ export async function createCrashCluster(o: CrashClusterOptions = {}): Promise<C
   }
   o.configure?.(cfg);
   const c = new CrashCluster(name, home);
-  await c.config.initialise(cfg);
-  await c.hw.replace(buildHardware(c.cfg(), { ...CRASH_SIM, ...o.sim }));
+  await c.init(cfg, { ...CRASH_SIM, ...o.sim });
   return c;
 }

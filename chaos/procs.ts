@@ -5,7 +5,7 @@
  * file per process under `<home>/logs/`. `Stack.killAll` ends every process it started, by pid.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +38,8 @@ export class Proc {
     readonly name: string,
     readonly child: ChildProcess,
     readonly logPath: string,
+    /** Where this process's output starts in the (shared, appended) log file. */
+    readonly logOffset = 0,
   ) {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -59,9 +61,10 @@ export class Proc {
     return this.code === undefined;
   }
 
+  /** This process's output (not its predecessors' in the same log file). */
   log(): string {
     try {
-      return readFileSync(this.logPath, 'utf8');
+      return readFileSync(this.logPath).subarray(this.logOffset).toString('utf8');
     } catch {
       return '';
     }
@@ -91,8 +94,9 @@ export function spawnLogged(name: string, cmd: string, args: string[], env: Node
   const logPath = join(logDir, `${name}.log`);
   const fd = openSync(logPath, 'a');
   try {
+    const offset = fstatSync(fd).size;
     const child = spawn(cmd, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', fd, fd] });
-    return new Proc(name, child, logPath);
+    return new Proc(name, child, logPath, offset);
   } finally {
     closeSync(fd);
   }

@@ -41,9 +41,14 @@ function retryPolicy(t: Timing) {
  */
 const WAIT = { cancellationType: 'WAIT_CANCELLATION_COMPLETED' } as const;
 
-/** Configuration-store activities run on the orchestrator's own task queue, each with its Web UI summary. */
+/**
+ * Configuration-store activities run on the orchestrator's own task queue, each with its Web UI summary.
+ * The orchestrator heartbeats them like the node agents do their RPCs: one lost with a killed
+ * orchestrator is retried within the RPC heartbeat timeout, not after its minute.
+ */
 export function configActivities(t?: Timing): OrchestratorActivities {
-  const opts: ActivityOptions = { startToCloseTimeout: '1 minute', ...WAIT };
+  const heartbeatSec = t?.rpcHeartbeatTimeoutSec ?? DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC;
+  const opts: ActivityOptions = { startToCloseTimeout: '1 minute', heartbeatTimeout: heartbeatSec * 1000, ...WAIT };
   if (t) opts.retry = retryPolicy(t);
   else opts.retry = { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_FAILURES };
   const as = (summary: string) => proxyActivities<OrchestratorActivities>({ ...opts, summary: `config: ${summary}` });
