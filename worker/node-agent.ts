@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
-import { createNodeActivities } from '../activities/index.js';
+import { createNodeActivities, SELF_HEARTBEATING } from '../activities/index.js';
 import { DirectoryHookRunner } from '../adapters/hooks/runner.js';
 import type { HookRunner } from '../domain/ports.js';
 import { nodeQueue } from '../domain/naming.js';
@@ -45,7 +45,7 @@ export async function createNodeAgent(o: NodeAgentOptions): Promise<Worker> {
     identity: `node-agent@${o.node}/${process.pid}`,
     activities: createNodeActivities({ rpc: o.rpc, hooks: o.hooks }),
     // Every RPC heartbeats while it runs: a dead agent is noticed within the RPC heartbeat timeout.
-    interceptors: { activity: [heartbeatInterceptor] },
+    interceptors: { activity: [heartbeatInterceptor(SELF_HEARTBEATING)] },
     // Long waits heartbeat; give them time to checkpoint before a shutdown cancels them.
     shutdownGraceTime: '5s',
     ...o.workerOptions,

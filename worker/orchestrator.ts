@@ -38,7 +38,7 @@ export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<
     workflowBundle: o.workflowBundle,
     activities: createOrchestratorActivities({ config: configStoreFor(o.home, o.client) }),
     // The configuration activities heartbeat (a killed orchestrator's are retried within seconds).
-    interceptors: { activity: [heartbeatInterceptor] },
+    interceptors: { activity: [heartbeatInterceptor()] },
     // A workflow task queued for a killed orchestrator's sticky cache moves to the shared queue after
     // this (default 10 s); the replacement then replays the history, which takes milliseconds here.
     stickyQueueScheduleToStartTimeout: '3s',
