@@ -93,3 +93,49 @@ export function clusterViolations(c: CrashCluster, operated: string): string[] {
   }
   return v;
 }
+
+/**
+ * Watches the hardware while an operation runs for a memory transfer that completed (the source in
+ * post-migrate state: from then on the target holds the real guest). At the end, an instance back on
+ * its source means the running copy on the target was killed and a stale source resumed.
+ */
+export class TransferWatch {
+  completedAt: number | null = null;
+  private running = true;
+  private readonly loop: Promise<void>;
+  constructor(
+    private readonly c: CrashCluster,
+    private readonly instance: string,
+    private readonly source: string,
+    private readonly target: string,
+  ) {
+    this.loop = this.poll();
+  }
+
+  private async poll(): Promise<void> {
+    while (this.running && this.completedAt === null) {
+      try {
+        if (this.c.status(this.instance).processes[this.source]?.migration === `completed to ${this.target}`) this.completedAt = Date.now();
+      } catch {
+        // the document is being replaced: look again
+      }
+      await sleep(50);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+
+  violations(): string[] {
+    if (this.completedAt === null) return [];
+    const inst = this.c.instance(this.instance);
+    const hw = this.c.status(this.instance);
+    if (inst.primaryNode === this.target && hw.runningOn.includes(this.target)) return [];
+    return [
+      `${this.instance}: the memory transfer to ${this.target} had completed, yet the instance ended with primary ` +
+        `${inst.primaryNode}, running on [${hw.runningOn.join(', ')}]: the running copy on ${this.target} was killed after a completed transfer`,
+    ];
+  }
+}

@@ -81,8 +81,16 @@ const STEPS: Record<OperationKind, number> = {
   'migrate-fail-cleanup': 16,
 };
 
-/** Where the failed migration of `migrate-fail-cleanup` fails (left half-done, for `--cleanup`). */
-const FAILURE_POINTS = ['drbd_attach_net', 'blockdev_open'];
+/**
+ * Where the failed migration of `migrate-fail-cleanup` fails, left half-done for `--cleanup`: M6
+ * (DRBD dual-master), M7 (opening the disks), or M11 (finalizing the source after the transfer
+ * completed: the target holds the real guest from then on).
+ */
+const FAILURE_POINTS: Array<{ rpc: string; on: 'source' | 'target' | 'either' }> = [
+  { rpc: 'drbd_attach_net', on: 'either' },
+  { rpc: 'blockdev_open', on: 'either' },
+  { rpc: 'instance_finalize_migration_src', on: 'source' },
+];
 
 export interface PlanOptions {
   /** Restrict the operations (the QEMU schedule skips none, but a test may). */
@@ -99,7 +107,9 @@ export function planRun(seed: number, o: PlanOptions = {}): RunPlan {
   const [instance, source, target] = pick(o.instances ?? DRBD_INSTANCES);
   const faults: PlannedFault[] = [];
   if (operation === 'migrate-fail-cleanup') {
-    faults.push({ rpc: pick(FAILURE_POINTS), node: pick([source, target]), mode: 'permanent', times: 1, skip: 0 });
+    const at = pick(FAILURE_POINTS);
+    const node = at.on === 'source' ? source : at.on === 'target' ? target : pick([source, target]);
+    faults.push({ rpc: at.rpc, node, mode: 'permanent', times: 1, skip: 0 });
   }
   const transient = int(0, 2);
   for (let i = 0; i < transient; i++) {

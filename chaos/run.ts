@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { InvariantCase } from '../adapters/sim/invariants.js';
 import { startFailover, startMigration } from '../client/api.js';
-import { clusterViolations, outcomeViolations, settle, steadyViolations, waitForEnd, type Ended } from './check.js';
+import { clusterViolations, outcomeViolations, settle, steadyViolations, TransferWatch, waitForEnd, type Ended } from './check.js';
 import { createCrashCluster, type CrashCluster } from './cluster.js';
 import type { RunPlan } from './plan.js';
 import { Stack, type Proc } from './procs.js';
@@ -95,15 +95,18 @@ export async function runOnce(plan: RunPlan, env: RunEnv): Promise<RunReport> {
     const ops: Op[] = [];
     let finished = false;
     const killer = killAndRestart(plan, c, stack, startSeq, () => finished, report);
+    const watch = plan.operation.startsWith('migrate') ? new TransferWatch(c, plan.instance, plan.source, plan.target) : undefined;
     const deadline = Date.now() + (env.operationTimeoutMs ?? 180_000);
     try {
       await operate(plan, c, client, ops, deadline);
     } finally {
       finished = true;
       await killer;
+      await watch?.stop();
     }
     report.resumeSec = await resumeSeconds(ops, report.kill.restartedAtMs, deadline);
     await check(plan, c, client, ops, report, deadline);
+    if (watch) report.violations.push(...watch.violations());
     if (qemu) report.violations.push(...(await qemu.check(plan.instance)));
   } catch (e) {
     report.violations.push(`run error: ${(e as Error).message}`);
