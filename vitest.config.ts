@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import SkippedTestsReporter from './test/skipped-reporter.js';
 
 export default defineConfig({
   test: {
@@ -10,6 +11,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     fileParallelism: true,
-    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    // The skipped tests by name after the default summary; the JSON report feeds .ci/run's last line.
+    reporters: ['default', new SkippedTestsReporter(), ['json', { outputFile: 'test-results/vitest.json' }]],
   },
 });

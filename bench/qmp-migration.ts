@@ -29,13 +29,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
 import { operationResult, startMigration } from '../client/api.js';
 import { rpcInstanceFor, type RpcInstance } from '../domain/instance.js';
 import { buildGuest, readHeartbeat } from '../adapters/qemu/guest.js';
 import type { QemuNode } from '../adapters/qemu/node.js';
-import { killPid, portFree, qemuProcessesMentioning, spawnDetached, waitGone } from '../adapters/qemu/process.js';
+import { freePort } from '../adapters/common/net.js';
+import { killPid, qemuProcessesMentioning, spawnDetached, waitGone } from '../adapters/qemu/process.js';
 import { QmpClient, withQmp } from '../adapters/qemu/qmp.js';
 import { deviceModelArgs, qmpArg } from '../adapters/qemu/runtime.js';
 import type { QueryMigrate } from '../adapters/qemu/status.js';
@@ -43,12 +44,11 @@ import { buildHardware, defaultClusterConfig } from '../adapters/sim/cluster.js'
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { FileConfigStore } from '../adapters/store/config-store.js';
 import { TimingSchema } from '../domain/types.js';
-import { SEARCH_ATTRIBUTES } from '../workflows/messages.js';
 import { qemuBackend, qemuNode } from '../worker/backends.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createNodeAgent, simHooks } from '../worker/node-agent.js';
 import { createOrchestratorWorker } from '../worker/orchestrator.js';
-import { DEV_SERVER_DYNAMIC_CONFIG } from '../worker/dev-server.js';
+import { createDevServer } from '../worker/dev-server.js';
 import { resolveTemporalCli } from '../worker/temporal-cli.js';
 
 const PROFILES: Record<string, Record<string, string>> = {
@@ -88,10 +88,6 @@ async function waitQmp(path: string, pid: number): Promise<void> {
       await sleep(5);
     }
   }
-}
-
-async function freePort(ip: string, from: number): Promise<number> {
-  for (let p = from; ; p++) if (await portFree(ip, p)) return p;
 }
 
 interface Run {
@@ -189,14 +185,7 @@ async function main(): Promise<void> {
 
     const cli = await resolveTemporalCli({ log: console.log });
     if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
-    env = await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: { type: 'existing-path', path: cli.path },
-        searchAttributes: SEARCH_ATTRIBUTES,
-        log: { format: 'pretty', level: 'error' },
-        extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
-      },
-    });
+    env = await createDevServer({ executable: { type: 'existing-path', path: cli.path }, log: { format: 'pretty', level: 'error' } });
     const add = (w: Worker) => workers.push({ w, run: w.run() });
     const connection = env.nativeConnection;
     add(

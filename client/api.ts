@@ -5,6 +5,7 @@
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
+  WorkflowNotFoundError,
   type Client,
   type WorkflowHandle,
   type WorkflowHandleWithFirstExecutionRunId,
@@ -216,7 +217,7 @@ export async function runningOperation(
     const op = d.typedSearchAttributes.get(SA.operation);
     return { workflowId: d.workflowId, runId: d.runId, ...(op ? { operation: op } : {}) };
   } catch (e) {
-    if ((e as { name?: string }).name === 'WorkflowNotFoundError') return null;
+    if (e instanceof WorkflowNotFoundError) return null;
     throw e;
   }
 }

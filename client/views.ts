@@ -1,6 +1,6 @@
 /** What the CLI prints about configuration objects (JSON views and Ganeti-like text). */
 import { filledHvParams, secondaryNodes } from '../domain/instance.js';
-import type { ClusterSnapshot, Instance, Node } from '../domain/types.js';
+import type { ClusterConfig, ClusterSnapshot, Instance, Node } from '../domain/types.js';
 
 export function instanceView(snap: ClusterSnapshot, inst: Instance) {
   return {
@@ -50,7 +50,7 @@ export function instanceText(snap: ClusterSnapshot, inst: Instance): string {
   ].join('\n');
 }
 
-export function nodeView(snap: ClusterSnapshot, n: Node) {
+export function nodeView(snap: ClusterSnapshot & { reservations?: ClusterConfig['reservations'] }, n: Node) {
   const instances = Object.values(snap.instances);
   return {
     name: n.name,
@@ -72,6 +72,11 @@ export function nodeView(snap: ClusterSnapshot, n: Node) {
       .filter((i) => secondaryNodes(i).includes(n.name))
       .map((i) => i.name)
       .sort(),
+    /** Target memory held on this node by running operations. */
+    reservations: Object.values(snap.reservations ?? {})
+      .filter((r) => r.node === n.name)
+      .map((r) => ({ instance: r.instance, memory: r.memory, workflowId: r.workflowId, runId: r.runId }))
+      .sort((a, b) => a.workflowId.localeCompare(b.workflowId)),
   };
 }
 

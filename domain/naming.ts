@@ -14,3 +14,13 @@ export const nodeQueue = (cluster: string, node: string): string => `ganeti.${cl
 
 /** The CLI-facing command that repairs a half-done migration. */
 export const cleanupCommand = (instance: string): string => `ganeti-temporal instance migrate --cleanup ${instance}`;
+
+/**
+ * Why a failure finalize (abort) refuses (a deviation from Ganeti): a destination that runs holds the
+ * complete state and may be the only current copy; a source whose transfer completed is stale. The
+ * cleanup decides which copy is current and finishes or aborts the migration.
+ */
+export const runningCopyRefusal = (instance: string, state: string): string =>
+  `instance ${instance} runs here (${state}) and may be the only current copy, refusing to stop it: run '${cleanupCommand(instance)}'`;
+export const staleCopyRefusal = (instance: string): string =>
+  `the memory transfer of ${instance} completed, refusing to resume this stale copy: run '${cleanupCommand(instance)}'`;

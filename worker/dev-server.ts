@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { TestWorkflowEnvironment, type LocalTestWorkflowEnvironmentOptions } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages.js';
 import { PROJECT_ROOT, resolveTemporalCli } from './temporal-cli.js';
 
@@ -27,6 +27,19 @@ export const DEV_SERVER_DYNAMIC_CONFIG = [
   'history.timerProcessorMaxTimeShift="10ms"',
 ];
 
+/** What a caller sets of a dev server: the executable, ports, database, log … */
+export type DevServerSettings = NonNullable<LocalTestWorkflowEnvironmentOptions['server']>;
+
+/**
+ * A dev server as every part of this project starts one (`npm start`, the tests, the bench): the
+ * project's search attributes registered and the dynamic config above, plus `server`'s settings.
+ */
+export function createDevServer(server: DevServerSettings): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createLocal({
+    server: { searchAttributes: SEARCH_ATTRIBUTES, extraArgs: DEV_SERVER_DYNAMIC_CONFIG, ...server },
+  });
+}
+
 export interface DevServerOptions {
   home: string;
   port?: number;
@@ -42,17 +55,13 @@ export async function startDevServer(o: DevServerOptions): Promise<TestWorkflowE
   else log('Temporal CLI not found locally; letting the SDK download it (needs internet access)');
   const dir = join(o.home, 'temporal');
   mkdirSync(dir, { recursive: true });
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: cli ? { type: 'existing-path', path: cli.path } : { type: 'cached-download', downloadDir: join(PROJECT_ROOT, '.tools') },
-      ip: '127.0.0.1',
-      port: o.port ?? 7233,
-      uiPort: o.uiPort ?? 8233,
-      dbFilename: join(dir, 'dev-server.db'),
-      namespace: o.namespace ?? 'default',
-      searchAttributes: SEARCH_ATTRIBUTES,
-      log: { format: 'pretty', level: 'warn' },
-      extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
-    },
+  return createDevServer({
+    executable: cli ? { type: 'existing-path', path: cli.path } : { type: 'cached-download', downloadDir: join(PROJECT_ROOT, '.tools') },
+    ip: '127.0.0.1',
+    port: o.port ?? 7233,
+    uiPort: o.uiPort ?? 8233,
+    dbFilename: join(dir, 'dev-server.db'),
+    namespace: o.namespace ?? 'default',
+    log: { format: 'pretty', level: 'warn' },
   });
 }

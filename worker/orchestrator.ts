@@ -1,5 +1,5 @@
 /** The orchestrator worker: hosts the workflows and the configuration-store activities. */
-import { type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createOrchestratorActivities } from '../activities/index.js';
 import { orchestratorQueue } from '../domain/naming.js';
@@ -22,8 +22,15 @@ export function configStoreFor(home: string, client?: Client): FileConfigStore {
   return FileConfigStore.forHome(home, {
     ...(client
       ? {
-          isOperationRunning: async (workflowId: string, runId: string) =>
-            (await client.workflow.getHandle(workflowId, runId).describe()).status.name === 'RUNNING',
+          isOperationRunning: async (workflowId: string, runId: string) => {
+            try {
+              return (await client.workflow.getHandle(workflowId, runId).describe()).status.name === 'RUNNING';
+            } catch (e) {
+              // A run the server no longer knows (retention, a new server database) runs no more.
+              if (e instanceof WorkflowNotFoundError) return false;
+              throw e;
+            }
+          },
         }
       : {}),
   });

@@ -9,12 +9,12 @@
  * disks are opened exclusively on the node that actually runs the instance (Ganeti's quirk 3 opens
  * them on the stale primary).
  */
-import { CancellationScope } from '@temporalio/workflow';
+import { CancellationScope, patched } from '@temporalio/workflow';
 import { isDrbd } from '../domain/instance.js';
 import { cleanupCommand } from '../domain/naming.js';
 import { closeInstanceDisks, openInstanceDisks, reconnectSingleMaster, waitUntilSync } from './disks.js';
 import { ri, type Exec } from './exec.js';
-import { abortMigration } from './migration.js';
+import { abortMigration, type Transfer } from './migration.js';
 import { execFailure, isExecFailure } from './operation.js';
 
 /** The hypervisor list names that count as the instance (Xen renames it during migration). */
@@ -38,6 +38,25 @@ async function locate(x: Exec): Promise<string[]> {
   return running;
 }
 
+/**
+ * Not in Ganeti (which aborts, killing the running target and resuming the stale source): a source
+ * in post-migrate state means the memory transfer completed and the target's copy is the current one.
+ */
+async function sourceReportsCompleted(x: Exec): Promise<boolean> {
+  const st = await x.rpc.call(x.source, 'instanceGetMigrationStatus', [ri(x, x.source)], 'completed?', { probe: true });
+  return st.ok && st.payload.status === 'completed';
+}
+
+/** M11 after the fact: the source finalized as a success (its stale copy stops), the target resumed. */
+async function finishCompletedTransfer(x: Exec, t: Transfer, again: string): Promise<void> {
+  const { source: S, target: T } = x;
+  x.op.fb(`* the memory transfer to ${T} had completed: the copy on ${T} is the current one, finishing the migration`);
+  const src = await x.rpc.call(S, 'instanceFinalizeMigrationSrc', [ri(x, S), true, t.live], 'success');
+  const dst = await x.rpc.call(T, 'instanceFinalizeMigrationDst', [ri(x, T), t.info, true], 'success');
+  const errs = [src.ok ? null : `${S}: ${src.msg}`, dst.ok ? null : `${T}: ${dst.msg}`].filter((m) => m !== null);
+  if (errs.length) refuse(x, `Could not finalize instance migration: ${errs.join(' ')}`, `fix the cause, ${again}`);
+}
+
 /** A refusal that leaves the instance for a human, with what to do. */
 function refuse(x: Exec, message: string, repair: string): never {
   x.op.needsHuman(repair);
@@ -48,6 +67,7 @@ function refuse(x: Exec, message: string, repair: string): never {
 export async function execCleanup(x: Exec, o: { live: boolean }): Promise<Exec> {
   const running = await locate(x);
   // Locating changes nothing; from here on the cleanup changes the cluster and rolls forward.
+  x.op.abortIfRequested();
   x.op.passPointOfNoReturn('the cleanup has started changing the cluster');
   return CancellationScope.nonCancellable(() => reconcile(x, running, o.live));
 }
@@ -57,19 +77,24 @@ async function reconcile(x: Exec, found: string[], live: boolean): Promise<Exec>
   const again = `then run '${cleanupCommand(x.inst.name)}' again`;
   let running = found;
 
-  // C2: on both: abort the migration, then look again
+  // C2: on both: abort the migration — or finish it, if the memory transfer had completed — then look again
   if (running.includes(S) && running.includes(x.target)) {
     x.op.step('abort-migration');
     x.op.fb('Trying to cleanup after failed migration');
     const info = await x.rpc.call(S, 'migrationInfo', [ri(x, S)]);
     if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
-    const r = await abortMigration(x, { info: info.payload, live });
-    if (r.dst !== null || r.src !== null) {
-      refuse(
-        x,
-        `Instance migration cleanup failed: ${[r.dst, r.src].filter((m) => m !== null).join(',')}`,
-        `make sure ${x.inst.name} runs on one node only (${S} or ${x.target}), ${again}`,
-      );
+    const t = { info: info.payload, live };
+    if (patched('cleanup-completed-transfer-rolls-forward') && (await sourceReportsCompleted(x))) {
+      await finishCompletedTransfer(x, t, again);
+    } else {
+      const r = await abortMigration(x, t);
+      if (r.dst !== null || r.src !== null) {
+        refuse(
+          x,
+          `Instance migration cleanup failed: ${[r.dst, r.src].filter((m) => m !== null).join(',')}`,
+          `make sure ${x.inst.name} runs on one node only (${S} or ${x.target}), ${again}`,
+        );
+      }
     }
     running = await locate(x);
   }

@@ -4,6 +4,7 @@
  * Exec error.
  */
 import type { StepKey } from '../domain/plan.js';
+import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import { mergeSyncProgress } from '../domain/feedback.js';
 import { isDrbd } from '../domain/instance.js';
 import { allNodes, ri, type Exec } from './exec.js';
@@ -48,15 +49,54 @@ export async function goReconnect(x: Exec, multimaster: boolean): Promise<void> 
   raiseFirst(nodes, rs, (n) => `Cannot change disks config on node ${n}`);
 }
 
-/** Both nodes wait (heartbeating) until no device resyncs; the progress lines are merged as Ganeti's loop prints them. */
+/**
+ * Both nodes wait (heartbeating) until no device resyncs; the progress lines are merged as Ganeti's
+ * loop prints them. As in Ganeti's loop, one node's failure ends the wait: the other node's wait
+ * (possibly hours of resync) is cancelled rather than waited for.
+ */
 export async function waitUntilSync(x: Exec): Promise<void> {
   x.op.fb('* wait until resync is done');
   const nodes = allNodes(x);
   const pollMs = x.snap.cluster.timing.syncPollMs;
-  const rs = await Promise.all(nodes.map((n) => x.rpc.wait(n, 'waitForDiskSync', [ri(x, n), { pollMs }])));
-  const samples = rs.map((r) => (r.ok ? r.payload.samples : []));
+  if (!patched('wait-sync-fails-fast')) {
+    // Histories recorded before the patch: both waits always ran to their end.
+    const rs = await Promise.all(nodes.map((n) => x.rpc.wait(n, 'waitForDiskSync', [ri(x, n), { pollMs }])));
+    mergeSyncProgress(
+      rs.map((r) => (r.ok ? r.payload.samples : [])),
+      pollMs,
+    ).forEach((l) => x.op.fb(l));
+    raiseFirst(nodes, rs, (n) => `Cannot resync disks on node ${n}`);
+    return;
+  }
+  // A scope of its own (a child of the current one, so an operator's abort still reaches it).
+  const waits = new CancellationScope();
+  let failedFast = false;
+  const rs = await waits.run(() =>
+    Promise.all(
+      nodes.map(async (n) => {
+        try {
+          const r = await x.rpc.wait(n, 'waitForDiskSync', [ri(x, n), { pollMs }]);
+          if (!r.ok && !failedFast) {
+            failedFast = true;
+            waits.cancel();
+          }
+          return r;
+        } catch (e) {
+          // Cancelled because the other node failed (an operator's abort still propagates).
+          if (failedFast && isCancellation(e) && !CancellationScope.current().parent?.consideredCancelled) return null;
+          throw e;
+        }
+      }),
+    ),
+  );
+  const samples = rs.map((r) => (r?.ok ? r.payload.samples : []));
   mergeSyncProgress(samples, pollMs).forEach((l) => x.op.fb(l));
-  raiseFirst(nodes, rs, (n) => `Cannot resync disks on node ${n}`);
+  const done = rs.flatMap((r, i) => (r ? [{ node: nodes[i]!, r }] : []));
+  raiseFirst(
+    done.map((d) => d.node),
+    done.map((d) => d.r),
+    (n) => `Cannot resync disks on node ${n}`,
+  );
 }
 
 /**

@@ -6,6 +6,7 @@
  * (the commit points), and a different target (cleanup adopting a copy found elsewhere) is a new
  * `Exec`, not an edit of this one.
  */
+import { patched } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities/index.js';
 import { rpcInstanceFor, type RpcInstance } from '../domain/instance.js';
 import type { ClusterSnapshot, Instance } from '../domain/types.js';
@@ -13,6 +14,8 @@ import { execFailure, type Operation } from './operation.js';
 import { failMsg, type NodeRpcClient } from './rpc.js';
 
 export interface ExecInit {
+  /** Releases the operation's target-memory reservation (idempotent; never throws). */
+  releaseReservation?: () => Promise<void>;
   op: Operation;
   rpc: NodeRpcClient;
   cfg: OrchestratorActivities;
@@ -30,8 +33,10 @@ export class Exec {
   readonly source: string;
   readonly target: string;
   #inst: Instance;
+  readonly #init: ExecInit;
 
   constructor(init: ExecInit) {
+    this.#init = init;
     this.op = init.op;
     this.rpc = init.rpc;
     this.cfg = init.cfg;
@@ -48,7 +53,15 @@ export class Exec {
 
   /** The same execution with another target node. */
   withTarget(target: string): Exec {
-    return new Exec({ op: this.op, rpc: this.rpc, cfg: this.cfg, snap: this.snap, inst: this.#inst, source: this.source, target });
+    return new Exec({ ...this.#init, inst: this.#inst, target });
+  }
+
+  /**
+   * Past the commit point the target holds the instance: its memory is no longer a reservation
+   * (released here, not after the final resync and the post-hooks).
+   */
+  async releaseReservation(): Promise<void> {
+    if (this.#init.releaseReservation && patched('release-reservation-after-commit')) await this.#init.releaseReservation();
   }
 
   /** The commit point: primary := `primary` (compare-and-set against `expected`; idempotent). */

@@ -30,6 +30,7 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
     x.op.fb('Instance is forthcoming, just updating the  configuration');
     x.op.step('commit');
     await x.setPrimary(S, T);
+    await x.releaseReservation();
     return;
   }
 
@@ -47,6 +48,7 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
   }
 
   // From the shutdown on there is no way back: the failover rolls forward.
+  x.op.abortIfRequested();
   x.op.passPointOfNoReturn(`the instance is being shut down on ${S}`);
   await CancellationScope.nonCancellable(async () => {
     await shutdownOnSource(x, o);
@@ -115,6 +117,8 @@ async function moveInstance(x: Exec, o: FailoverOptions): Promise<void> {
       throw execFailure(`Could not start instance ${name} on node ${T}: ${started.msg}`);
     }
   }
+  // Started (or, for an instance marked down, moved): the target holds it, no reservation needed.
+  await x.releaseReservation();
 }
 
 /** The nodes holding the instance's disks (DRBD: both ends; otherwise the primary). */

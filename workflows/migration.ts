@@ -11,7 +11,7 @@
  * - commit (M11–M14): after the hypervisor reported the transfer complete — the point of no return —
  *   the migration only rolls forward (abort refused, cancellation ignored); failures name `--cleanup`.
  */
-import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, log, patched } from '@temporalio/workflow';
 import { ActivityFailure } from '../domain/errors.js';
 import { hvVersionPairSafe } from '../domain/hypervisor.js';
 import { isDrbd } from '../domain/instance.js';
@@ -96,14 +96,17 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
         await CancellationScope.nonCancellable(() => revertDiskStatus(x));
         x.op.compensated(DISK_STEPS);
         x.op.abortEnded(`the disks were reverted; ${inst.name} stays on ${S}`);
-      } else if (stage === 'transfer') {
+        throw e;
+      }
+      if (stage !== 'transfer') throw e;
+      if (!(await transferCompleted(x))) {
         x.op.fb('Migration aborted, aborting');
         await CancellationScope.nonCancellable(() => compensate(x, t));
         x.op.abortEnded(`the migration was aborted and the disks reverted; ${inst.name} stays on ${S}`);
+        throw e;
       }
-      throw e;
-    }
-    throw stage === 'disks' ? leftForCleanup(x, e) : e;
+      // The transfer completed while the abort was on its way: the target is the current copy.
+    } else throw stage === 'disks' ? leftForCleanup(x, e) : e;
   }
 
   // The point of no return: the hypervisor reported the memory transfer complete. Roll forward only.
@@ -193,6 +196,7 @@ async function transferInstance(x: Exec, t: Transfer): Promise<void> {
   ]);
   if (!st.ok) {
     progressLinesOf(st).forEach((l) => x.op.fb(l));
+    if (await transferCompleted(x)) return;
     return abortAndFail(x, t, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${st.msg}`);
   }
   st.payload.lines.forEach((l) => x.op.fb(l));
@@ -211,6 +215,7 @@ async function commit(x: Exec, t: Transfer): Promise<void> {
   // M12: the only configuration change
   x.op.step('commit');
   await x.setPrimary(S, T);
+  await x.releaseReservation();
 
   // M13: demote the old primary
   x.op.step('close-source');
@@ -249,6 +254,22 @@ async function compensate(x: Exec, t: Transfer): Promise<void> {
     throw leftForCleanup(x, e);
   }
   x.op.compensated([...DISK_STEPS, ...TRANSFER_STEPS]);
+}
+
+/**
+ * Before a transfer is undone, the source is asked whether it completed after all (the wait failed
+ * or was cancelled, yet QEMU may have finished): then the target holds the only current state, and
+ * the migration rolls forward instead (a deviation from Ganeti, which would resume the stale source).
+ */
+async function transferCompleted(x: Exec): Promise<boolean> {
+  if (!patched('completed-transfer-rolls-forward')) return false;
+  const S = x.source;
+  const st = await CancellationScope.nonCancellable(() =>
+    x.rpc.call(S, 'instanceGetMigrationStatus', [ri(x, S)], 'before aborting', { probe: true }),
+  );
+  if (!st.ok || st.payload.status !== 'completed') return false;
+  x.op.fb(`* the memory transfer to ${x.target} had completed after all: rolling forward`);
+  return true;
 }
 
 /** `_AbortMigration`: finalize with failure on both sides; never raises (failures go to the log). */

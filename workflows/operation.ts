@@ -6,6 +6,8 @@
 import {
   ApplicationFailure,
   type CancellationScope,
+  CancelledFailure,
+  patched,
   log,
   setCurrentDetails,
   setHandler,
@@ -27,6 +29,8 @@ import {
 } from './messages.js';
 
 const TAIL = 8;
+/** The patch that makes every accepted abort take effect (docs/versioning.md). */
+const ABORT_TAKES_EFFECT = 'abort-takes-effect';
 /** Plain symbols (no emoji: they render with the fonts of any browser). */
 const MARK: Record<StepState, string> = {
   pending: '○',
@@ -221,9 +225,21 @@ export class Operation {
     this.render();
   }
 
-  /** The scope an accepted abort cancels: the operation's execution up to its point of no return. */
+  /**
+   * The scope an accepted abort cancels: the operation's execution up to its point of no return. An
+   * abort accepted before the scope existed (during the first activity) takes effect now.
+   */
   attachScope(scope: CancellationScope): void {
     this.#scope = scope;
+    if (this.#abort && patched(ABORT_TAKES_EFFECT)) scope.cancel();
+  }
+
+  /**
+   * Before a point of no return: an accepted abort that no cancellable activity noticed (none ran
+   * since it was accepted) ends the operation here, before anything changes.
+   */
+  abortIfRequested(): void {
+    if (this.#abort && patched(ABORT_TAKES_EFFECT)) throw new CancelledFailure(`aborted by the operator during ${this.#abort.phase}`);
   }
 
   /** The execution path that handled an accepted abort says what it left behind. */

@@ -128,24 +128,33 @@ export class NodeRpcClient {
   }
 
   /**
-   * One node RPC with the timeout of its Ganeti class (domain/rpc-timeouts.ts; at least `minTimeoutSec`) as the cap of
-   * one attempt, and a short heartbeat timeout: the node agent heartbeats while the RPC runs, so an attempt lost
-   * with its agent is retried within seconds. `once` sends it a single time (for calls that must not be repeated,
-   * such as hooks).
+   * One node RPC with the timeout of its Ganeti class (domain/rpc-timeouts.ts; at least
+   * `minTimeoutSec`); `once` sends it a single time (for calls that must not be repeated, such as
+   * hooks). A `probe` asks a node what is true before a compensation: sent once, and bounded by the
+   * urgent timeout whatever the RPC's class, so a node that does not answer delays nothing for long.
+   * Every call has a short heartbeat timeout as well: the node agent heartbeats while the RPC runs, so
+   * an attempt lost with its agent is retried (or, for a probe, given up) within seconds.
    */
   call<K extends NodeMethod & TimedRpc>(
     node: string,
     method: K,
     args: Parameters<NodeActivities[K]>,
     summaryExtra?: string,
-    opts: { minTimeoutSec?: number; once?: boolean } = {},
+    opts: { minTimeoutSec?: number; once?: boolean; probe?: boolean } = {},
   ) {
-    const seconds = Math.max(this.timing.rpcTimeouts[RPC_TIMEOUT_CLASS[method]], opts.minTimeoutSec ?? 0);
     // Histories recorded before the setting existed carry snapshots without it.
-    const heartbeatSec = this.timing.rpcHeartbeatTimeoutSec ?? DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC;
+    const heartbeatTimeout = (this.timing.rpcHeartbeatTimeoutSec ?? DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC) * 1000;
+    if (opts.probe) {
+      return this.invoke(node, method, args, summaryExtra, {
+        startToCloseTimeout: this.timing.rpcTimeouts.urgent * 1000,
+        heartbeatTimeout,
+        retry: { ...retryPolicy(this.timing), maximumAttempts: 1 },
+      });
+    }
+    const seconds = Math.max(this.timing.rpcTimeouts[RPC_TIMEOUT_CLASS[method]], opts.minTimeoutSec ?? 0);
     return this.invoke(node, method, args, summaryExtra, {
       startToCloseTimeout: seconds * 1000,
-      heartbeatTimeout: heartbeatSec * 1000,
+      heartbeatTimeout,
       ...(opts.once ? { retry: { ...retryPolicy(this.timing), maximumAttempts: 1 } } : {}),
     });
   }

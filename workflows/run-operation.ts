@@ -7,7 +7,7 @@
  * workflow cancellation from the Web UI) cancels; the execution paths then run their compensation
  * in a non-cancellable scope and the operation ends `Aborted` (or Canceled).
  */
-import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { OpFailure } from '../domain/errors.js';
 import type { MigrateHookArgs, FailoverHookArgs } from '../domain/hook-env.js';
 import type { OperationResult } from '../domain/ops.js';
@@ -20,7 +20,7 @@ import { planHooks, runHooksPhase } from './hooks.js';
 import { execMigration } from './migration.js';
 import { withFeedback, type Operation } from './operation.js';
 import { runPrereqs } from './prereq.js';
-import { configActivities, NodeRpcClient } from './rpc.js';
+import { configActivities, failMsg, NodeRpcClient } from './rpc.js';
 
 export interface OperationRequest {
   /** Which LU: decides the hooks path and their environment. */
@@ -40,6 +40,17 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
   const cfg = configActivities(snap.cluster.timing);
   const rpc = new NodeRpcClient(snap);
   let reserved = false;
+  /** Releases the target-memory reservation once; a failure is a warning (the next operation drops it). */
+  const release = async (): Promise<void> => {
+    if (!reserved) return;
+    reserved = false;
+    try {
+      await CancellationScope.nonCancellable(() => cfg.releaseTargetMemory());
+    } catch (e) {
+      log.warn('releasing the memory reservation failed', { instance: op.instance, error: failMsg(e) });
+      op.warn(`Could not release the memory reservation: ${failMsg(e)}; it is dropped when the next operation starts`);
+    }
+  };
   try {
     return await CancellationScope.cancellable(async () => {
       op.attachScope(CancellationScope.current());
@@ -60,7 +71,7 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
         return { outcome: 'dry-run', ...base, feedback: op.feedback, plan: describePlan(plan, inst) };
       }
 
-      let x = new Exec({ op, rpc, cfg, snap, inst, source: plan.sourceNode, target: plan.targetNode });
+      let x = new Exec({ op, rpc, cfg, snap, inst, source: plan.sourceNode, target: plan.targetNode, releaseReservation: release });
       let outcome: OperationResult['outcome'];
       if (plan.operation === 'failover') {
         op.fb(`Failover instance ${inst.name}`);
@@ -99,6 +110,6 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
     op.finish(isCancellation(e) ? 'cancelled' : 'failed');
     throw withFeedback(e, op);
   } finally {
-    if (reserved) await CancellationScope.nonCancellable(() => cfg.releaseTargetMemory());
+    await release();
   }
 }

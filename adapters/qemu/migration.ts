@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RpcInstance } from '../../domain/instance.js';
 import type { MigrationStatusPayload, MigrationTarget } from '../../domain/ports.js';
 import type { QemuMeta } from './files.js';
+import { runningCopyRefusal, staleCopyRefusal } from '../../domain/naming.js';
 import { fail, type QemuFrame } from './frame.js';
 import { AddressInUse, quit } from './launch.js';
 import { killPid, portFree } from './process.js';
@@ -163,7 +164,9 @@ export async function instanceGetMigrationStatus(f: QemuFrame, inst: RpcInstance
 /**
  * Ganeti's FinalizeMigrationDst. Success: the destination must run (a non-live migration leaves it
  * paused: `cont`); it records the source's runtime. Failure: the incoming process is killed,
- * without needing anything of it (Ganeti's master needs the runtime file here, which it lacks).
+ * without needing anything of it (Ganeti's master needs the runtime file here, which it lacks) —
+ * but only while it is still incoming: a destination that runs (or is paused) holds the complete
+ * state, the only current copy of the guest, and is never killed (a deviation from Ganeti).
  */
 export async function instanceFinalizeMigrationDst(
   f: QemuFrame,
@@ -176,6 +179,11 @@ export async function instanceFinalizeMigrationDst(
     const found = f.files.locate(inst.name);
     if (!success) {
       if (found?.pid) {
+        const st = await f.qmp(found.meta, (q) => runState(q)).catch(() => 'inmigrate');
+        if (st !== 'inmigrate') {
+          ctx.mirror(inst.name, { meta: found.meta, pid: found.pid, status: st });
+          return fail(`${P}${runningCopyRefusal(inst.name, st)}`);
+        }
         await killPid(found.pid);
         f.files.removeFiles(found.meta);
       } else f.files.dropIfStale(found);
@@ -215,7 +223,9 @@ export async function instanceFinalizeMigrationDst(
 /**
  * Ganeti's FinalizeMigrationSource. Success: QEMU must report the migration completed (with the
  * return path, the destination has then loaded the state) before the source is told to `quit`.
- * Failure: a migration still running is cancelled, and a paused source is resumed (`cont`).
+ * Failure: a migration still running is cancelled, and a paused source is resumed (`cont`) — unless
+ * the transfer completed: then the destination holds the current state and this copy is stale, so it
+ * is never resumed (a deviation from Ganeti).
  */
 export async function instanceFinalizeMigrationSrc(f: QemuFrame, inst: RpcInstance, success: boolean, _live: boolean): Promise<void> {
   const P = 'Failed to finalize the migration on the source node: ';
@@ -246,6 +256,7 @@ export async function instanceFinalizeMigrationSrc(f: QemuFrame, inst: RpcInstan
     }
     const status = await f.qmp(meta, async (q) => {
       let m = await q.execute<QueryMigrate>('query-migrate');
+      if (m.status === 'completed' || (await runState(q)) === 'postmigrate') return 'completed';
       if (m.status && (IN_FLIGHT.has(m.status) || m.status === 'cancelling')) {
         if (m.status !== 'cancelling') await q.execute('migrate_cancel');
         const deadline = Date.now() + 10_000;
@@ -261,6 +272,10 @@ export async function instanceFinalizeMigrationSrc(f: QemuFrame, inst: RpcInstan
       }
       return st;
     });
+    if (status === 'completed') {
+      ctx.mirror(inst.name, { meta, pid, status: 'postmigrate' });
+      return fail(`${P}${staleCopyRefusal(inst.name)}`);
+    }
     delete meta.migration;
     f.files.writeMeta(meta);
     ctx.mirror(inst.name, { meta, pid, status });

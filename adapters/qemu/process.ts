@@ -5,8 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Probed before QEMU binds a migration port. */
+export { portFree } from '../common/net.js';
 
 /** The kernel's view of a process: its state letter and start time (clock ticks since boot). */
 function procStat(pid: number): { state: string; startTime: string } | null {
@@ -107,15 +109,6 @@ export async function killPid(pid: number, timeoutMs = 5000): Promise<boolean> {
     // already gone
   }
   return waitGone(pid, timeoutMs);
-}
-
-/** Whether something could bind `ip:port` right now (a probe; QEMU binds it moments later). */
-export function portFree(ip: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: ip, port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
 }
 
 /** The last `max` characters of a log file (for error messages). */

@@ -288,6 +288,11 @@ export function instanceHwStatus(s: SimState, now: number, inst: Instance): Inst
 export const INJECT_STATES = ['running', 'stopped', 'degraded', 'standalone', 'unresponsive'] as const;
 export type InjectState = (typeof INJECT_STATES)[number];
 
+/** A requested breakage that does not fit the instance or node (refused, nothing changed). */
+export class InjectRefusedError extends Error {
+  override readonly name = 'InjectRefusedError';
+}
+
 /**
  * Creates a broken situation on purpose:
  * - `running`: a copy of the instance runs on the node (whatever runs elsewhere);
@@ -298,7 +303,7 @@ export type InjectState = (typeof INJECT_STATES)[number];
  */
 export function inject(s: SimState, now: number, cfg: ClusterConfig, inst: Instance, node: string, what: InjectState): void {
   const hw: SimNodeHw | undefined = s.nodes[node];
-  if (!hw) throw new Error(`node ${node} has no simulated hardware`);
+  if (!hw) throw new InjectRefusedError(`node ${node} has no simulated hardware`);
   switch (what) {
     case 'running':
       if (!hw.processes[inst.name] || hw.processes[inst.name]!.state === 'incoming') startProcess(s, cfg, inst, node);
@@ -309,14 +314,14 @@ export function inject(s: SimState, now: number, cfg: ClusterConfig, inst: Insta
       return;
     case 'unresponsive': {
       const p = hw.processes[inst.name];
-      if (!p) throw new Error(`${inst.name} does not run on ${node}`);
+      if (!p) throw new InjectRefusedError(`${inst.name} does not run on ${node}`);
       p.ignoresAcpi = true;
       return;
     }
     case 'degraded':
     case 'standalone': {
-      if (!isDrbd(inst)) throw new Error(`instance ${inst.name} has no DRBD disks (template ${inst.diskTemplate})`);
-      if (!instanceNodes(inst).includes(node)) throw new Error(`node ${node} holds no disk of ${inst.name}`);
+      if (!isDrbd(inst)) throw new InjectRefusedError(`instance ${inst.name} has no DRBD disks (template ${inst.diskTemplate})`);
+      if (!instanceNodes(inst).includes(node)) throw new InjectRefusedError(`node ${node} holds no disk of ${inst.name}`);
       for (const d of inst.disks) {
         if (!d.drbd) continue;
         const own = sideOf(d.drbd, node);

@@ -15,6 +15,7 @@ import {
   type NodeRpc,
   type WaitSyncPayload,
 } from '../../domain/ports.js';
+import { runningCopyRefusal, staleCopyRefusal } from '../../domain/naming.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import { SimHardware } from './hardware.js';
 import {
@@ -242,7 +243,11 @@ export class SimNode implements NodeRpc {
     return this.rpc('instance_finalize_migration_dst', inst.name, success ? 'success' : 'failure', (_s, n) => {
       const p = n.processes[inst.name];
       if (!success) {
-        delete n.processes[inst.name]; // force-stop the incoming process, if any
+        // Force-stop the incoming process, if any — never a copy that holds the complete state.
+        if (p && p.state !== 'incoming') {
+          return fail(`Failed to finalize migration on the target node: ${runningCopyRefusal(inst.name, p.state)}`);
+        }
+        delete n.processes[inst.name];
         return;
       }
       if (!p) return fail(`Failed to finalize migration on the target node: instance ${inst.name} is not running on ${this.node}`);
@@ -270,6 +275,9 @@ export class SimNode implements NodeRpc {
         delete n.processes[inst.name];
         delete n.links[inst.name];
         return;
+      }
+      if (p.migration?.status === 'completed' || p.pausedBy === 'postmigrate') {
+        return fail(`Failed to finalize the migration on the source node: ${staleCopyRefusal(inst.name)}`);
       }
       if (p.migration?.status === 'active') {
         p.migration.status = 'cancelled';

@@ -5,11 +5,12 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Connection } from '@temporalio/client';
-import { describe, expect, inject, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { cli } from '../helpers/cli.js';
 import { start, useHarness, waitForProgress } from '../helpers/harness.js';
+import { temporalCli } from '../helpers/temporal.js';
 
 const h = useHarness();
 const envFor = (c: TestCluster) => ({ GANETI_TEMPORAL_HOME: c.home, TEMPORAL_ADDRESS: h.env().address, TEMPORAL_NAMESPACE: 'default' });
@@ -81,7 +82,7 @@ describe('job commands', () => {
 
 test('setup registers the search attributes on an existing server, once', async () => {
   const bare = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: inject('temporalCli') } },
+    server: { executable: temporalCli() },
   });
   try {
     const env = { TEMPORAL_ADDRESS: bare.address, TEMPORAL_NAMESPACE: 'default' };

@@ -5,11 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, expect, inject, test } from 'vitest';
 import { migrateInstance } from '../../client/api.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
@@ -17,8 +15,9 @@ import { FileConfigStore } from '../../adapters/store/config-store.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { instanceHwDetail } from '../../adapters/sim/cluster.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
-import { DEV_SERVER_DYNAMIC_CONFIG } from '../../worker/dev-server.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
+import { freePort } from '../../adapters/common/net.js';
+import { startServer } from '../helpers/temporal.js';
 
 const children: ChildProcess[] = [];
 const homes: string[] = [];
@@ -26,15 +25,6 @@ afterEach(async () => {
   for (const c of children.splice(0)) await stop(c);
   for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts `worker/main.ts start` and resolves with its output once it says it is ready. */
 function startStack(env: Record<string, string>, args: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
@@ -118,13 +108,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
 });
 
 test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers against it; metrics and JSON logs', async () => {
-  const server = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: inject('temporalCli') },
-      searchAttributes: SEARCH_ATTRIBUTES,
-      extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
-    },
-  });
+  const server = await startServer();
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);
   try {

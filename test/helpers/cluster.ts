@@ -2,7 +2,7 @@
  * A simulated cluster in a temporary directory: the default three-node cluster with fast timing,
  * plus helpers to read the configuration and the hardware truth.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,7 +17,9 @@ import { addFault, type FaultSpec } from '../../adapters/sim/faults.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import type { SimLogEntry, SimParams, SimState } from '../../adapters/sim/state.js';
 import { FileConfigStore } from '../../adapters/store/config-store.js';
+import type { HookPath, HookPhase } from '../../domain/hook-env.js';
 import { TimingSchema, type ClusterConfig, type Instance, type Timing } from '../../domain/types.js';
+import { simHooksDir } from '../../worker/node-agent.js';
 
 /** Ganeti's timings shrunk for tests (hardware time runs `timeFactor` times faster too). */
 export const FAST_TIMING: Timing = TimingSchema.parse({
@@ -102,6 +104,16 @@ export class TestCluster {
 
   async setTiming(timing: Partial<Timing>): Promise<void> {
     await this.config.file.update((c) => void Object.assign(c.cluster.timing, timing));
+  }
+
+  /** A hook script `<path>-<phase>.d/<name>` on `node` (a shell body, or a whole script with its own `#!`). */
+  hook(node: string, path: HookPath, phase: HookPhase, name: string, body: string, mode = 0o755): string {
+    const dir = join(simHooksDir(this.home, node), `${path}-${phase}.d`);
+    mkdirSync(dir, { recursive: true });
+    const f = join(dir, name);
+    writeFileSync(f, body.startsWith('#!') ? body : `#!/bin/sh\n${body}\n`);
+    chmodSync(f, mode);
+    return f;
   }
 
   remove(): void {

@@ -8,7 +8,7 @@ import { OperationError, operationResult, startMigration } from '../../client/ap
 import type { MigrateInput, OperationResult } from '../../domain/ops.js';
 import { progressQuery, type ProgressView } from '../../workflows/messages.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from './cluster.js';
-import { useServer, Workers } from './temporal.js';
+import { useServer, type Workers } from './temporal.js';
 
 export interface Harness {
   env(): TestWorkflowEnvironment;
@@ -17,33 +17,25 @@ export interface Harness {
 }
 
 export function useHarness(): Harness {
-  const { env, cleanups } = useServer();
+  const server = useServer();
   return {
-    env,
+    env: server.env,
     async cluster(opts = {}) {
       const c = await createTestCluster(opts);
-      const w = new Workers(env(), c);
-      cleanups.push(async () => {
-        await terminateRunning(env());
-        await w.stopAll();
-        c.remove();
-      });
+      const w = server.workers(c);
       await w.all();
       return { c, w };
     },
   };
 }
 
-async function terminateRunning(env: TestWorkflowEnvironment): Promise<void> {
-  for await (const wf of env.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
-    await env.client.workflow
-      .getHandle(wf.workflowId, wf.runId)
-      .terminate('test cleanup')
-      .catch(() => undefined);
-  }
-}
-
 export type Outcome = { ok: true; result: OperationResult } | { ok: false; error: OperationError };
+
+/** The error of an operation that must have failed. */
+export function failure(r: Outcome): OperationError {
+  if (r.ok) throw new Error(`expected a failure, got ${r.result.outcome}`);
+  return r.error;
+}
 
 export async function outcomeOf(p: Promise<OperationResult>): Promise<Outcome> {
   try {

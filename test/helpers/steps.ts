@@ -29,6 +29,21 @@ export function mutatingSteps(c: TestCluster, instance: string, sinceSeq = 0): s
   return out.map((s) => `${s.key}@${s.nodes.sort().join('+')}`);
 }
 
+/** A failed migration of an instance from node1 to node2, from its abort on (see `stepsFromAbort`). */
+export const ABORT_AND_REVERT_NODE1_NODE2 = [
+  'instance_finalize_migration_dst(failure)@node2',
+  'instance_finalize_migration_src(failure)@node1',
+  'blockdev_close@node2',
+  'drbd_disconnect_net@node1+node2',
+  'drbd_attach_net(single-master)@node1+node2',
+];
+
+/** The instance's state-changing steps from the abort of a failed migration to `target` on. */
+export function stepsFromAbort(c: TestCluster, instance: string, target = 'node2'): string[] {
+  const steps = mutatingSteps(c, instance);
+  return steps.slice(steps.indexOf(`instance_finalize_migration_dst(failure)@${target}`));
+}
+
 export const lastSeq = (c: TestCluster): number => c.state().logSeq;
 
 /** How often each state-changing RPC ran on the instance (per node). */

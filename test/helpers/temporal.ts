@@ -2,34 +2,50 @@
  * A real Temporal dev server per test file (the pinned CLI), and the project's workers for a test
  * cluster: the orchestrator plus one node agent per node, each with its own task queues.
  */
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import type { NodeRpc } from '../../domain/ports.js';
 import { afterAll, afterEach, beforeAll, inject } from 'vitest';
-import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
-import { DEV_SERVER_DYNAMIC_CONFIG } from '../../worker/dev-server.js';
+import { createDevServer, type DevServerSettings } from '../../worker/dev-server.js';
 import { createNodeAgent, simBackend, simHooks } from '../../worker/node-agent.js';
 import { createOrchestratorWorker } from '../../worker/orchestrator.js';
 import type { TestCluster } from './cluster.js';
 
-export async function startServer(): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: inject('temporalCli') },
-      searchAttributes: SEARCH_ATTRIBUTES,
-      log: { format: 'pretty', level: 'error' },
-      extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
-    },
-  });
+/** The pinned Temporal CLI the global setup resolved, as the SDK's executable setting. */
+export const temporalCli = () => ({ type: 'existing-path', path: inject('temporalCli') }) as const;
+
+/** A dev server of the pinned CLI as the project runs it (search attributes, dynamic config); `server` adds settings (a Web UI port …). */
+export async function startServer(server: DevServerSettings = {}): Promise<TestWorkflowEnvironment> {
+  return createDevServer({ executable: temporalCli(), log: { format: 'pretty', level: 'error' }, ...server });
 }
 
 export const testBundle = () => ({ codePath: inject('workflowBundlePath') });
 
+/** Terminates every running workflow on the server (what a test left behind). */
+async function terminateRunning(env: TestWorkflowEnvironment): Promise<void> {
+  for await (const wf of env.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
+    await env.client.workflow
+      .getHandle(wf.workflowId, wf.runId)
+      .terminate('test cleanup')
+      .catch(() => undefined);
+  }
+}
+
+export interface Server {
+  /** The file's dev server (throws outside its tests, e.g. when starting it failed). */
+  env(): TestWorkflowEnvironment;
+  /**
+   * Workers for a cluster in the current test (none started yet). After the test: running
+   * workflows terminated, the workers stopped, `afterStop` run, the cluster removed.
+   */
+  workers(c: TestCluster, opts?: { rpcFor?: (node: string) => NodeRpc; afterStop?: () => Promise<unknown> }): Workers;
+}
+
 /**
- * One dev server for the test file (started before its tests, torn down after), and a list of
- * cleanups run after each test, newest first.
+ * One dev server for the test file (started before its tests, torn down after); what a test sets up
+ * on it through `workers` is cleaned up after the test, newest first.
  */
-export function useServer(): { env: () => TestWorkflowEnvironment; cleanups: Array<() => Promise<void>> } {
+export function useServer(): Server {
   let env: TestWorkflowEnvironment | undefined;
   const cleanups: Array<() => Promise<void>> = [];
   beforeAll(async () => {
@@ -41,7 +57,23 @@ export function useServer(): { env: () => TestWorkflowEnvironment; cleanups: Arr
   afterAll(async () => {
     await env?.teardown();
   });
-  return { env: () => env!, cleanups };
+  const current = (): TestWorkflowEnvironment => {
+    if (!env) throw new Error('the dev server is not running (beforeAll failed?)');
+    return env;
+  };
+  return {
+    env: current,
+    workers(c, opts = {}) {
+      const w = new Workers(current(), c, opts.rpcFor);
+      cleanups.push(async () => {
+        await terminateRunning(current());
+        await w.stopAll();
+        await opts.afterStop?.();
+        c.remove();
+      });
+      return w;
+    },
+  };
 }
 
 export class Workers {

@@ -5,8 +5,6 @@
  * operator interactions (abort, cancel, a worker restart) where the path needs them — and states
  * how the operation must end, so a recording of the wrong path is refused.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
@@ -15,10 +13,9 @@ import { abortOperation } from '../../client/jobs.js';
 import { orchestratorQueue, workflowIdFor } from '../../domain/naming.js';
 import type { FailoverInput, MigrateInput } from '../../domain/ops.js';
 import { setPower } from '../../adapters/sim/cluster.js';
-import { simHooksDir } from '../../worker/node-agent.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
 import { waitForProgress } from '../helpers/harness.js';
-import { Workers } from '../helpers/temporal.js';
+import type { Server, Workers } from '../helpers/temporal.js';
 
 export type WorkflowType = 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow';
 
@@ -42,33 +39,20 @@ export interface Scenario {
   run(ctx: ScenarioContext): Promise<WorkflowHandle>;
 }
 
-export function scenarioContext(
-  env: TestWorkflowEnvironment,
-  workerOptions: Partial<WorkerOptions>,
-  cleanups: Array<() => Promise<void>>,
-): ScenarioContext {
+/** The scenarios' context on the file's dev server (call it inside a test). */
+export function scenarioContext(server: Server, workerOptions: Partial<WorkerOptions>): ScenarioContext {
+  const env = server.env();
   return {
     env,
     async cluster(opts = {}) {
       const c = await createTestCluster(opts);
-      const w = new Workers(env, c);
-      cleanups.push(async () => {
-        await w.stopAll();
-        c.remove();
-      });
+      const w = server.workers(c);
       await w.all(workerOptions);
       return { c, w };
     },
     migrate: (c, input) => startMigration(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
     failover: (c, input) => startFailover(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
   };
-}
-
-function hook(c: TestCluster, node: string, dir: string, name: string, body: string): void {
-  const d = join(simHooksDir(c.home, node), dir);
-  mkdirSync(d, { recursive: true });
-  writeFileSync(join(d, name), `#!/bin/sh\n${body}\n`);
-  chmodSync(join(d, name), 0o755);
 }
 
 const M: WorkflowType = 'migrateInstanceWorkflow';
@@ -94,6 +78,15 @@ const refusal =
     await arrange?.(c);
     return ctx.migrate(c, input);
   };
+
+/** A migration of web1 whose source finalize fails after the transfer, then its cleanup. */
+async function cleanupAfterFailedSourceFinalize(ctx: ScenarioContext): Promise<WorkflowHandle> {
+  const { c } = await ctx.cluster();
+  await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
+  await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
+  await c.clearFaults();
+  return ctx.migrate(c, { instance: 'web1', cleanup: true });
+}
 
 export const SCENARIOS: Scenario[] = [
   // ---- successful migrations --------------------------------------------------------------------
@@ -337,15 +330,11 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'cleanup-on-both',
     workflow: M,
-    description: 'cleanup after a failed finalize on the source: running on both, the migration is aborted',
+    description:
+      'cleanup after a failed finalize on the source: running on both, the migration is aborted (recorded before the ' +
+      'completed-transfer patch; today the same run finishes the migration: cleanup-on-both-completed)',
     expect: { outcome: 'cleaned-up' },
-    run: async (ctx) => {
-      const { c } = await ctx.cluster();
-      await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
-      await ctx.migrate(c, { instance: 'web1' }).then((h) => h.result().catch(() => undefined));
-      await c.clearFaults();
-      return ctx.migrate(c, { instance: 'web1', cleanup: true });
-    },
+    run: cleanupAfterFailedSourceFinalize,
   },
   {
     name: 'cleanup-on-neither',
@@ -465,7 +454,7 @@ export const SCENARIOS: Scenario[] = [
     expect: { failure: 'HooksFailed' },
     run: async (ctx) => {
       const { c } = await ctx.cluster();
-      hook(c, 'node2', 'instance-migrate-pre.d', '10-veto', 'echo no; exit 1');
+      c.hook('node2', 'instance-migrate', 'pre', '10-veto', 'echo no; exit 1');
       return ctx.migrate(c, { instance: 'web1' });
     },
   },
@@ -476,7 +465,7 @@ export const SCENARIOS: Scenario[] = [
     expect: { outcome: 'failed-over' },
     run: async (ctx) => {
       const { c } = await ctx.cluster();
-      hook(c, 'node1', 'instance-failover-post.d', '10-fail', 'exit 1');
+      c.hook('node1', 'instance-failover', 'post', '10-fail', 'exit 1');
       return ctx.failover(c, { instance: 'web1' });
     },
   },
@@ -547,6 +536,93 @@ export const SCENARIOS: Scenario[] = [
       await new Promise((r) => setTimeout(r, 500));
       await w.orchestrator(w.orchestratorOptions);
       return h;
+    },
+  },
+
+  // ---- crash safety (issue 9; recorded with the patches of that change) -------------------------
+  {
+    name: 'live-drbd-v2',
+    workflow: M,
+    description: 'live DRBD migration: the reservation is released at the commit point, waits fail fast',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'running-v2',
+    workflow: F,
+    description: 'failover of a running instance: the reservation is released once it started',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => ctx.failover((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'transfer-completed-after-failed-wait',
+    workflow: M,
+    description: 'the status wait fails but the transfer had completed: the migration rolls forward',
+    expect: migrated,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.addFault({ rpc: 'instance_get_migration_status', node: 'node1', mode: 'hang', times: 3 });
+      return ctx.migrate(c, { instance: 'web1' });
+    },
+  },
+  {
+    name: 'cleanup-on-both-completed',
+    workflow: M,
+    description: 'cleanup after a failed finalize on the source: the transfer had completed, the migration is finished',
+    expect: { outcome: 'cleaned-up' },
+    run: cleanupAfterFailedSourceFinalize,
+  },
+  {
+    name: 'cleanup-on-both-refused',
+    workflow: M,
+    description: 'cleanup with a copy running on the target and no completed transfer: the target refuses to stop it',
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      await c.inject('web1', 'node2', 'running');
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
+    },
+  },
+  {
+    name: 'abort-before-first-activity',
+    workflow: M,
+    description: "abort accepted with the workflow's first task, before any activity: aborted, nothing changed",
+    expect: { failure: 'Aborted' },
+    run: async (ctx) => {
+      const { c, w } = await ctx.cluster();
+      await w.stop(w.orch!);
+      const h = await ctx.migrate(c, { instance: 'web1' });
+      const accepted = abortOperation(ctx.env.client, 'web1', 'recorded');
+      await new Promise((r) => setTimeout(r, 500));
+      await w.orchestrator(w.orchestratorOptions);
+      await accepted;
+      return h;
+    },
+  },
+  {
+    name: 'abort-in-pre-hooks-sharedfile',
+    workflow: F,
+    description: 'abort accepted during the pre-hooks of a sharedfile failover: aborted before the shutdown',
+    expect: { failure: 'Aborted' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster();
+      c.hook('node2', 'instance-failover', 'pre', '10-slow', 'sleep 2');
+      const h = await ctx.failover(c, { instance: 'files1', targetNode: 'node3' });
+      await waitForProgress(h, (p) => p.phase === 'pre-hooks');
+      await abortOperation(ctx.env.client, 'files1', 'recorded');
+      return h;
+    },
+  },
+  {
+    name: 'wait-sync-fails-fast',
+    workflow: M,
+    description: "cleanup whose resync wait fails on one node: the other node's wait is cancelled",
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster({ sim: { timeFactor: 50, reconnectResync: 360_000 } });
+      await c.inject('web1', 'node1', 'standalone');
+      await c.addFault({ rpc: 'drbd_wait_sync', node: 'node2', mode: 'permanent' });
+      return ctx.migrate(c, { instance: 'web1', cleanup: true });
     },
   },
 ];

@@ -18,7 +18,7 @@ import { MANIFEST_PATH, historyPath, type Manifest, type ManifestEntry } from '.
 const only = process.env.HISTORIES_ONLY?.split(',').filter(Boolean);
 const selected = only ? SCENARIOS.filter((s) => only.includes(s.name)) : SCENARIOS;
 
-const { env, cleanups } = useServer();
+const server = useServer();
 const entries: ManifestEntry[] = [];
 
 function git(...args: string[]): string {
@@ -55,7 +55,7 @@ afterAll(() => {
 
 for (const s of selected) {
   test(`${s.workflow}/${s.name}: ${s.description}`, async () => {
-    const handle = await s.run(scenarioContext(env(), {}, cleanups));
+    const handle = await s.run(scenarioContext(server, {}));
     await finish(s, handle);
     const file = historyPath(s);
     mkdirSync(dirname(file), { recursive: true });

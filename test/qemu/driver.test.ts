@@ -60,6 +60,14 @@ function driver(c: TestCluster, node: string, o: Partial<QemuNodeOptions> = {}):
 
 const ri = (c: TestCluster, node: string, instance = 'web1'): RpcInstance => rpcInstanceFor(c.cfg(), c.instance(instance), node);
 
+/** Polls the source's migration status (each poll waits a little for QEMU's event) until it ends. */
+async function migrationEnd(c: TestCluster, n1: QemuNode) {
+  let st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+  for (let k = 0; (st.status === 'active' || st.status === 'setup') && k < 200; k++)
+    st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
+  return st;
+}
+
 async function rejects(p: Promise<unknown>): Promise<NodeRpcError> {
   try {
     await p;
@@ -248,10 +256,7 @@ describe('migration RPCs', () => {
     const { port } = await n2.acceptInstance(ri(c, 'node2'), JSON.stringify(rt), '127.0.1.22');
     const dstPid = n2.readMeta('web1')!.pid!;
     await n1.instanceMigrate(ri(c, 'node1'), { node: 'node2', ip: '127.0.1.22', port }, true);
-    let st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
-    for (let k = 0; (st.status === 'active' || st.status === 'setup') && k < 100; k++)
-      st = await n1.instanceGetMigrationStatus(ri(c, 'node1'));
-    expect(st.status).toBe('failed');
+    expect((await migrationEnd(c, n1)).status).toBe('failed');
     expect(await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({ status: 'running' });
     expect((await rejects(n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), true, true))).message).toMatch(
       /^Failed to finalize the migration on the source node: migration is failed .*refusing to stop the source$/,
@@ -259,6 +264,35 @@ describe('migration RPCs', () => {
     await sleep(200);
     expect(pidAlive(dstPid)).toBe(false);
     expect(readFileSync(n2.logPath('web1'), 'utf8')).toMatch(/load of migration failed/);
+  });
+
+  test('after a completed transfer an abort is refused on both sides: the running destination is the current copy', async () => {
+    const c = await cluster();
+    const n1 = driver(c, 'node1');
+    const n2 = driver(c, 'node2');
+    await c.config.file.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 256 }));
+    await n1.instanceStart(ri(c, 'node1'), '');
+    await dualPrimary(c, n1, n2);
+    const info = await n1.migrationInfo(ri(c, 'node1'));
+    const { port } = await n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.22');
+    const dstPid = n2.readMeta('web1')!.pid!;
+    await n1.instanceMigrate(ri(c, 'node1'), { node: 'node2', ip: '127.0.1.22', port }, true);
+    expect((await migrationEnd(c, n1)).status).toBe('completed');
+    const hint = "run 'ganeti-temporal instance migrate --cleanup web1'";
+    expect((await rejects(n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, false))).message).toBe(
+      `Failed to finalize migration on the target node: instance web1 runs here (running) and may be the only current copy, refusing to stop it: ${hint}`,
+    );
+    expect(pidAlive(dstPid)).toBe(true);
+    expect((await rejects(n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), false, true))).message).toBe(
+      `Failed to finalize the migration on the source node: the memory transfer of web1 completed, refusing to resume this stale copy: ${hint}`,
+    );
+    expect(await withQmp(n1.qmpPath('web1'), (q) => q.execute<{ status: string }>('query-status'))).toMatchObject({
+      status: 'postmigrate',
+    });
+    // What the cleanup then does: finish the migration.
+    await n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), true, true);
+    await n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, true);
+    expect(c.status('web1').processes).toEqual({ node2: { state: 'running' } });
   });
 
   test('finalize refuses what did not happen: a source without a completed migration, a destination still waiting', async () => {

@@ -14,16 +14,11 @@ import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
-import { outcomeOf, start, waitForProgress, type Outcome } from '../helpers/harness.js';
+import { failure, outcomeOf, start, waitForProgress } from '../helpers/harness.js';
 import { mutatingCounts, mutatingSteps, withoutProgress } from '../helpers/steps.js';
 import { useQemuHarness, type QemuCluster } from './qemu-harness.js';
 
 const h = useQemuHarness();
-
-function failure(r: Outcome): { message: string; feedback: string[] } {
-  if (r.ok) throw new Error(`expected a failure, got ${r.result.outcome}`);
-  return { message: r.error.message, feedback: r.error.feedback };
-}
 
 /** The guest runs on `node` (QMP `running`) and its heartbeat advances from at least `from`. */
 async function expectGuestRunsOn(q: QemuCluster, node: string, instance: string, from: number): Promise<number> {

@@ -10,8 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, afterEach, beforeAll } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { buildGuest, readHeartbeat, type GuestOptions } from '../../adapters/qemu/guest.js';
 import type { QemuMeta } from '../../adapters/qemu/files.js';
@@ -23,7 +22,7 @@ import type { ClusterConfig } from '../../domain/types.js';
 import { qemuBackend, qemuNode } from '../../worker/backends.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
 import { ensureCommand } from '../helpers/system-packages.js';
-import { startServer, Workers } from '../helpers/temporal.js';
+import { useServer, type Workers } from '../helpers/temporal.js';
 
 /** The test guest: idle between 100 Hz ticks, 32 MiB of non-zero RAM that every migration must send. */
 export const TEST_GUEST: GuestOptions = { fillMb: 32, hlt: true, hz: 100 };
@@ -125,25 +124,19 @@ export async function killClusterQemus(home: string): Promise<number> {
 }
 
 export function useQemuHarness() {
-  let env: TestWorkflowEnvironment | undefined;
+  const server = useServer();
   let guestDir = '';
   let kernel = '';
-  const cleanups: Array<() => Promise<void>> = [];
-  beforeAll(async () => {
+  beforeAll(() => {
     ensureCommand('as', 'binutils');
     guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
     kernel = buildGuest(guestDir, TEST_GUEST); // assembled from adapters/qemu/guest/heartbeat.S now
-    env = await startServer();
   });
-  afterEach(async () => {
-    for (const f of cleanups.splice(0).reverse()) await f();
-  });
-  afterAll(async () => {
-    await env?.teardown();
+  afterAll(() => {
     rmSync(guestDir, { recursive: true, force: true });
   });
   return {
-    env: () => env!,
+    env: server.env,
     kernel: () => kernel,
     async cluster(opts: QemuClusterOptions = {}): Promise<QemuCluster> {
       const keep = opts.instances ?? ['web1'];
@@ -164,19 +157,11 @@ export function useQemuHarness() {
           opts.configure?.(cfg);
         },
       });
-      const w = new Workers(h(env), c, (node) => qemuBackend({ home: c.home, node, accel: 'tcg', kernel }));
-      const q = new QemuCluster(c, w, kernel);
-      cleanups.push(async () => {
-        for await (const wf of env!.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
-          await env!.client.workflow
-            .getHandle(wf.workflowId, wf.runId)
-            .terminate('test cleanup')
-            .catch(() => undefined);
-        }
-        await w.stopAll();
-        await killClusterQemus(c.home);
-        c.remove();
+      const w = server.workers(c, {
+        rpcFor: (node) => qemuBackend({ home: c.home, node, accel: 'tcg', kernel }),
+        afterStop: () => killClusterQemus(c.home),
       });
+      const q = new QemuCluster(c, w, kernel);
       // Boot the kept instances for real (the hardware document already has their disks assembled).
       const cfg = c.cfg();
       for (const name of keep) {
@@ -187,9 +172,4 @@ export function useQemuHarness() {
       return q;
     },
   };
-}
-
-function h(env: TestWorkflowEnvironment | undefined): TestWorkflowEnvironment {
-  if (!env) throw new Error('the dev server is not running (beforeAll failed?)');
-  return env;
 }

@@ -4,19 +4,17 @@
  * its current details (the live step checklist). A screenshot is kept in test-results/.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { freePort } from '../../adapters/common/net.js';
 import { operationResult, startMigration } from '../../client/api.js';
-import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
-import { DEV_SERVER_DYNAMIC_CONFIG } from '../../worker/dev-server.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { waitForProgress } from '../helpers/harness.js';
 import { ensureCommand } from '../helpers/system-packages.js';
-import { Workers } from '../helpers/temporal.js';
+import { startServer, Workers } from '../helpers/temporal.js';
 
 /** The flags this machine's closed network needs (see the machine notes): no background fetches. */
 const CHROMIUM_ARGS = [
@@ -35,27 +33,10 @@ let browser: Browser;
 let cluster: TestCluster;
 let workers: Workers;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 beforeAll(async () => {
   const executablePath = ensureCommand('chromium', 'chromium');
   uiPort = await freePort();
-  env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      executable: { type: 'existing-path', path: inject('temporalCli') },
-      ui: true,
-      uiPort,
-      searchAttributes: SEARCH_ATTRIBUTES,
-      extraArgs: DEV_SERVER_DYNAMIC_CONFIG,
-    },
-  });
+  env = await startServer({ ui: true, uiPort });
   cluster = await createTestCluster({ sim: { timeFactor: 1 } });
   workers = await new Workers(env, cluster).all();
   browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS });

@@ -595,6 +595,29 @@ describe('finalize migration', () => {
     const dst = s.state().log.filter((e) => e.rpc === 'instance_finalize_migration_dst');
     expect(dst.map((e) => `${e.detail}:${e.outcome}`)).toEqual(['failure:ok', 'failure:ok']);
   });
+
+  test('after a completed transfer, finalize dst failure refuses to stop the destination: it is the current copy', async () => {
+    for (const live of [true, false]) {
+      const { s, info } = await migrated(live, true);
+      const before = s.detail('web1').processes.node2;
+      await expect(s.node('node2').instanceFinalizeMigrationDst(s.inst('web1', 'node2'), info, false)).rejects.toThrow(
+        `instance web1 runs here (${live ? 'running' : 'paused'}) and may be the only current copy, refusing to stop it: ` +
+          "run 'ganeti-temporal instance migrate --cleanup web1'",
+      );
+      expect(s.detail('web1').processes.node2).toEqual(before);
+    }
+  });
+
+  test('after a completed transfer, finalize src failure refuses to resume the stale source', async () => {
+    for (const live of [true, false]) {
+      const { s } = await migrated(live, true);
+      await expect(s.node('node1').instanceFinalizeMigrationSrc(s.inst('web1', 'node1'), false, live)).rejects.toThrow(
+        "the memory transfer of web1 completed, refusing to resume this stale copy: run 'ganeti-temporal instance migrate --cleanup web1'",
+      );
+      expect(s.detail('web1').processes.node1).toMatchObject({ state: 'paused', paused: 'postmigrate' });
+      expect(await s.node('node1').instanceGetMigrationStatus(s.inst('web1', 'node1'))).toMatchObject({ status: 'completed' });
+    }
+  });
 });
 
 // ---- node and instance information, RPC log -----------------------------------------------------

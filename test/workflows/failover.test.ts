@@ -9,7 +9,7 @@ import { checkInvariants } from '../../adapters/sim/invariants.js';
 import type { FailoverInput } from '../../domain/ops.js';
 import { setPower } from '../../adapters/sim/cluster.js';
 import type { TestCluster } from '../helpers/cluster.js';
-import { configShape, hardwareShape, migrate, outcomeOf, start, useHarness, type Outcome } from '../helpers/harness.js';
+import { configShape, failure, hardwareShape, migrate, outcomeOf, start, useHarness, type Outcome } from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';
 import { startFailover } from '../../client/api.js';
 
@@ -17,11 +17,6 @@ const h = useHarness();
 
 const failover = (c: TestCluster, input: FailoverInput): Promise<Outcome> =>
   outcomeOf(failoverInstance(h.env().client, input, { cluster: c.name }));
-
-function failure(r: Outcome) {
-  if (r.ok) throw new Error(`expected a failure, got ${r.result.outcome}`);
-  return r.error;
-}
 
 const markDown = (name: string) => (cfg: { instances: Record<string, { adminState: string; disksActive: boolean }> }) => {
   cfg.instances[name]!.adminState = 'down';

@@ -1,44 +1,34 @@
 /**
  * Hooks (docs/behaviour.md §9 "Hooks"): real scripts in each node's hooks directory, run by that node's agent.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { failoverInstance } from '../../client/api.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import type { HookPath, HookPhase } from '../../domain/hook-env.js';
 import { setPower } from '../../adapters/sim/cluster.js';
-import { simHooksDir } from '../../worker/node-agent.js';
 import type { TestCluster } from '../helpers/cluster.js';
 import { configShape, hardwareShape, migrate, outcomeOf, useHarness } from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';
 
 const h = useHarness();
 
-function hookFile(c: TestCluster, node: string, path: HookPath, phase: HookPhase, name: string): string {
-  const dir = join(simHooksDir(c.home, node), `${path}-${phase}.d`);
-  mkdirSync(dir, { recursive: true });
-  return join(dir, name);
-}
-
-/** A shell hook script. */
-function shellHook(c: TestCluster, node: string, path: HookPath, phase: HookPhase, name: string, body: string, mode = 0o755): void {
-  const f = hookFile(c, node, path, phase, name);
-  writeFileSync(f, `#!/bin/sh\n${body}\n`);
-  chmodSync(f, mode);
-}
-
 /** A hook that records its exact environment (a Node script: no shell adds variables). */
 function envHook(c: TestCluster, node: string, path: HookPath, phase: HookPhase, out: string): void {
-  const f = hookFile(c, node, path, phase, '50-env');
-  writeFileSync(f, `#!${process.execPath}\nrequire('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env));\n`);
-  chmodSync(f, 0o755);
+  c.hook(
+    node,
+    path,
+    phase,
+    '50-env',
+    `#!${process.execPath}\nrequire('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env));\n`,
+  );
 }
 
 /** A hook on every node appending "<node> <phase>" to one file. */
 function traceHooks(c: TestCluster, path: HookPath, out: string): void {
   for (const node of ['node1', 'node2', 'node3']) {
-    for (const phase of ['pre', 'post'] as const) shellHook(c, node, path, phase, '20-trace', `echo "${node} ${phase}" >> ${out}`);
+    for (const phase of ['pre', 'post'] as const) c.hook(node, path, phase, '20-trace', `echo "${node} ${phase}" >> ${out}`);
   }
 }
 
@@ -47,8 +37,8 @@ const traced = (out: string): string[] => (existsSync(out) ? readFileSync(out, '
 describe('pre-hooks', () => {
   test('a failing pre-hook vetoes the operation before any change, naming node, script and output', async () => {
     const { c } = await h.cluster();
-    shellHook(c, 'node2', 'instance-migrate', 'pre', '10-veto', 'echo "not today"; echo "maintenance window closed" >&2; exit 1');
-    shellHook(c, 'node1', 'instance-migrate', 'pre', '20-quiet', 'exit 3');
+    c.hook('node2', 'instance-migrate', 'pre', '10-veto', 'echo "not today"; echo "maintenance window closed" >&2; exit 1');
+    c.hook('node1', 'instance-migrate', 'pre', '20-quiet', 'exit 3');
     const cfg0 = configShape(c);
     const hw0 = hardwareShape(c);
     const r = await migrate(h.env(), c, { instance: 'web1' });
@@ -68,7 +58,7 @@ describe('pre-hooks', () => {
 
   test('a pre-hook that outlives its timeout fails and vetoes', async () => {
     const { c } = await h.cluster({ timing: { hookTimeoutSec: 1 } });
-    shellHook(c, 'node2', 'instance-migrate', 'pre', '10-slow', 'echo started; sleep 30');
+    c.hook('node2', 'instance-migrate', 'pre', '10-slow', 'echo started; sleep 30');
     const r = await migrate(h.env(), c, { instance: 'web1' });
     expect(!r.ok && r.error.message).toBe(
       'hooks execution failed:\n  node: node2, script: instance-migrate-pre.d/10-slow, output: started\n(timed out after 1 s)',
@@ -79,12 +69,12 @@ describe('pre-hooks', () => {
   test('only executable entries with plain names run, sorted by name, with stdin closed', async () => {
     const { c } = await h.cluster();
     const out = join(c.home, 'order.txt');
-    shellHook(c, 'node1', 'instance-migrate', 'pre', '30-third', `echo 30 >> ${out}`);
-    shellHook(c, 'node1', 'instance-migrate', 'pre', '10-first', `read x; echo "10 stdin=[$x]" >> ${out}`);
-    shellHook(c, 'node1', 'instance-migrate', 'pre', '20_second', `echo 20 >> ${out}`);
-    shellHook(c, 'node1', 'instance-migrate', 'pre', 'skipped.sh', `echo dot >> ${out}; exit 1`);
-    shellHook(c, 'node1', 'instance-migrate', 'pre', '40-not-executable', `echo noexec >> ${out}; exit 1`, 0o644);
-    shellHook(c, 'node1', 'instance-migrate', 'pre', '.hidden', `echo hidden >> ${out}; exit 1`);
+    c.hook('node1', 'instance-migrate', 'pre', '30-third', `echo 30 >> ${out}`);
+    c.hook('node1', 'instance-migrate', 'pre', '10-first', `read x; echo "10 stdin=[$x]" >> ${out}`);
+    c.hook('node1', 'instance-migrate', 'pre', '20_second', `echo 20 >> ${out}`);
+    c.hook('node1', 'instance-migrate', 'pre', 'skipped.sh', `echo dot >> ${out}; exit 1`);
+    c.hook('node1', 'instance-migrate', 'pre', '40-not-executable', `echo noexec >> ${out}; exit 1`, 0o644);
+    c.hook('node1', 'instance-migrate', 'pre', '.hidden', `echo hidden >> ${out}; exit 1`);
     const r = await migrate(h.env(), c, { instance: 'web1', dryRun: true });
     expect(r.ok).toBe(true);
     expect(readFileSync(out, 'utf8')).toBe('10 stdin=[]\n20\n30\n');
@@ -112,7 +102,7 @@ describe('pre-hooks', () => {
     expect(r.ok && r.result.outcome).toBe('dry-run');
     expect(traced(out)).toEqual(['node1 pre', 'node2 pre']);
     expect(hardwareShape(c)).toEqual(hw0);
-    shellHook(c, 'node2', 'instance-migrate', 'pre', '90-veto', 'exit 1');
+    c.hook('node2', 'instance-migrate', 'pre', '90-veto', 'exit 1');
     const v = await migrate(h.env(), c, { instance: 'web1', dryRun: true });
     expect(!v.ok && v.error.type).toBe('HooksFailed');
   });
@@ -121,7 +111,7 @@ describe('pre-hooks', () => {
 describe('post-hooks', () => {
   test('a failing post-hook is only a warning', async () => {
     const { c } = await h.cluster();
-    shellHook(c, 'node2', 'instance-migrate', 'post', '10-fail', 'echo oops; exit 1');
+    c.hook('node2', 'instance-migrate', 'post', '10-fail', 'echo oops; exit 1');
     const r = await migrate(h.env(), c, { instance: 'web1' });
     expect(r.ok && r.result.feedback.at(-1)).toBe(' - WARNING: On node2 script instance-migrate-post.d/10-fail failed, output: oops');
     expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, c.instance('web1'), c.status('web1'))).toEqual([]);

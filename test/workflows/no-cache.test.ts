@@ -23,11 +23,11 @@ const PICKED = [
   'orchestrator-restart',
 ];
 
-const { env, cleanups } = useServer();
+const server = useServer();
 
 test.each(PICKED)('%s, with every workflow task replayed', async (name) => {
   const s = SCENARIOS.find((x) => x.name === name)!;
-  const ctx = scenarioContext(env(), { maxCachedWorkflows: 0 }, cleanups);
+  const ctx = scenarioContext(server, { maxCachedWorkflows: 0 });
   let instanceOf: (() => { c: { instance(n: string): never; status(n: string): never } }) | undefined;
   const handle = await s.run({
     ...ctx,

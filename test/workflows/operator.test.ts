@@ -6,19 +6,14 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { describe, expect, test } from 'vitest';
-import { operationResult, type OperationError } from '../../client/api.js';
+import { operationResult } from '../../client/api.js';
 import { abortOperation, AbortRefusedError, jobInfo, listJobs } from '../../client/jobs.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { progressQuery, SA } from '../../workflows/messages.js';
-import { outcomeOf, start, useHarness, waitForProgress, type Outcome } from '../helpers/harness.js';
-import { mutatingSteps } from '../helpers/steps.js';
+import { failure, outcomeOf, start, useHarness, waitForProgress } from '../helpers/harness.js';
+import { ABORT_AND_REVERT_NODE1_NODE2, mutatingSteps, stepsFromAbort } from '../helpers/steps.js';
 
 const h = useHarness();
-
-function failure(r: Outcome): OperationError {
-  if (r.ok) throw new Error(`expected a failure, got ${r.result.outcome}`);
-  return r.error;
-}
 
 describe('abort', () => {
   test('during the memory transfer: accepted, abort + revert run, the instance stays on the source', async () => {
@@ -35,14 +30,7 @@ describe('abort', () => {
     );
     expect(e.feedback).toContain('Abort requested by the operator during memory-transfer (wrong instance)');
     expect(e.feedback).toContain('Migration aborted, aborting');
-    const steps = mutatingSteps(c, 'web1');
-    expect(steps.slice(steps.indexOf('instance_finalize_migration_dst(failure)@node2'))).toEqual([
-      'instance_finalize_migration_dst(failure)@node2',
-      'instance_finalize_migration_src(failure)@node1',
-      'blockdev_close@node2',
-      'drbd_disconnect_net@node1+node2',
-      'drbd_attach_net(single-master)@node1+node2',
-    ]);
+    expect(stepsFromAbort(c, 'web1')).toEqual(ABORT_AND_REVERT_NODE1_NODE2);
     expect(checkInvariants({ kind: 'reverted', source: 'node1', target: 'node2' }, c.instance('web1'), c.status('web1'))).toEqual([]);
     const p = await handle.query(progressQuery);
     expect(p.phase).toBe('aborted');
@@ -65,12 +53,7 @@ describe('abort', () => {
 
   test('during a slow pre-hook: accepted, nothing is changed', async () => {
     const { c } = await h.cluster();
-    const { mkdirSync, writeFileSync, chmodSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const dir = join(c.home, 'nodes', 'node1', 'hooks', 'instance-failover-pre.d');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, '10-slow'), '#!/bin/sh\nsleep 2\n');
-    chmodSync(join(dir, '10-slow'), 0o755);
+    c.hook('node1', 'instance-failover', 'pre', '10-slow', 'sleep 2');
     const { startFailover } = await import('../../client/api.js');
     const handle = await startFailover(h.env().client, { instance: 'web1' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');

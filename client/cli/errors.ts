@@ -1,0 +1,83 @@
+/**
+ * The CLI's errors and exit codes. An error's exit code and the `type` printed with it come from
+ * its class (and, for the port and SDK errors, its kind or gRPC status), never from its message.
+ */
+import { CommanderError } from 'commander';
+import { isGrpcServiceError, ServiceError } from '@temporalio/client';
+import { InjectRefusedError } from '../../adapters/sim/cluster.js';
+import { ConfigError } from '../../domain/ports.js';
+import { ActivityFailure } from '../../domain/errors.js';
+import { InstanceBusyError, OperationError, PrereqFailedError } from '../api.js';
+import { AbortRefusedError } from '../jobs.js';
+
+/**
+ * 0 success; 1 the operation failed while executing (or was cancelled/terminated); 2 usage error;
+ * 3 prerequisites not met (nothing changed); 4 refused, the instance is busy; 5 environment error
+ * (no cluster configuration, Temporal unreachable); 6 request refused (an abort after the point of no
+ * return, or of a finished operation).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, prereq: 3, busy: 4, environment: 5, refused: 6 } as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error of the CLI itself; `type` is what it prints as the error type. */
+export abstract class CliError extends Error {
+  abstract readonly type: string;
+}
+/** The command line asks for something impossible (besides what commander itself rejects). */
+export class UsageError extends CliError {
+  readonly type = 'UsageError';
+}
+/** No cluster configuration or simulated hardware in the data directory. */
+export class NoClusterError extends CliError {
+  readonly type = 'NoCluster';
+}
+/** The Temporal server cannot be reached. */
+export class UnreachableError extends CliError {
+  readonly type = 'Unreachable';
+}
+/** No operation (workflow) with this ID. */
+export class NoSuchOperationError extends CliError {
+  readonly type = 'NotFound';
+}
+
+/** Commander's codes for a requested help or version display: not errors. */
+const COMMANDER_OK_CODES: ReadonlySet<string> = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
+
+/** The gRPC status of a server that does not answer (connection refused or lost). */
+const GRPC_UNAVAILABLE = 14;
+
+function isUnreachable(e: unknown): boolean {
+  const grpc = e instanceof ServiceError ? e.cause : e;
+  return isGrpcServiceError(grpc) && grpc.code === GRPC_UNAVAILABLE;
+}
+
+export interface ExitReport {
+  code: ExitCode;
+  /** The error type printed (`error.type` with --json). */
+  type: string;
+  message: string;
+  /** Ganeti's prerequisite error code, when there is one (`error.code` with --json). */
+  codeName?: string;
+}
+
+const report = (code: ExitCode, type: string, e: Error): ExitReport => ({ code, type, message: e.message });
+
+/** The exit code of an error, by its type. */
+export function exitCodeFor(e: unknown): ExitReport {
+  if (e instanceof CommanderError) return report(COMMANDER_OK_CODES.has(e.code) ? EXIT.ok : EXIT.usage, 'UsageError', e);
+  if (e instanceof UsageError) return report(EXIT.usage, e.type, e);
+  if (e instanceof NoClusterError || e instanceof UnreachableError) return report(EXIT.environment, e.type, e);
+  if (e instanceof NoSuchOperationError) return report(EXIT.prereq, e.type, e);
+  if (e instanceof AbortRefusedError) return report(EXIT.refused, e.type, e);
+  if (e instanceof InstanceBusyError) return report(EXIT.busy, e.type, e);
+  if (e instanceof PrereqFailedError) return { ...report(EXIT.prereq, e.type, e), ...(e.code ? { codeName: e.code } : {}) };
+  if (e instanceof OperationError) return report(EXIT.failed, e.type, e);
+  if (e instanceof ConfigError) {
+    if (e.kind === 'not-found') return report(EXIT.prereq, 'PrereqFailed', e);
+    if (e.kind === 'invalid') return report(EXIT.usage, 'UsageError', e);
+    return report(EXIT.failed, ActivityFailure.ConfigConflict, e);
+  }
+  if (e instanceof InjectRefusedError) return report(EXIT.usage, 'UsageError', e);
+  if (isUnreachable(e)) return report(EXIT.environment, 'Unreachable', e as Error);
+  return { code: EXIT.failed, type: 'Error', message: e instanceof Error ? e.message : String(e) };
+}

@@ -1,0 +1,117 @@
+/** `instance`: list, info, migrate (and cleanup), failover, modify. */
+import { Option, type Command } from 'commander';
+import type { FailoverInput, MigrateInput } from '../../domain/ops.js';
+import { InstanceBusyError, runningOperation, startFailover, startMigration } from '../api.js';
+import { instanceText, instanceView, table } from '../views.js';
+import { client, configStore, instanceOrFail, readConfig } from './context.js';
+import { UsageError } from './errors.js';
+import { runOperation } from './operations.js';
+import { print, printJson } from './output.js';
+
+function cliInt(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number ≥ 0, not ${v}`);
+  return n;
+}
+
+export function addInstanceCommands(program: Command): void {
+  const instance = program.command('instance').description('instance operations');
+  instance
+    .command('list')
+    .description('list instances')
+    .option('--json', 'print a JSON array')
+    .action((o: { json?: boolean }) => {
+      const cfg = readConfig();
+      const views = Object.values(cfg.instances)
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map((i) => instanceView(cfg, i));
+      if (o.json) {
+        printJson(views);
+        return;
+      }
+      print(
+        table(
+          ['Instance', 'Template', 'Primary', 'Secondary', 'Status'],
+          views.map((v) => [v.name, v.diskTemplate, v.primaryNode, v.secondaryNodes.join(',') || '-', v.adminState]),
+        ),
+      );
+    });
+  instance
+    .command('info <name>')
+    .description('show an instance')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => {
+      const cfg = readConfig();
+      const inst = instanceOrFail(cfg, name);
+      if (o.json) printJson(instanceView(cfg, inst));
+      else print(instanceText(cfg, inst));
+    });
+  instance
+    .command('migrate <name>')
+    .description('live-migrate an instance (or, with --cleanup, recover from a failed migration)')
+    .option('--non-live', 'migrate non-live (pause, copy, resume)')
+    .addOption(new Option('--mode <mode>', 'migration mode').choices(['live', 'non-live']))
+    .option('--cleanup', 'recover from a failed migration instead of migrating')
+    .option('--target-node <node>', 'target node (externally mirrored instances only)')
+    .option('--allow-failover', 'fall back to a failover if migration is impossible')
+    .option('--ignore-ipolicy', "ignore the target group's instance policy")
+    .option('--ignore-hvversions', 'ignore an unsafe hypervisor version pair')
+    .option('--no-runtime-changes', 'do not balloon the instance memory to fit the target')
+    .option('--reason <text>', 'why (recorded with the operation)')
+    .option('--dry-run', 'check the prerequisites only, change nothing')
+    .option('--submit', 'print the workflow ID and return at once')
+    .option('--json', 'print the result (or error) as JSON')
+    .action(async (name: string, o: Record<string, unknown>) => {
+      if (o.nonLive && o.mode) {
+        throw new UsageError('Only one of the --non-live and --migration-mode options can be passed');
+      }
+      const input: MigrateInput = { instance: name };
+      const mode = o.nonLive ? 'non-live' : (o.mode as 'live' | 'non-live' | undefined);
+      if (mode) input.mode = mode;
+      if (o.cleanup) input.cleanup = true;
+      if (typeof o.targetNode === 'string') input.targetNode = o.targetNode;
+      if (o.allowFailover) input.allowFailover = true;
+      if (o.ignoreIpolicy) input.ignoreIpolicy = true;
+      if (o.ignoreHvversions) input.ignoreHvversions = true;
+      if (o.runtimeChanges === false) input.allowRuntimeChanges = false;
+      if (typeof o.reason === 'string') input.reason = o.reason;
+      if (o.dryRun) input.dryRun = true;
+      await runOperation(startMigration, input, { submit: !!o.submit, json: !!o.json });
+    });
+  instance
+    .command('failover <name>')
+    .description('fail an instance over to its secondary (shut down, swap the primary, start there if marked up)')
+    .option('--ignore-consistency', 'proceed despite degraded disks on the target and a failed shutdown on the source')
+    .option('--shutdown-timeout <seconds>', 'soft-shutdown time before the instance is killed (default 120)', (v) =>
+      cliInt(v, '--shutdown-timeout'),
+    )
+    .option('--target-node <node>', 'target node (externally mirrored instances only)')
+    .option('--ignore-ipolicy', "ignore the target group's instance policy")
+    .option('--reason <text>', 'why (recorded with the operation, passed to shutdown and start)')
+    .option('--dry-run', 'check the prerequisites only, change nothing')
+    .option('--submit', 'print the workflow ID and return at once')
+    .option('--json', 'print the result (or error) as JSON')
+    .action(async (name: string, o: Record<string, unknown>) => {
+      const input: FailoverInput = { instance: name };
+      if (o.ignoreConsistency) input.ignoreConsistency = true;
+      if (typeof o.shutdownTimeout === 'number') input.shutdownTimeout = o.shutdownTimeout;
+      if (typeof o.targetNode === 'string') input.targetNode = o.targetNode;
+      if (o.ignoreIpolicy) input.ignoreIpolicy = true;
+      if (typeof o.reason === 'string') input.reason = o.reason;
+      if (o.dryRun) input.dryRun = true;
+      await runOperation(startFailover, input, { submit: !!o.submit, json: !!o.json });
+    });
+  instance
+    .command('modify <name>')
+    .description("change an instance's configuration (refused while an operation runs on it)")
+    .addOption(new Option('--admin-state <state>', 'mark the instance up or down').choices(['up', 'down']).makeOptionMandatory())
+    .option('--json', 'print the instance as JSON')
+    .action(async (name: string, o: { adminState: 'up' | 'down'; json?: boolean }) => {
+      instanceOrFail(readConfig(), name);
+      const running = await runningOperation(await client(), name);
+      if (running) throw new InstanceBusyError(name, running);
+      const inst = await configStore().modifyInstance(name, { adminState: o.adminState });
+      if (o.json) printJson(instanceView(readConfig(), inst));
+      else print(`Modified instance ${name}: admin_state -> ${inst.adminState}`);
+    });
+}
