@@ -63,7 +63,7 @@ export function summarize(reports: RunReport[], baseSeed: number, backend: strin
 
 function line(i: number, r: RunReport): string {
   const who = r.plan.kill.kind === 'agent' ? `agent@${r.plan.kill.node}` : r.plan.kill.kind;
-  const resume = r.resumeSec === null ? 'no resume' : `resumed ${r.resumeSec.toFixed(1)} s after restart`;
+  const resume = r.resumeSec === null ? 'no resume' : `resumed ${r.resumeSec.toFixed(1)} s after restart (${r.resumedBy})`;
   const when = r.kill.during ? 'mid-operation' : 'after the end';
   const verdict = r.violations.length ? `VIOLATION: ${r.violations.join('; ')}` : r.result;
   return `#${i + 1} seed ${r.seed}: ${r.plan.operation} ${r.plan.instance}, killed ${who} ${when}, ${resume}; ${r.ended} → ${verdict} (${r.durationSec.toFixed(1)} s)`;

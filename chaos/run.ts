@@ -47,6 +47,8 @@ export interface RunReport {
   kill: { kind: string; atMs: number | null; restartedAtMs: number | null; during: boolean };
   /** Seconds from the restart to the operation's next completed step (null: nothing left to resume). */
   resumeSec: number | null;
+  /** That step (e.g. "drbdAttachNet failed"). */
+  resumedBy: string | null;
   violations: string[];
   durationSec: number;
   /** The run's directory, kept when something went wrong. */
@@ -82,6 +84,7 @@ export async function runOnce(plan: RunPlan, env: RunEnv): Promise<RunReport> {
     ended: '',
     kill: { kind: plan.kill.kind, atMs: null, restartedAtMs: null, during: false },
     resumeSec: null,
+    resumedBy: null,
     violations: [],
     durationSec: 0,
   };
@@ -104,7 +107,9 @@ export async function runOnce(plan: RunPlan, env: RunEnv): Promise<RunReport> {
       await killer;
       await watch?.stop();
     }
-    report.resumeSec = await resumeSeconds(ops, report.kill.restartedAtMs, deadline);
+    const resumed = await resumeAfter(client, ops, report.kill.restartedAtMs, deadline);
+    report.resumeSec = resumed?.sec ?? null;
+    report.resumedBy = resumed?.by ?? null;
     await check(plan, c, client, ops, report, deadline);
     if (watch) report.violations.push(...watch.violations());
     if (qemu) report.violations.push(...(await qemu.check(plan.instance)));
@@ -183,6 +188,8 @@ async function killAndRestart(
   else await stack.startAgent(k.node!);
 }
 
+const runIdOf = (h: WorkflowHandle): string | undefined => (h as { firstExecutionRunId?: string }).firstExecutionRunId;
+
 function eventMs(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
   if (!t) return 0;
   const s = t.seconds as number | { toNumber(): number } | null | undefined;
@@ -191,25 +198,35 @@ function eventMs(t: { seconds?: unknown; nanos?: number | null } | null | undefi
 }
 
 /**
- * Seconds from the restart to the first step the operation completed after it: an activity
- * completion, or the end of the workflow. Null when the kill came after the operation had ended.
+ * Seconds from the restart to the first step the operation completed after it (an activity that
+ * completed or failed, or the end of the workflow), and which step that was. Null when the kill came
+ * after the operation had ended.
  */
-async function resumeSeconds(ops: Op[], restartedAt: number | null, deadline: number): Promise<number | null> {
+async function resumeAfter(
+  client: Client,
+  ops: Op[],
+  restartedAt: number | null,
+  deadline: number,
+): Promise<{ sec: number; by: string } | null> {
   if (restartedAt === null) return null;
-  let first: number | null = null;
+  let first: { at: number; by: string } | null = null;
   for (const op of ops) {
-    const history = await retrying(() => op.handle.fetchHistory(), deadline);
-    for (const e of history.events ?? []) {
-      const done =
-        e.activityTaskCompletedEventAttributes ??
-        e.workflowExecutionCompletedEventAttributes ??
-        e.workflowExecutionFailedEventAttributes ??
-        e.activityTaskFailedEventAttributes;
+    // By run ID: the operation and its cleanup share the workflow ID.
+    const run = client.workflow.getHandle(op.handle.workflowId, runIdOf(op.handle));
+    const events = (await retrying(() => run.fetchHistory(), deadline)).events ?? [];
+    const types = new Map(events.map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes?.activityType?.name ?? '']));
+    for (const e of events) {
+      const act = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;
+      const end = e.workflowExecutionCompletedEventAttributes ?? e.workflowExecutionFailedEventAttributes;
       const at = eventMs(e.eventTime);
-      if (done && at >= restartedAt && (first === null || at < first)) first = at;
+      if ((!act && !end) || at < restartedAt || (first && at >= first.at)) continue;
+      const by = act
+        ? `${types.get(String(act.scheduledEventId)) ?? 'activity'} ${e.activityTaskFailedEventAttributes ? 'failed' : 'completed'}`
+        : 'workflow end';
+      first = { at, by };
     }
   }
-  return first === null ? null : Math.max(0, (first - restartedAt) / 1000);
+  return first === null ? null : { sec: Math.max(0, (first.at - restartedAt) / 1000), by: first.by };
 }
 
 /** The invariant case for how an operation ended successfully. */
