@@ -20,4 +20,12 @@ export function createOrchestratorActivities(deps: { config: ConfigStore }) {
 }
 
 export type NodeActivities = ReturnType<typeof createNodeActivities>;
+
+/**
+ * The node activities that heartbeat themselves, with their progress as details (the long waits).
+ * The node agents heartbeat every other activity for it (worker/heartbeat.ts).
+ */
+export const SELF_HEARTBEATING: ReadonlySet<string> = new Set(['waitForDiskSync', 'waitForMigration'] satisfies Array<
+  keyof NodeActivities
+>);
 export type OrchestratorActivities = ReturnType<typeof createOrchestratorActivities>;

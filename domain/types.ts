@@ -191,6 +191,9 @@ export const RpcTimeoutsSchema = z.object({
   slow: z.number().positive().default(3600),
 });
 
+/** Default of `cluster.timing.rpcHeartbeatTimeoutSec` (also for histories recorded before it existed). */
+export const DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC = 15;
+
 /**
  * Orchestration timing. Defaults are Ganeti's values; tests shrink them. They are read from the
  * config store by the workflow's first activity, so they are part of the recorded history.
@@ -199,6 +202,12 @@ export const TimingSchema = z.object({
   rpcTimeouts: RpcTimeoutsSchema.default(RpcTimeoutsSchema.parse({})),
   /** Heartbeat timeout of the long, heartbeating waits (resync, memory transfer). */
   heartbeatTimeoutSec: z.number().positive().default(30),
+  /**
+   * Heartbeat timeout of every other node RPC: the node agent heartbeats while an RPC runs, so a dead
+   * agent is noticed after this long and the RPC is retried on its replacement (the RPC timeout class
+   * stays the overall cap of one attempt).
+   */
+  rpcHeartbeatTimeoutSec: z.number().positive().default(DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC),
   /** How long an RPC may wait for its node agent to pick it up before it counts as unreachable. */
   scheduleToStartSec: z.number().positive().default(300),
   retryInitialIntervalMs: z.number().int().positive().default(1000),

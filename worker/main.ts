@@ -15,7 +15,7 @@ import type { DataConverter } from '@temporalio/common';
 import { AesGcmCodec, ensureKeyFile, KeyRing, keyFilePath, payloadDataConverter } from '../connection/codec.js';
 import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../connection/settings.js';
 import { FileConfigStore } from '../adapters/store/config-store.js';
-import { workflowBundle } from './bundle.js';
+import { workerWorkflowBundle } from './bundle.js';
 import { startCodecServer, type CodecServer } from './codec-server.js';
 import { startDevServer } from './dev-server.js';
 import { addPayloadKeyCommands } from './payload-keys.js';
@@ -121,7 +121,7 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const cluster = cfg.cluster.name;
   // One agent per node (worker/agent-lock.ts): this process runs them all.
   const locks = Object.keys(cfg.nodes).map((node) => lockNodeAgent(home, node));
-  const bundle = await workflowBundle();
+  const bundle = await workerWorkflowBundle();
   const workers = [
     await createOrchestratorWorker({
       connection,
@@ -190,7 +190,7 @@ async function orchestrator(opts: RuntimeFlags): Promise<void> {
     cluster,
     home,
     client,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workerWorkflowBundle(),
     dataConverter,
   });
   say(`orchestrator for cluster ${cluster} on ${settings.address}`);

@@ -5,12 +5,13 @@
 import { join } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
-import { createNodeActivities } from '../activities/index.js';
+import { createNodeActivities, SELF_HEARTBEATING } from '../activities/index.js';
 import { DirectoryHookRunner } from '../adapters/hooks/runner.js';
 import type { HookRunner } from '../domain/ports.js';
 import { nodeQueue } from '../domain/naming.js';
 import type { NodeRpc } from '../domain/ports.js';
 import { withSimHooks } from '../adapters/sim/faults.js';
+import { heartbeatInterceptor } from './heartbeat.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 
 export { BACKENDS, createBackend, simBackend, type Backend } from './backends.js';
@@ -46,6 +47,8 @@ export async function createNodeAgent(o: NodeAgentOptions): Promise<Worker> {
     taskQueue: nodeQueue(o.cluster, o.node),
     identity: `node-agent@${o.node}/${process.pid}`,
     activities: createNodeActivities({ rpc: o.rpc, hooks: o.hooks }),
+    // Every RPC heartbeats while it runs: a dead agent is noticed within the RPC heartbeat timeout.
+    interceptors: { activity: [heartbeatInterceptor(SELF_HEARTBEATING)] },
     // Long waits heartbeat; give them time to checkpoint before a shutdown cancels them.
     shutdownGraceTime: '5s',
     ...(o.dataConverter ? { dataConverter: o.dataConverter } : {}),

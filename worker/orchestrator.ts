@@ -5,6 +5,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import { createOrchestratorActivities } from '../activities/index.js';
 import { orchestratorQueue } from '../domain/naming.js';
 import { FileConfigStore } from '../adapters/store/config-store.js';
+import { heartbeatInterceptor } from './heartbeat.js';
 
 export interface OrchestratorOptions {
   connection: NativeConnection;
@@ -47,6 +48,11 @@ export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<
     workflowBundle: o.workflowBundle,
     activities: createOrchestratorActivities({ config: configStoreFor(o.home, o.client) }),
     ...(o.dataConverter ? { dataConverter: o.dataConverter } : {}),
+    // The configuration activities heartbeat (a killed orchestrator's are retried within seconds).
+    interceptors: { activity: [heartbeatInterceptor()] },
+    // A workflow task queued for a killed orchestrator's sticky cache moves to the shared queue after
+    // this (default 10 s); the replacement then replays the history, which takes milliseconds here.
+    stickyQueueScheduleToStartTimeout: '3s',
     ...o.workerOptions,
   });
 }

@@ -17,7 +17,7 @@ import { nodeQueue } from '../domain/naming.js';
 import { rpcName } from '../domain/ports.js';
 import { RPC_TIMEOUT_CLASS, type TimedRpc } from '../domain/rpc-timeouts.js';
 import type { RpcResult } from '../domain/prereq.js';
-import type { ClusterSnapshot, Timing } from '../domain/types.js';
+import { DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC, type ClusterSnapshot, type Timing } from '../domain/types.js';
 
 type NodeMethod = keyof NodeActivities;
 type Payload<K extends NodeMethod> = Awaited<ReturnType<NodeActivities[K]>>;
@@ -41,9 +41,14 @@ function retryPolicy(t: Timing) {
  */
 const WAIT = { cancellationType: 'WAIT_CANCELLATION_COMPLETED' } as const;
 
-/** Configuration-store activities run on the orchestrator's own task queue, each with its Web UI summary. */
+/**
+ * Configuration-store activities run on the orchestrator's own task queue, each with its Web UI summary.
+ * The orchestrator heartbeats them like the node agents do their RPCs: one lost with a killed
+ * orchestrator is retried within the RPC heartbeat timeout, not after its minute.
+ */
 export function configActivities(t?: Timing): OrchestratorActivities {
-  const opts: ActivityOptions = { startToCloseTimeout: '1 minute', ...WAIT };
+  const heartbeatSec = t?.rpcHeartbeatTimeoutSec ?? DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC;
+  const opts: ActivityOptions = { startToCloseTimeout: '1 minute', heartbeatTimeout: heartbeatSec * 1000, ...WAIT };
   if (t) opts.retry = retryPolicy(t);
   else opts.retry = { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_FAILURES };
   const as = (summary: string) => proxyActivities<OrchestratorActivities>({ ...opts, summary: `config: ${summary}` });
@@ -127,6 +132,8 @@ export class NodeRpcClient {
    * `minTimeoutSec`); `once` sends it a single time (for calls that must not be repeated, such as
    * hooks). A `probe` asks a node what is true before a compensation: sent once, and bounded by the
    * urgent timeout whatever the RPC's class, so a node that does not answer delays nothing for long.
+   * Every call has a short heartbeat timeout as well: the node agent heartbeats while the RPC runs, so
+   * an attempt lost with its agent is retried (or, for a probe, given up) within seconds.
    */
   call<K extends NodeMethod & TimedRpc>(
     node: string,
@@ -135,15 +142,19 @@ export class NodeRpcClient {
     summaryExtra?: string,
     opts: { minTimeoutSec?: number; once?: boolean; probe?: boolean } = {},
   ) {
+    // Histories recorded before the setting existed carry snapshots without it.
+    const heartbeatTimeout = (this.timing.rpcHeartbeatTimeoutSec ?? DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC) * 1000;
     if (opts.probe) {
       return this.invoke(node, method, args, summaryExtra, {
         startToCloseTimeout: this.timing.rpcTimeouts.urgent * 1000,
+        heartbeatTimeout,
         retry: { ...retryPolicy(this.timing), maximumAttempts: 1 },
       });
     }
     const seconds = Math.max(this.timing.rpcTimeouts[RPC_TIMEOUT_CLASS[method]], opts.minTimeoutSec ?? 0);
     return this.invoke(node, method, args, summaryExtra, {
       startToCloseTimeout: seconds * 1000,
+      heartbeatTimeout,
       ...(opts.once ? { retry: { ...retryPolicy(this.timing), maximumAttempts: 1 } } : {}),
     });
   }

@@ -1,6 +1,7 @@
 /**
  * Fault injection, addressed by Ganeti RPC name (and optionally node): `transient` (the call does not
- * get through, K times), `permanent` (the node reports a failure), `hang` (the call never answers).
+ * get through, K times), `permanent` (the node reports a failure), `hang` (the call never answers), `hang-after` (the call takes
+ * effect on the node, then never answers: its answer is lost, as when the agent dies right after).
  * Faults live in the hardware document, so they hold across processes and crashes, and every hit is
  * counted and logged. `withFaults` wraps any node backend (simulated or QEMU).
  */
@@ -8,7 +9,7 @@ import { NodeRpcError, rpcName, type NodeRpc } from '../../domain/ports.js';
 import { SimHardware } from './hardware.js';
 import type { SimFault, SimState } from './state.js';
 
-export const FAULT_MODES = ['transient', 'permanent', 'hang'] as const;
+export const FAULT_MODES = ['transient', 'permanent', 'hang', 'hang-after'] as const;
 export type FaultMode = (typeof FAULT_MODES)[number];
 
 export interface FaultSpec {
@@ -83,6 +84,10 @@ export function withFaults(port: NodeRpc, hw: SimHardware, opts: FaultOptions = 
           if (fault?.mode === 'transient') throw new NodeRpcError(`injected transient fault in ${rpc} on ${port.node}`, true);
           if (fault?.mode === 'permanent') throw new NodeRpcError(`injected failure in ${rpc} on ${port.node}`);
           if (fault?.mode === 'hang') await (opts.hang ?? never)();
+          if (fault?.mode === 'hang-after') {
+            await (value as (...a: unknown[]) => unknown).apply(target, args);
+            await (opts.hang ?? never)();
+          }
         }
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
@@ -109,6 +114,10 @@ export function withSimHooks<H extends { run: (...a: never[]) => Promise<unknown
         if (fault?.mode === 'transient') throw new NodeRpcError(`injected transient fault in hooks_runner on ${node}`, true);
         if (fault?.mode === 'permanent') throw new NodeRpcError(`injected failure in hooks_runner on ${node}`);
         if (fault?.mode === 'hang') await new Promise<never>(() => undefined);
+        if (fault?.mode === 'hang-after') {
+          await hooks.run(...args);
+          await new Promise<never>(() => undefined);
+        }
       }
       return hooks.run(...args);
     },

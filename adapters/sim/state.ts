@@ -81,7 +81,7 @@ export interface SimFault {
   id: number;
   rpc: string;
   node?: string;
-  mode: 'transient' | 'permanent' | 'hang';
+  mode: 'transient' | 'permanent' | 'hang' | 'hang-after';
   /** Calls to let through before the fault applies. */
   skip: number;
   /** How many more times it applies; null = until cleared. */

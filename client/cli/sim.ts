@@ -175,7 +175,7 @@ function addFaultCommands(sim: Command): void {
   const fault = sim.command('fault').description('fault injection, addressed by RPC name');
   fault
     .command('add')
-    .description('make an RPC fail: transient (K times), permanent, or hang')
+    .description('make an RPC fail: transient (K times), permanent, hang, or hang-after (takes effect, never answers)')
     .addOption(new Option('--rpc <name>', 'Ganeti RPC name, e.g. drbd_attach_net').choices([...NODE_RPC_NAMES]).makeOptionMandatory())
     .option('--node <node>', 'only on this node')
     .addOption(new Option('--mode <mode>', 'fault mode').choices([...FAULT_MODES]).makeOptionMandatory())

@@ -776,6 +776,20 @@ describe('fault injection (withFaults)', () => {
     ]);
   });
 
+  test('a hang-after call takes effect on the node, then waits on the hang function; repeated, it changes nothing more', async () => {
+    const s = await sim();
+    await s.addFault({ rpc: 'instance_shutdown', mode: 'hang-after', times: 1 });
+    const rpc = s.faulty('node1', { hang: () => Promise.reject(new Error('hung')) });
+    await expect(rpc.instanceShutdown(s.inst('web1', 'node1'), 120, 'test')).rejects.toThrow('hung');
+    expect(s.proc('web1', 'node1')).toBeUndefined();
+    await rpc.instanceShutdown(s.inst('web1', 'node1'), 120, 'test'); // the retry re-attaches
+    expect(s.state().log.map((e) => `${e.rpc}:${e.outcome}`)).toEqual([
+      'instance_shutdown:fault',
+      'instance_shutdown:ok',
+      'instance_shutdown:ok',
+    ]);
+  });
+
   test('the wrapper passes the node name and unfaulted calls straight through', async () => {
     const s = await sim();
     const rpc = s.faulty('node3');
