@@ -15,6 +15,7 @@ import { withFaults } from '../adapters/sim/faults.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { SimHardwareMirror } from '../adapters/sim/mirror.js';
 import { SimNode } from '../adapters/sim/node.js';
+import { SimStorage } from '../adapters/sim/storage.js';
 
 export const BACKENDS = ['sim', 'qemu'] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -73,7 +74,7 @@ export function qemuNodeOptions(o: BackendOptions): QemuNodeOptions {
  */
 export function qemuNode(o: QemuNodeOptions): QemuNode {
   const hw = SimHardware.forHome(o.home);
-  return new QemuNode(o, { storage: new SimNode(hw, o.node), mirror: new SimHardwareMirror(hw, o.node) });
+  return new QemuNode(o, { storage: new SimStorage(hw, o.node), mirror: new SimHardwareMirror(hw, o.node) });
 }
 
 /** A real-QEMU node behind the same fault-injection table as the simulated one. */

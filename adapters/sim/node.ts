@@ -1,106 +1,24 @@
 /**
- * One simulated node's RPC surface (the node daemon). Each RPC is a read-modify-write of the shared
- * hardware document under its lock, so it is atomic; each is idempotent: repeated, it observes the
- * state it already produced and succeeds without doing anything twice. Failures are the messages a
- * Ganeti node would report. Node-side waits (DRBD attach/disconnect/sync polls) are Ganeti's, divided
- * by the simulation's time factor.
+ * One simulated node's RPC surface (the node daemon): the hypervisor side and node information here,
+ * the storage side in `storage.ts`, the frame in `node-frame.ts`. Each RPC is a read-modify-write of
+ * the shared hardware document under its lock, so it is atomic; each is idempotent: repeated, it
+ * observes the state it already produced and succeeds without doing anything twice. Failures are the
+ * messages a Ganeti node would report.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { RpcDisk, RpcInstance } from '../../domain/instance.js';
-import {
-  NodeRpcError,
-  type BlockdevStatus,
-  type MigrationStatusPayload,
-  type MigrationTarget,
-  type NodeRpc,
-  type WaitSyncPayload,
-} from '../../domain/ports.js';
+import type { RpcInstance } from '../../domain/instance.js';
 import { runningCopyRefusal, staleCopyRefusal } from '../../domain/naming.js';
+import type { MigrationStatusPayload, MigrationTarget, NodeRpc } from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
-import { SimHardware } from './hardware.js';
-import {
-  connectionState,
-  dropLink,
-  handshake,
-  isConnected,
-  migrationProgress,
-  peerOf,
-  resyncPercent,
-  type SimDrbd,
-  type SimNodeHw,
-  type SimState,
-} from './state.js';
-
-const fail = (msg: string): never => {
-  throw new NodeRpcError(msg);
-};
+import { fail } from './node-frame.js';
+import { migrationProgress } from './state.js';
+import { SimStorage } from './storage.js';
 
 /** The runtime description Ganeti's KVM keeps per instance (here: JSON of the RPC instance). */
 export function serializeRuntime(inst: RpcInstance, memory = inst.memory): string {
   return JSON.stringify({ name: inst.name, uuid: inst.uuid, memory, vcpus: inst.vcpus, hvparams: inst.hvparams, disks: inst.disks.length });
 }
 
-export class SimNode implements NodeRpc {
-  constructor(
-    readonly hw: SimHardware,
-    readonly node: string,
-  ) {}
-
-  // ---- plumbing -------------------------------------------------------------------------------
-
-  private hwNode(s: SimState): SimNodeHw {
-    const n = s.nodes[this.node];
-    if (!n) return fail(`node ${this.node} has no simulated hardware`);
-    if (n.powered === false) throw new NodeRpcError(`node ${this.node} does not answer (powered off)`, true);
-    return n;
-  }
-
-  /** Runs one RPC step atomically and records it in the RPC log. */
-  private async rpc<R>(
-    rpc: string,
-    instance: string | undefined,
-    detail: string | undefined,
-    fn: (s: SimState, n: SimNodeHw, now: number) => R,
-  ): Promise<R> {
-    const base = { node: this.node, rpc, ...(instance ? { instance } : {}), ...(detail ? { detail } : {}) };
-    try {
-      return await this.hw.mutate((s, now) => {
-        const r = fn(s, this.hwNode(s), now);
-        SimHardware.log(s, { ...base, outcome: 'ok' });
-        return r;
-      });
-    } catch (e) {
-      if (e instanceof NodeRpcError) await this.hw.appendLog({ ...base, outcome: 'error', error: e.message });
-      throw e;
-    }
-  }
-
-  /** A node-side wait of `ms` Ganeti milliseconds, at the time factor of the state just read. */
-  private async pause(ms: number, factor: number): Promise<void> {
-    await sleep(Math.max(5, ms / factor));
-  }
-
-  private scaledDeadline(ms: number, factor: number): number {
-    return Date.now() + ms / factor;
-  }
-
-  private drbdDev(n: SimNodeHw, inst: RpcInstance, d: RpcDisk): SimDrbd {
-    if (!d.drbd) return fail(`disk ${d.index} of ${inst.name} has no DRBD minor on node ${this.node}`);
-    const dev = n.drbd[String(d.drbd.minor)];
-    if (!dev || dev.instance !== inst.name) return fail(`Can't find device drbd${d.drbd.minor} (disk ${d.index} of ${inst.name})`);
-    return dev;
-  }
-
-  private attachedDev(n: SimNodeHw, inst: RpcInstance, d: RpcDisk): SimDrbd {
-    const dev = this.drbdDev(n, inst, d);
-    if (!dev.attached) return fail(`drbd${d.drbd?.minor}: device is not assembled on ${this.node}`);
-    return dev;
-  }
-
-  private isDrbd(inst: RpcInstance): boolean {
-    return inst.disks.some((d) => d.template === 'drbd');
-  }
-
+export class SimNode extends SimStorage implements NodeRpc {
   // ---- node and instance information ---------------------------------------------------------
 
   async nodeInfo(): Promise<NodeInfoPayload> {
@@ -123,13 +41,6 @@ export class SimNode implements NodeRpc {
     return this.rpc('instance_info', inst.name, undefined, (_s, n) => {
       const p = n.processes[inst.name];
       return p ? { state: p.state, memory: p.memory, vcpus: p.vcpus } : null;
-    });
-  }
-
-  async bridgesExist(bridges: string[]): Promise<void> {
-    return this.rpc('bridges_exist', undefined, bridges.join(','), (_s, n) => {
-      const missing = bridges.filter((b) => !n.bridges.includes(b));
-      if (missing.length) fail(`Missing bridges ${missing.join(', ')}`);
     });
   }
 
@@ -339,201 +250,5 @@ export class SimNode implements NodeRpc {
       };
       n.links[inst.name] = true;
     });
-  }
-
-  // ---- block devices --------------------------------------------------------------------------
-
-  async blockdevFind(inst: RpcInstance, diskIndex: number): Promise<BlockdevStatus | null> {
-    return this.rpc('blockdev_find', inst.name, String(diskIndex), (s, n, now) => {
-      const d = inst.disks[diskIndex];
-      if (!d) return fail(`instance ${inst.name} has no disk ${diskIndex}`);
-      if (d.template !== 'drbd') return d.template === 'sharedfile' ? { isDegraded: false, syncPercent: null, ldisk: 'OKAY' } : null;
-      const dev = d.drbd ? n.drbd[String(d.drbd.minor)] : undefined;
-      if (!dev || !dev.attached || dev.instance !== inst.name) return null;
-      // Ganeti: degraded = not exactly Connected (a resync counts) or the local disk not UpToDate.
-      const connected = connectionState(s, dev) === 'Connected';
-      return {
-        isDegraded: !connected || dev.disk !== 'UpToDate',
-        syncPercent: resyncPercent(dev, now),
-        ldisk: !dev.net ? 'FAULTY' : dev.resync ? 'SYNC' : dev.disk === 'UpToDate' ? 'OKAY' : 'UNKNOWN',
-      };
-    });
-  }
-
-  async blockdevClose(inst: RpcInstance): Promise<void> {
-    return this.rpc('blockdev_close', inst.name, undefined, (_s, n) => {
-      for (const d of inst.disks) {
-        if (d.template === 'drbd') {
-          const dev = this.attachedDev(n, inst, d);
-          if (dev.role === 'Primary') {
-            if (n.processes[inst.name]) {
-              fail(`drbd${d.drbd?.minor}: can't switch to secondary: State change failed: (-12) Device is held open by someone`);
-            }
-            dev.role = 'Secondary';
-          }
-        } else {
-          delete n.shared[d.uuid];
-        }
-      }
-      delete n.links[inst.name];
-    });
-  }
-
-  async blockdevOpen(inst: RpcInstance, exclusive: boolean): Promise<void> {
-    return this.rpc('blockdev_open', inst.name, exclusive ? 'exclusive' : 'shared', (s, n) => {
-      for (const d of inst.disks) {
-        if (d.template === 'drbd') {
-          const dev = this.attachedDev(n, inst, d);
-          this.promote(s, dev, d);
-        } else {
-          n.shared[d.uuid] = { instance: inst.name, mode: exclusive ? 'exclusive' : 'shared' };
-        }
-      }
-      n.links[inst.name] = true;
-    });
-  }
-
-  private promote(s: SimState, dev: SimDrbd, d: RpcDisk): void {
-    if (dev.role === 'Primary') return;
-    const peer = peerOf(s, dev);
-    const connected = isConnected(s, dev);
-    if (connected && peer?.role === 'Primary' && !(dev.net?.dualPrimary && peer.net?.dualPrimary)) {
-      fail(`drbd${d.drbd?.minor}: State change failed: (-1) Multiple primaries not allowed by config`);
-    }
-    if (dev.disk !== 'UpToDate' && !(connected && peer?.disk === 'UpToDate')) {
-      fail(`drbd${d.drbd?.minor}: State change failed: (-2) Need access to UpToDate data`);
-    }
-    dev.role = 'Primary';
-  }
-
-  async blockdevShutdown(inst: RpcInstance): Promise<void> {
-    return this.rpc('blockdev_shutdown', inst.name, undefined, (s, n, now) => {
-      for (const d of inst.disks) {
-        if (d.template === 'drbd') {
-          const dev = this.drbdDev(n, inst, d);
-          if (!dev.attached) continue;
-          if (dev.role === 'Primary' && n.processes[inst.name]) {
-            fail(`drbd${d.drbd?.minor}: can't shut down: State change failed: (-12) Device is held open by someone`);
-          }
-          if (dev.net) dropLink(s, dev, now);
-          dev.net = null;
-          dev.role = 'Secondary';
-          dev.attached = false;
-        } else {
-          delete n.shared[d.uuid];
-        }
-      }
-      delete n.links[inst.name];
-    });
-  }
-
-  async blockdevAssemble(inst: RpcInstance, asPrimary: boolean): Promise<void> {
-    return this.rpc('blockdev_assemble', inst.name, asPrimary ? 'primary' : 'secondary', (s, n, now) => {
-      for (const d of inst.disks) {
-        if (d.template === 'drbd') {
-          const dev = this.drbdDev(n, inst, d);
-          dev.attached = true;
-          if (!dev.net) {
-            dev.net = { dualPrimary: false };
-            handshake(s, dev, now);
-          }
-          if (asPrimary) this.promote(s, dev, d);
-        } else if (asPrimary) {
-          n.shared[d.uuid] = { instance: inst.name, mode: 'exclusive' };
-        }
-      }
-      if (asPrimary) n.links[inst.name] = true;
-    });
-  }
-
-  // ---- DRBD network ---------------------------------------------------------------------------
-
-  async drbdDisconnectNet(inst: RpcInstance): Promise<void> {
-    if (!this.isDrbd(inst)) return;
-    return this.rpc('drbd_disconnect_net', inst.name, undefined, (s, n, now) => {
-      for (const d of inst.disks) {
-        const dev = this.attachedDev(n, inst, d);
-        if (dev.net) dropLink(s, dev, now);
-        dev.net = null;
-      }
-    });
-  }
-
-  async drbdAttachNet(inst: RpcInstance, multimaster: boolean): Promise<void> {
-    if (!this.isDrbd(inst)) return;
-    const mode = multimaster ? 'dual-master' : 'single-master';
-    const configure = (reissue: boolean) =>
-      this.rpc('drbd_attach_net', inst.name, reissue ? `${mode} (re-issued)` : mode, (s, n, now) => {
-        for (const d of inst.disks) {
-          const dev = this.attachedDev(n, inst, d);
-          if (dev.net) {
-            if (dev.net.dualPrimary !== multimaster) fail(`drbd${d.drbd?.minor}: device is not standalone in AttachNet`);
-            continue; // already configured as asked: a retried call re-attaches
-          }
-          dev.net = { dualPrimary: multimaster };
-          handshake(s, dev, now);
-        }
-      });
-    await configure(false);
-    const deadline = this.scaledDeadline(120_000, this.hw.read().state.clock.factor);
-    let delay = 100;
-    for (;;) {
-      const { state: s } = this.hw.read();
-      const n = this.hwNode(s);
-      const devs = inst.disks.map((d) => this.attachedDev(n, inst, d));
-      if (devs.some((d) => !d.net)) {
-        await configure(true); // the peer saw a mismatch and dropped to StandAlone: attach again
-      } else {
-        const done = devs.every((d) => {
-          const conn = connectionState(s, d);
-          if (!multimaster) return conn === 'Connected' || conn === 'SyncSource' || conn === 'SyncTarget';
-          return conn === 'Connected' && d.disk === 'UpToDate' && peerOf(s, d)?.disk === 'UpToDate';
-        });
-        if (done) return;
-      }
-      if (Date.now() > deadline) {
-        await this.hw.appendLog({
-          node: this.node,
-          rpc: 'drbd_attach_net',
-          instance: inst.name,
-          outcome: 'error',
-          error: 'Timeout in disk reconnecting',
-        });
-        return fail('Timeout in disk reconnecting');
-      }
-      await this.pause(delay, s.clock.factor);
-      delay = Math.min(delay * 1.5, 5000);
-    }
-  }
-
-  async drbdWaitSync(inst: RpcInstance): Promise<WaitSyncPayload> {
-    if (!this.isDrbd(inst)) return { allDone: true, minPercent: 100 };
-    let deadline = 0;
-    for (;;) {
-      const { state: s } = this.hw.read();
-      deadline ||= this.scaledDeadline(15_000, s.clock.factor);
-      const n = this.hwNode(s);
-      const devs = inst.disks.map((d) => this.attachedDev(n, inst, d));
-      const states = devs.map((d) => connectionState(s, d));
-      const ready = states.every((c) => c === 'Connected' || c === 'SyncSource' || c === 'SyncTarget');
-      if (ready || Date.now() > deadline) {
-        return this.rpc('drbd_wait_sync', inst.name, undefined, (s2, n2, now) => {
-          let allDone = true;
-          let minPercent = 100;
-          for (const d of inst.disks) {
-            const dev = this.attachedDev(n2, inst, d);
-            const c = connectionState(s2, dev);
-            if (c !== 'Connected' && c !== 'SyncSource' && c !== 'SyncTarget') {
-              fail(`DRBD device drbd${d.drbd?.minor} is not in sync: stats=${c}, ${dev.role}, ${dev.disk}`);
-            }
-            if (dev.resync) allDone = false;
-            const pct = resyncPercent(dev, now);
-            if (pct !== null) minPercent = Math.min(minPercent, pct);
-          }
-          return { allDone, minPercent };
-        });
-      }
-      await this.pause(1000, s.clock.factor);
-    }
   }
 }
