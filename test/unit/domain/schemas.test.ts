@@ -142,6 +142,7 @@ describe('the cluster model', () => {
       groups: {},
       timing: {
         rpcTimeouts: { urgent: 60, normal: 900, slow: 3600 },
+        rpcHeartbeatTimeoutSec: 15,
         heartbeatTimeoutSec: 30,
         scheduleToStartSec: 300,
         retryInitialIntervalMs: 1000,
