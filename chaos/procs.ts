@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { Client, Connection } from '@temporalio/client';
+import { ensureKeyFile, keyFilePath } from '../connection/codec.js';
+import { clusterDataConverter } from '../connection/settings.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/messages.js';
 import { DEV_SERVER_DYNAMIC_CONFIG } from '../worker/dev-server.js';
 import { PROJECT_ROOT } from '../worker/temporal-cli.js';
@@ -191,7 +193,8 @@ export class Stack {
   async connect(): Promise<Client> {
     if (!this.client) {
       const connection = await Connection.connect({ address: this.address, connectTimeout: '5s' });
-      this.client = new Client({ connection, namespace: 'default' });
+      // Payloads are encrypted with the cluster's key, as the workers and the CLI do.
+      this.client = new Client({ connection, namespace: 'default', dataConverter: clusterDataConverter(this.o.home) });
     }
     return this.client;
   }
@@ -218,6 +221,8 @@ export class Stack {
 
   /** Server, orchestrator and one agent per node, the workers started in parallel. */
   async startAll(nodes: string[]): Promise<void> {
+    // The payload key exists before any worker starts (an agent refuses to run without it).
+    ensureKeyFile(keyFilePath(this.o.home));
     await this.startServer();
     await Promise.all([this.startOrchestrator(), ...nodes.map((n) => this.startAgent(n))]);
   }
