@@ -5,19 +5,18 @@
  * and memory reservations are released at the commit point and never fail a good operation.
  */
 import { describe, expect, test } from 'vitest';
-import { operationResult, startFailover, type OperationError } from '../../client/api.js';
+import { operationResult, startFailover } from '../../client/api.js';
 import { abortOperation } from '../../client/jobs.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { cleanupCommand } from '../../domain/naming.js';
-import { configShape, migrate, outcomeOf, start, useHarness, waitForProgress, type Outcome } from '../helpers/harness.js';
+import { createOrchestratorActivities } from '../../activities/index.js';
+import { configPath, FileConfigStore } from '../../adapters/store/config-store.js';
+import { ConfigError } from '../../domain/ports.js';
+import { cli } from '../helpers/cli.js';
+import { configShape, failure, migrate, outcomeOf, start, useHarness, waitForProgress } from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';
 
 const h = useHarness();
-
-function failure(r: Outcome): OperationError {
-  if (r.ok) throw new Error(`expected a failure, got ${r.result.outcome}`);
-  return r.error;
-}
 
 describe('a completed memory transfer is never undone', () => {
   test('the wait for the transfer fails, but the transfer had completed: the migration rolls forward', async () => {
@@ -105,6 +104,23 @@ describe('an accepted abort always takes effect', () => {
     expect(c.instance('files1').primaryNode).toBe('node2');
   });
 
+  test('while the cleanup locates the instance: ended before the cleanup changes anything', async () => {
+    const { c } = await h.cluster();
+    // node3's instance list does not answer until the call is cancelled (it heartbeats meanwhile).
+    await c.addFault({ rpc: 'instance_list', node: 'node3', mode: 'hang', times: 1 });
+    await c.inject('web1', 'node2', 'running');
+    const cfg0 = configShape(c);
+    const handle = await start(h.env(), c, { instance: 'web1', cleanup: true });
+    await waitForProgress(handle, (p) => p.phase === 'locate');
+    expect(await abortOperation(h.env().client, 'web1')).toMatchObject({ accepted: true, phase: 'locate' });
+    const e = failure(await outcomeOf(operationResult(handle)));
+    expect(e.type).toBe('Aborted');
+    expect(e.message).toBe('Cleanup of web1: node1 → node2, live: aborted by the operator during locate; nothing was changed');
+    expect(configShape(c)).toEqual(cfg0);
+    expect(mutatingSteps(c, 'web1')).toEqual([]);
+    expect(c.status('web1').runningOn).toEqual(['node1', 'node2']);
+  });
+
   test('during the pre-hooks of a failover of an instance with inactive disks', async () => {
     const { c } = await h.cluster({
       configure: (cfg) => {
@@ -143,6 +159,20 @@ describe('waiting for the resync', () => {
 });
 
 describe('memory reservations', () => {
+  test('node info shows the memory a running operation holds on the node, and which workflow holds it', async () => {
+    const { c } = await h.cluster();
+    c.hook('node1', 'instance-migrate', 'pre', '10-slow', 'sleep 10'); // the reservation is taken before the pre-hooks
+    const handle = await start(h.env(), c, { instance: 'web1' });
+    await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
+    const env = { GANETI_TEMPORAL_HOME: c.home, TEMPORAL_ADDRESS: h.env().address, TEMPORAL_NAMESPACE: 'default' };
+    const info = (await cli(['node', 'info', 'node2', '--json'], env)).json() as { reservations: unknown[] };
+    expect(info.reservations).toEqual([{ instance: 'web1', memory: 1024, workflowId: 'instance/web1', runId: handle.firstExecutionRunId }]);
+    const text = await cli(['node', 'info', 'node2'], env);
+    expect(text.stdout).toContain(`  memory reserved: 1024 MiB for web1 by instance/web1 (run ${handle.firstExecutionRunId})`);
+    expect((await cli(['node', 'info', 'node3', '--json'], env)).json()).toMatchObject({ reservations: [] });
+    expect((await outcomeOf(operationResult(handle))).ok).toBe(true);
+  });
+
   test('released right after the commit point, not after the final resync', async () => {
     const { c } = await h.cluster({ sim: { timeFactor: 10, reconnectResync: 1500 } });
     const handle = await start(h.env(), c, { instance: 'web1' });
@@ -151,6 +181,29 @@ describe('memory reservations', () => {
     await waitForProgress(handle, (p) => p.phase === 'settle-sync');
     expect(c.cfg().reservations).toEqual({});
     expect((await outcomeOf(operationResult(handle))).ok).toBe(true);
+  });
+
+  test('a release that fails is a warning, never a failed operation; the next operation drops the reservation', async () => {
+    const { c, w } = await h.cluster();
+    // The configuration store refuses the release (as a store that lost its database would).
+    class RefusingRelease extends FileConfigStore {
+      override releaseReservation(): Promise<void> {
+        return Promise.reject(new ConfigError('the configuration store refused the write', 'invalid'));
+      }
+    }
+    await w.stop(w.orch!);
+    await w.orchestrator({ activities: createOrchestratorActivities({ config: new RefusingRelease(configPath(c.home)) }) });
+    const r = await migrate(h.env(), c, { instance: 'web1' });
+    expect(r.ok && r.result.outcome).toBe('migrated');
+    expect(r.ok && r.result.feedback).toContain(
+      ' - WARNING: Could not release the memory reservation: the configuration store refused the write; it is dropped when the next operation starts',
+    );
+    expect(Object.values(c.cfg().reservations).map((x) => x.instance)).toEqual(['web1']);
+    await w.stop(w.orch!);
+    await w.orchestrator();
+    const next = await migrate(h.env(), c, { instance: 'web3', dryRun: true });
+    expect(next.ok && next.result.outcome).toBe('dry-run');
+    expect(c.cfg().reservations).toEqual({});
   });
 
   test('a reservation of a run the server does not know is dropped by the next operation', async () => {
