@@ -143,6 +143,7 @@ describe('the cluster model', () => {
       timing: {
         rpcTimeouts: { urgent: 60, normal: 900, slow: 3600 },
         heartbeatTimeoutSec: 30,
+        rpcHeartbeatTimeoutSec: 15,
         scheduleToStartSec: 300,
         retryInitialIntervalMs: 1000,
         retryMaximumIntervalMs: 30_000,
