@@ -224,6 +224,27 @@ describe('the cluster model', () => {
     expect(refusal(InstanceSchema, instanceInput({ disks: [{ uuid: 'd1', size: 1, drbd: { ...DRBD, port: 65536 } }] }))).toMatch(/port/);
   });
 
+  test('the stored configuration keeps the shared secret of every DRBD disk', () => {
+    const config = (...disks: Record<string, unknown>[]) => ({
+      version: 1,
+      serial: 0,
+      cluster: { name: 'c1', uuid: 'c', masterNode: 'node1' },
+      nodes: { node1: NODE },
+      instances: { web1: instanceInput({ disks }) },
+    });
+    const noSecret = { uuid: 'd2', size: 1, drbd: { ...DRBD, secret: undefined } };
+    expect(refusal(ClusterConfigSchema, config({ uuid: 'd1', size: 1, drbd: DRBD }))).toBeNull();
+    expect(refusal(ClusterConfigSchema, config({ uuid: 'd1', size: 1, drbd: DRBD }, noSecret))).toBe(
+      'instances.web1.disks.1.drbd: drbd disk without its secret',
+    );
+    expect(issueCodes(ClusterConfigSchema, config(noSecret))).toEqual(['custom']);
+    expect(refusal(ClusterConfigSchema, config({ uuid: 'd1', size: 1, drbd: { ...DRBD, secret: '' } }))).toMatch(
+      /^instances\.web1\.disks\.0\.drbd\.secret: /,
+    );
+    // An instance taken alone (the workflows' view, stripped of secrets) needs none.
+    expect(refusal(InstanceSchema, instanceInput({ disks: [noSecret] }))).toBeNull();
+  });
+
   test('only DRBD disks have a DRBD logical id', () => {
     expect(refusal(InstanceSchema, instanceInput({ diskTemplate: 'sharedfile', disks: [{ uuid: 'd1', size: 1, drbd: DRBD }] }))).toBe(
       'disks.0: sharedfile disk with a drbd logical id',
