@@ -144,6 +144,7 @@ describe('the cluster model', () => {
         rpcTimeouts: { urgent: 60, normal: 900, slow: 3600 },
         rpcHeartbeatTimeoutSec: 15,
         heartbeatTimeoutSec: 30,
+        rpcHeartbeatTimeoutSec: 15,
         scheduleToStartSec: 300,
         retryInitialIntervalMs: 1000,
         retryMaximumIntervalMs: 30_000,
@@ -222,6 +223,27 @@ describe('the cluster model', () => {
     ).toBeNull();
     expect(refusal(InstanceSchema, instanceInput({ disks: [{ uuid: 'd1', size: 1, drbd: { ...DRBD, port: 0 } }] }))).toMatch(/port/);
     expect(refusal(InstanceSchema, instanceInput({ disks: [{ uuid: 'd1', size: 1, drbd: { ...DRBD, port: 65536 } }] }))).toMatch(/port/);
+  });
+
+  test('the stored configuration keeps the shared secret of every DRBD disk', () => {
+    const config = (...disks: Record<string, unknown>[]) => ({
+      version: 1,
+      serial: 0,
+      cluster: { name: 'c1', uuid: 'c', masterNode: 'node1' },
+      nodes: { node1: NODE },
+      instances: { web1: instanceInput({ disks }) },
+    });
+    const noSecret = { uuid: 'd2', size: 1, drbd: { ...DRBD, secret: undefined } };
+    expect(refusal(ClusterConfigSchema, config({ uuid: 'd1', size: 1, drbd: DRBD }))).toBeNull();
+    expect(refusal(ClusterConfigSchema, config({ uuid: 'd1', size: 1, drbd: DRBD }, noSecret))).toBe(
+      'instances.web1.disks.1.drbd: drbd disk without its secret',
+    );
+    expect(issueCodes(ClusterConfigSchema, config(noSecret))).toEqual(['custom']);
+    expect(refusal(ClusterConfigSchema, config({ uuid: 'd1', size: 1, drbd: { ...DRBD, secret: '' } }))).toMatch(
+      /^instances\.web1\.disks\.0\.drbd\.secret: /,
+    );
+    // An instance taken alone (the workflows' view, stripped of secrets) needs none.
+    expect(refusal(InstanceSchema, instanceInput({ disks: [noSecret] }))).toBeNull();
   });
 
   test('only DRBD disks have a DRBD logical id', () => {
