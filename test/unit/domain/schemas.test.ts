@@ -144,7 +144,6 @@ describe('the cluster model', () => {
         rpcTimeouts: { urgent: 60, normal: 900, slow: 3600 },
         rpcHeartbeatTimeoutSec: 15,
         heartbeatTimeoutSec: 30,
-        rpcHeartbeatTimeoutSec: 15,
         scheduleToStartSec: 300,
         retryInitialIntervalMs: 1000,
         retryMaximumIntervalMs: 30_000,
