@@ -117,6 +117,15 @@ export class TestCluster {
     return f;
   }
 
+  /**
+   * A hook body that blocks until `open()` is called: holds an operation in a phase for as long as a
+   * test needs, however slow the machine (a fixed `sleep` can end before a poll sees the phase).
+   */
+  gate(name: string): { body: string; open: () => void } {
+    const f = join(this.home, `gate-${name}`);
+    return { body: `while [ ! -e '${f}' ]; do sleep 0.05; done`, open: () => writeFileSync(f, '') };
+  }
+
   remove(): void {
     rmSync(this.home, { recursive: true, force: true });
   }

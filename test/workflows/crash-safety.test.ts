@@ -93,10 +93,12 @@ describe('an accepted abort always takes effect', () => {
 
   test('during the pre-hooks of a sharedfile failover (no cancellable step before the shutdown)', async () => {
     const { c } = await h.cluster();
-    c.hook('node2', 'instance-failover', 'pre', '10-slow', 'sleep 2');
+    const gate = c.gate('pre-hooks');
+    c.hook('node2', 'instance-failover', 'pre', '10-slow', gate.body);
     const handle = await startFailover(h.env().client, { instance: 'files1', targetNode: 'node3' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
     await abortOperation(h.env().client, 'files1');
+    gate.open();
     const e = failure(await outcomeOf(operationResult(handle)));
     expect(e.message).toBe('Failover files1: node2 → node3: aborted by the operator during pre-hooks; nothing was changed');
     expect(mutatingSteps(c, 'files1')).toEqual([]);
@@ -129,10 +131,12 @@ describe('an accepted abort always takes effect', () => {
         web1.disksActive = false;
       },
     });
-    c.hook('node1', 'instance-failover', 'pre', '10-slow', 'sleep 2');
+    const gate = c.gate('pre-hooks');
+    c.hook('node1', 'instance-failover', 'pre', '10-slow', gate.body);
     const handle = await startFailover(h.env().client, { instance: 'web1' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
     await abortOperation(h.env().client, 'web1');
+    gate.open();
     const e = failure(await outcomeOf(operationResult(handle)));
     expect(e.message).toBe('Failover web1: node1 → node2: aborted by the operator during pre-hooks; nothing was changed');
     expect(mutatingSteps(c, 'web1')).toEqual([]);
@@ -161,7 +165,8 @@ describe('waiting for the resync', () => {
 describe('memory reservations', () => {
   test('node info shows the memory a running operation holds on the node, and which workflow holds it', async () => {
     const { c } = await h.cluster();
-    c.hook('node1', 'instance-migrate', 'pre', '10-slow', 'sleep 10'); // the reservation is taken before the pre-hooks
+    const gate = c.gate('pre-hooks');
+    c.hook('node1', 'instance-migrate', 'pre', '10-slow', gate.body); // the reservation is taken before the pre-hooks
     const handle = await start(h.env(), c, { instance: 'web1' });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
     const env = { GANETI_TEMPORAL_HOME: c.home, TEMPORAL_ADDRESS: h.env().address, TEMPORAL_NAMESPACE: 'default' };
@@ -170,6 +175,7 @@ describe('memory reservations', () => {
     const text = await cli(['node', 'info', 'node2'], env);
     expect(text.stdout).toContain(`  memory reserved: 1024 MiB for web1 by instance/web1 (run ${handle.firstExecutionRunId})`);
     expect((await cli(['node', 'info', 'node3', '--json'], env)).json()).toMatchObject({ reservations: [] });
+    gate.open();
     expect((await outcomeOf(operationResult(handle))).ok).toBe(true);
   });
 

@@ -54,11 +54,13 @@ describe('abort', () => {
 
   test('during a slow pre-hook: accepted, nothing is changed', async () => {
     const { c } = await h.cluster();
-    c.hook('node1', 'instance-failover', 'pre', '10-slow', 'sleep 2');
+    const gate = c.gate('pre-hooks');
+    c.hook('node1', 'instance-failover', 'pre', '10-slow', gate.body);
     const { startFailover } = await import('../../client/api.js');
     const handle = await startFailover(h.env().client, { instance: 'web1' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
     await abortOperation(h.env().client, 'web1');
+    gate.open();
     const e = failure(await outcomeOf(operationResult(handle)));
     expect(e.message).toBe('Failover web1: node1 → node2: aborted by the operator during pre-hooks; nothing was changed');
     expect(mutatingSteps(c, 'web1')).toEqual([]);
