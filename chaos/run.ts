@@ -6,25 +6,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { InvariantCase } from '../adapters/sim/invariants.js';
+import { READ_ONLY_RPCS } from '../adapters/sim/state.js';
 import { startFailover, startMigration } from '../client/api.js';
 import { clusterViolations, outcomeViolations, settle, steadyViolations, TransferWatch, waitForEnd, type Ended } from './check.js';
 import { createCrashCluster, type CrashCluster } from './cluster.js';
 import type { RunPlan } from './plan.js';
 import { Stack, type Proc } from './procs.js';
 import { QemuRun } from './qemu.js';
-
-/** State-changing RPCs (the kill lands after a number of these). */
-const READ_ONLY = new Set([
-  'node_info',
-  'instance_list',
-  'instance_info',
-  'instance_migratable',
-  'bridges_exist',
-  'blockdev_find',
-  'migration_info',
-  'instance_get_migration_status',
-  'drbd_wait_sync',
-]);
 
 export interface RunEnv {
   temporalCli: string;
@@ -162,7 +150,7 @@ async function retrying<T>(fn: () => Promise<T>, deadline: number): Promise<T> {
 
 /** How many state-changing RPCs of the instance have been answered since `sinceSeq`. */
 function stepsSince(c: CrashCluster, instance: string, sinceSeq: number): number {
-  return c.log().filter((e) => e.seq > sinceSeq && e.instance === instance && e.outcome === 'ok' && !READ_ONLY.has(e.rpc)).length;
+  return c.log().filter((e) => e.seq > sinceSeq && e.instance === instance && e.outcome === 'ok' && !READ_ONLY_RPCS.has(e.rpc)).length;
 }
 
 async function killAndRestart(

@@ -89,6 +89,19 @@ export interface SimFault {
   hits: number;
 }
 
+/** The RPCs that change nothing on a node (the rest are an operation's state-changing steps in the log). */
+export const READ_ONLY_RPCS: ReadonlySet<string> = new Set([
+  'node_info',
+  'instance_list',
+  'instance_info',
+  'instance_migratable',
+  'bridges_exist',
+  'blockdev_find',
+  'migration_info',
+  'instance_get_migration_status',
+  'drbd_wait_sync',
+]);
+
 export interface SimLogEntry {
   seq: number;
   /** Real time (ms since epoch). */

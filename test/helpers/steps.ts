@@ -1,17 +1,6 @@
 /** Reading the simulated RPC log as the sequence of state-changing steps an operation took. */
+import { READ_ONLY_RPCS } from '../../adapters/sim/state.js';
 import type { TestCluster } from './cluster.js';
-
-export const READ_ONLY_RPCS = new Set([
-  'node_info',
-  'instance_list',
-  'instance_info',
-  'instance_migratable',
-  'bridges_exist',
-  'blockdev_find',
-  'migration_info',
-  'instance_get_migration_status',
-  'drbd_wait_sync',
-]);
 
 /**
  * The state-changing RPCs on an instance, in order; the same RPC (and detail) sent to both nodes in
