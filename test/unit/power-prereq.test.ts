@@ -1,0 +1,141 @@
+/**
+ * Unit tests of the pure `checkPowerPrereq` (LUInstanceStartup / LUInstanceShutdown CheckPrereq;
+ * docs/behaviour.md §14 "Start and shutdown"). A small driver answers the facts it asks for from a
+ * table; an unexpected request fails the test, so each test also pins which RPCs Ganeti would send.
+ */
+import { describe, expect, test } from 'vitest';
+import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
+import { checkPowerPrereq, type PowerOutcome, type PowerRequest } from '../../domain/power.js';
+import { powerSteps } from '../../domain/plan.js';
+import type { Facts, RpcResult } from '../../domain/prereq.js';
+import type { ClusterConfig } from '../../domain/types.js';
+
+const OK = (payload: unknown = null): RpcResult => ({ ok: true, payload });
+const ERR = (msg: string): RpcResult => ({ ok: false, offline: false, msg });
+
+/** web1 runs on node1 (secondary node2) in the demo cluster; node1 has 10000 MiB free. */
+const healthy = (): Facts => ({
+  'bridges_exist:node1': OK(),
+  'instance_info:node1': OK(null),
+  'memory:node1': OK({ free: 10000, reserved: 1024 }),
+});
+
+const cluster = (edit: (c: ClusterConfig) => void = () => undefined): ClusterConfig => {
+  const c = structuredClone(defaultClusterConfig());
+  edit(c);
+  return c;
+};
+
+function drive(
+  snap: ClusterConfig,
+  req: PowerRequest,
+  answers: Facts = healthy(),
+): { out: Exclude<PowerOutcome, { status: 'need' }>; asked: string[] } {
+  const facts: Facts = {};
+  const asked: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const out = checkPowerPrereq(snap, req, facts);
+    if (out.status !== 'need') return { out, asked };
+    for (const f of out.facts) {
+      const a = answers[f.key];
+      if (!a) throw new Error(`unexpected fact request ${f.key}`);
+      facts[f.key] = a;
+      asked.push(f.key);
+    }
+  }
+  throw new Error('did not settle');
+}
+
+const start = (instance = 'web1'): PowerRequest => ({ kind: 'start', instance });
+const shutdown = (instance = 'web1'): PowerRequest => ({ kind: 'shutdown', instance });
+
+describe('start prerequisites', () => {
+  test('a stopped instance: bridges, instance_info, then the memory reservation on the primary, in that order', () => {
+    const { out, asked } = drive(cluster(), start());
+    expect(asked).toEqual(['bridges_exist:node1', 'instance_info:node1', 'memory:node1']);
+    expect(out).toMatchObject({ status: 'ok', plan: { node: 'node1', running: false, freeMemory: 10000, reservedMemory: 1024 } });
+  });
+
+  test('an instance already running: no memory check, planned as running', () => {
+    const answers = { ...healthy(), 'instance_info:node1': OK({ state: 'running', memory: 1024, vcpus: 1 }) };
+    const { out, asked } = drive(cluster(), start(), answers);
+    expect(asked).toEqual(['bridges_exist:node1', 'instance_info:node1']);
+    expect(out).toMatchObject({ status: 'ok', plan: { running: true, freeMemory: null, reservedMemory: 0 } });
+  });
+
+  test('too little free memory on the primary is refused as Ganeti words it', () => {
+    const { out } = drive(cluster(), start(), { ...healthy(), 'memory:node1': OK({ free: 100, reserved: 0 }) });
+    expect(out).toMatchObject({
+      status: 'failed',
+      error: {
+        type: 'PrereqFailed',
+        code: 'insufficient_resources',
+        message: 'Not enough memory on node node1 for starting instance web1: needed 512 MiB, available 100 MiB',
+      },
+    });
+  });
+
+  test.each([
+    ['memory:node1', ERR('boom'), "Can't get data from node node1: boom", 'environment_error'],
+    ['memory:node1', OK({ free: 1.5, reserved: 0 }), "Can't compute free memory on node node1, result was '1.5'", 'environment_error'],
+    ['instance_info:node1', ERR('down'), 'Error checking node node1: down', 'environment_error'],
+    ['bridges_exist:node1', ERR('no br0'), "Error checking bridges on destination node 'node1': no br0", 'environment_error'],
+  ])('a failed fact %s is refused', (key, answer, message, code) => {
+    const { out } = drive(cluster(), start(), { ...healthy(), [key]: answer });
+    expect(out).toMatchObject({ status: 'failed', error: { message, code } });
+  });
+
+  test('unknown, forthcoming and offline instances and an offline primary are refused without an RPC', () => {
+    const cases: Array<[ClusterConfig, string, string | undefined]> = [
+      [cluster(), "Instance 'nope' not known", 'unknown_entity'],
+      [cluster((c) => void (c.instances.web1!.forthcoming = true)), 'forthcoming instances not supported for this operation', undefined],
+      [
+        cluster((c) => void (c.instances.web1!.adminState = 'offline')),
+        "Instance 'web1' is marked to be offline, can't use instance from outside down, up states",
+        'wrong_state',
+      ],
+      [cluster((c) => void (c.nodes.node1!.offline = true)), "Can't use offline node node1", 'wrong_state'],
+    ];
+    for (const [snap, message, code] of cases) {
+      for (const req of [start(message.includes('nope') ? 'nope' : 'web1'), shutdown(message.includes('nope') ? 'nope' : 'web1')]) {
+        const { out, asked } = drive(snap, req, {});
+        expect(asked).toEqual([]);
+        expect(out.status === 'failed' && out.error).toEqual({ type: 'PrereqFailed', message, ...(code ? { code } : {}) });
+      }
+    }
+  });
+});
+
+describe('shutdown prerequisites', () => {
+  test('sends no RPC: the instance is shut down on its primary whether it runs or not', () => {
+    for (const adminState of ['up', 'down'] as const) {
+      const { out, asked } = drive(
+        cluster((c) => void (c.instances.web2!.adminState = adminState)),
+        shutdown('web2'),
+        {},
+      );
+      expect(asked).toEqual([]);
+      expect(out).toMatchObject({ status: 'ok', plan: { kind: 'shutdown', instance: 'web2', node: 'node2' } });
+    }
+  });
+});
+
+describe('the steps', () => {
+  const web1 = cluster().instances.web1!;
+  test('start: mark up, activate the disks, start; only the mark when already running; no mark with no-remember', () => {
+    expect(powerSteps('start', web1, { running: false, remember: true }).map((s) => s.key)).toEqual([
+      'admin-state',
+      'activate-disks',
+      'start',
+    ]);
+    expect(powerSteps('start', web1, { running: true, remember: true }).map((s) => s.key)).toEqual(['admin-state']);
+    expect(powerSteps('start', web1, { running: false, remember: false }).map((s) => s.key)).toEqual(['activate-disks', 'start']);
+  });
+  test('shutdown: mark down, shut down, deactivate the disks', () => {
+    expect(powerSteps('shutdown', web1, { running: false, remember: true }).map((s) => s.label)).toEqual([
+      'Mark the instance down',
+      'Shut down the instance on node1',
+      'Deactivate the disks on all nodes',
+    ]);
+  });
+});
