@@ -4,11 +4,14 @@
  * table; an unexpected request fails the test, so each test also pins which RPCs Ganeti would send.
  */
 import { describe, expect, test } from 'vitest';
-import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
-import { checkPowerPrereq, type PowerOutcome, type PowerRequest } from '../../domain/power.js';
-import { powerSteps } from '../../domain/plan.js';
-import type { Facts, RpcResult } from '../../domain/prereq.js';
-import type { ClusterConfig } from '../../domain/types.js';
+import { defaultClusterConfig } from '../../../adapters/sim/cluster.js';
+import { checkPowerPrereq, type PowerOutcome, type PowerRequest } from '../../../domain/power.js';
+import { powerSteps } from '../../../domain/plan.js';
+import type { Facts, RpcResult } from '../../../domain/prereq.js';
+import type { ClusterConfig } from '../../../domain/types.js';
+import { startCommand } from '../../../domain/naming.js';
+import { describeZodError, ShutdownInputSchema, StartupInputSchema } from '../../../domain/ops.js';
+import { shutdownSummary, startupSummary } from '../../../domain/summary.js';
 
 const OK = (payload: unknown = null): RpcResult => ({ ok: true, payload });
 const ERR = (msg: string): RpcResult => ({ ok: false, offline: false, msg });
@@ -137,5 +140,75 @@ describe('the steps', () => {
       'Shut down the instance on node1',
       'Deactivate the disks on all nodes',
     ]);
+  });
+});
+
+describe('step labels', () => {
+  test('start names the primary; without remember there is nothing to do for a running instance', () => {
+    const web2 = cluster().instances.web2!;
+    expect(powerSteps('start', web2, { running: false, remember: true })).toEqual([
+      { key: 'admin-state', label: 'Mark the instance up' },
+      { key: 'activate-disks', label: 'Activate the disks with node2 as primary' },
+      { key: 'start', label: 'Start the instance on node2' },
+    ]);
+    expect(powerSteps('start', web2, { running: true, remember: false })).toEqual([]);
+    expect(powerSteps('shutdown', web2, { running: true, remember: false }).map((s) => s.key)).toEqual(['shutdown', 'deactivate-disks']);
+  });
+});
+
+describe('inputs', () => {
+  test('defaults: no force, remembered, not a dry run, no reason, a 120 s timeout', () => {
+    expect(StartupInputSchema.parse({ instance: 'web1' })).toEqual({
+      instance: 'web1',
+      force: false,
+      noRemember: false,
+      dryRun: false,
+      reason: '',
+    });
+    expect(ShutdownInputSchema.parse({ instance: 'web1' })).toEqual({
+      instance: 'web1',
+      timeout: 120,
+      noRemember: false,
+      dryRun: false,
+      reason: '',
+    });
+  });
+
+  test.each([
+    [{ instance: 'web1', timeout: -1 }, /timeout/],
+    [{ instance: 'web1', timeout: 1.5 }, /timeout/],
+    [{ instance: 'web1', timeout: 86_401 }, /timeout/],
+    [{ instance: '../etc' }, /instance/],
+    [{ instance: 'web1', force: true }, /Unrecognized key/],
+  ])('a shutdown input %j is refused', (input, message) => {
+    const r = ShutdownInputSchema.safeParse(input);
+    expect(r.success).toBe(false);
+    if (!r.success) expect(describeZodError(r.error)).toMatch(message);
+  });
+
+  test('a start refuses unknown keys and a shutdown accepts the timeout bounds', () => {
+    expect(StartupInputSchema.safeParse({ instance: 'web1', timeout: 5 }).success).toBe(false);
+    expect(StartupInputSchema.safeParse({ instance: 'web1', reason: 'x'.repeat(1001) }).success).toBe(false);
+    expect(ShutdownInputSchema.parse({ instance: 'web1', timeout: 0 }).timeout).toBe(0);
+    expect(ShutdownInputSchema.parse({ instance: 'web1', timeout: 86_400 }).timeout).toBe(86_400);
+  });
+});
+
+describe('summaries and the repair command', () => {
+  test('a start and a shutdown name the primary when the configuration is known, and their flags', () => {
+    const cfg = cluster();
+    expect(startupSummary(StartupInputSchema.parse({ instance: 'web2' }), cfg)).toBe('Start web2 on node2');
+    expect(startupSummary(StartupInputSchema.parse({ instance: 'web2', force: true, noRemember: true, dryRun: true }), cfg)).toBe(
+      'Start web2 on node2, forced (not remembered) (dry run)',
+    );
+    expect(startupSummary(StartupInputSchema.parse({ instance: 'web2' }))).toBe('Start web2');
+    expect(shutdownSummary(ShutdownInputSchema.parse({ instance: 'web1' }), cfg)).toBe('Shut down web1 on node1, timeout 120 s');
+    expect(shutdownSummary(ShutdownInputSchema.parse({ instance: 'nosuch', timeout: 5, noRemember: true, dryRun: true }), cfg)).toBe(
+      'Shut down nosuch, timeout 5 s (not remembered) (dry run)',
+    );
+  });
+
+  test('the start command is the CLI command', () => {
+    expect(startCommand('web1')).toBe('ganeti-temporal instance start web1');
   });
 });
