@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { defaultClusterConfig } from '../../../adapters/sim/cluster.js';
 import { checkPowerPrereq, type PowerOutcome, type PowerRequest } from '../../../domain/power.js';
 import { powerSteps } from '../../../domain/plan.js';
-import type { Facts, RpcResult } from '../../../domain/prereq.js';
+import type { FactRequest, Facts, RpcResult } from '../../../domain/prereq.js';
 import type { ClusterConfig } from '../../../domain/types.js';
 import { startCommand } from '../../../domain/naming.js';
 import { describeZodError, ShutdownInputSchema, StartupInputSchema } from '../../../domain/ops.js';
@@ -33,13 +33,15 @@ function drive(
   snap: ClusterConfig,
   req: PowerRequest,
   answers: Facts = healthy(),
-): { out: Exclude<PowerOutcome, { status: 'need' }>; asked: string[] } {
+): { out: Exclude<PowerOutcome, { status: 'need' }>; asked: string[]; requests: FactRequest[] } {
   const facts: Facts = {};
   const asked: string[] = [];
+  const requests: FactRequest[] = [];
   for (let i = 0; i < 10; i++) {
     const out = checkPowerPrereq(snap, req, facts);
-    if (out.status !== 'need') return { out, asked };
+    if (out.status !== 'need') return { out, asked, requests };
     for (const f of out.facts) {
+      requests.push(f);
       const a = answers[f.key];
       if (!a) throw new Error(`unexpected fact request ${f.key}`);
       facts[f.key] = a;
@@ -54,9 +56,23 @@ const shutdown = (instance = 'web1'): PowerRequest => ({ kind: 'shutdown', insta
 
 describe('start prerequisites', () => {
   test('a stopped instance: bridges, instance_info, then the memory reservation on the primary, in that order', () => {
-    const { out, asked } = drive(cluster(), start());
-    expect(asked).toEqual(['bridges_exist:node1', 'instance_info:node1', 'memory:node1']);
-    expect(out).toMatchObject({ status: 'ok', plan: { node: 'node1', running: false, freeMemory: 10000, reservedMemory: 1024 } });
+    const { out, requests } = drive(cluster(), start());
+    expect(requests).toEqual([
+      { key: 'bridges_exist:node1', kind: 'rpc', rpc: 'bridges_exist', node: 'node1', bridges: ['br0'] },
+      { key: 'instance_info:node1', kind: 'rpc', rpc: 'instance_info', node: 'node1' },
+      { key: 'memory:node1', kind: 'reserve-memory', node: 'node1', needed: 512, wanted: 1024 },
+    ]);
+    expect(out).toEqual({
+      status: 'ok',
+      plan: { kind: 'start', instance: 'web1', node: 'node1', running: false, freeMemory: 10000, reservedMemory: 1024, feedback: [] },
+    });
+  });
+
+  test('no bridged NIC: no bridges_exist; exactly minmem free is enough', () => {
+    const snap = cluster((c) => void (c.instances.web1!.nics = []));
+    const { out, asked } = drive(snap, start(), { ...healthy(), 'memory:node1': OK({ free: 512, reserved: 512 }) });
+    expect(asked).toEqual(['instance_info:node1', 'memory:node1']);
+    expect(out).toMatchObject({ status: 'ok', plan: { freeMemory: 512, reservedMemory: 512 } });
   });
 
   test('an instance already running: no memory check, planned as running', () => {
