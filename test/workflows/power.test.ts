@@ -18,11 +18,20 @@ import {
   type ShutdownInput,
   type StartupInput,
 } from '../../client/api.js';
-import { listJobs } from '../../client/jobs.js';
+import { abortOperation, AbortRefusedError, listJobs } from '../../client/jobs.js';
 import type { HookPath, HookPhase } from '../../domain/hook-env.js';
 import { progressQuery, SA } from '../../workflows/messages.js';
 import type { TestCluster } from '../helpers/cluster.js';
-import { configShape, failure, hardwareShape, outcomeOf, start as startMigration, useHarness, type Outcome } from '../helpers/harness.js';
+import {
+  configShape,
+  failure,
+  hardwareShape,
+  outcomeOf,
+  start as startMigration,
+  useHarness,
+  waitForProgress,
+  type Outcome,
+} from '../helpers/harness.js';
 import { mutatingSteps } from '../helpers/steps.js';
 
 const h = useHarness();
@@ -228,6 +237,33 @@ describe('refusals and dry runs', () => {
       "Instance 'web3' is marked to be offline, can't use instance from outside down, up states",
     );
     expect(configShape(c)).toEqual(cfg0);
+  });
+
+  test('an abort during the pre-hooks ends a start before any change and releases its memory reservation', async () => {
+    const { c } = await h.cluster({ configure: markDown('web1') });
+    c.hook('node2', 'instance-start', 'pre', '10-slow', 'sleep 2');
+    const cfg0 = configShape(c);
+    const hw0 = hardwareShape(c);
+    const handle = await startStartup(h.env().client, { instance: 'web1' }, { cluster: c.name, snapshot: c.cfg() });
+    await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
+    expect(c.cfg().reservations).not.toEqual({});
+    await abortOperation(h.env().client, 'web1', 'wrong instance');
+    const e = failure(await outcomeOf(operationResult(handle)));
+    expect(e).toMatchObject({ type: 'Aborted' });
+    expect(e.message).toContain('Start web1 on node1: aborted by the operator during pre-hooks (wrong instance); nothing was changed');
+    expect(configShape(c)).toEqual(cfg0);
+    expect(hardwareShape(c)).toEqual(hw0);
+    expect(c.cfg().reservations).toEqual({});
+  });
+
+  test('an abort after the start began is refused: it rolls forward', async () => {
+    const { c } = await h.cluster({ configure: markDown('web1') });
+    c.hook('node1', 'instance-start', 'post', '10-slow', 'sleep 2');
+    const handle = await startStartup(h.env().client, { instance: 'web1' }, { cluster: c.name, snapshot: c.cfg() });
+    await waitForProgress(handle, (p) => p.phase === 'post-hooks');
+    await expect(abortOperation(h.env().client, 'web1')).rejects.toBeInstanceOf(AbortRefusedError);
+    expect((await outcomeOf(operationResult(handle))).ok).toBe(true);
+    expect(started(c, 'web1')).toEqual([]);
   });
 
   test('start and shutdown exclude a running migration of the same instance, and show up as jobs', async () => {
