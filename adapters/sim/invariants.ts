@@ -64,10 +64,17 @@ export function checkInvariants(c: InvariantCase, inst: Instance, hw: InstanceHw
       expectRunningOnlyOn(v, inst, hw, inst.primaryNode);
       if (!inst.disksActive) v.push('disks_active should be true');
       for (const d of hw.disks) {
+        if (inst.diskTemplate !== 'drbd') {
+          const open = Object.keys(d.nodes);
+          if (open.length !== 1 || open[0] !== inst.primaryNode) {
+            v.push(`disk ${d.index}: open on [${open.join(', ')}], expected only ${inst.primaryNode}`);
+          }
+          continue;
+        }
         for (const [node, st] of Object.entries(d.nodes)) {
           const role = node === inst.primaryNode ? 'Primary' : 'Secondary';
-          if (inst.diskTemplate === 'drbd' && st.role !== role) v.push(`disk ${d.index}: ${node} is ${st.role}, expected ${role}`);
-          if (inst.diskTemplate === 'drbd' && st.connection === 'Unconfigured') v.push(`disk ${d.index}: ${node} is not assembled`);
+          if (st.role !== role) v.push(`disk ${d.index}: ${node} is ${st.role}, expected ${role}`);
+          if (st.connection === 'Unconfigured') v.push(`disk ${d.index}: ${node} is not assembled`);
         }
       }
       if (hw.links.length !== 1 || hw.links[0] !== inst.primaryNode) {

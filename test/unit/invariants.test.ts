@@ -614,6 +614,36 @@ describe('instance start and shutdown', () => {
     ]);
   });
 
+  test('a start with a sharedfile disk open elsewhere, or symlinks off the primary, is reported', () => {
+    const cfg = cluster();
+    const hw = buildHardware(cfg);
+    const files1 = inst(cfg, 'files1');
+    hw.nodes.node3!.shared['disk-5-0'] = { instance: 'files1', mode: 'exclusive' };
+    hw.nodes.node3!.links.files1 = true;
+    expect(checkInvariants(STARTED, files1, detail(hw, files1))).toEqual([
+      'disk 0: open on [node2, node3], expected only node2',
+      'disk symlinks on [node2, node3], expected only node2',
+    ]);
+    delete hw.nodes.node2!.shared['disk-5-0'];
+    delete hw.nodes.node2!.links.files1;
+    expect(checkInvariants(STARTED, files1, detail(hw, files1))).toEqual([
+      'disk 0: open on [node3], expected only node2',
+      'disk symlinks on [node3], expected only node2',
+    ]);
+  });
+
+  test('a stopped instance running on two nodes, with symlinks on two, names both', () => {
+    const { hw, web1 } = stoppedCluster();
+    hw.nodes.node1!.processes.web1 = { ...running };
+    hw.nodes.node2!.processes.web1 = { ...running };
+    hw.nodes.node1!.links.web1 = true;
+    hw.nodes.node2!.links.web1 = true;
+    expect(checkInvariants(STOPPED, web1, detail(hw, web1))).toEqual([
+      'nothing should run, runs on node1, node2',
+      'disk symlinks on [node1, node2], expected none',
+    ]);
+  });
+
   test('a stopped instance passes: nothing runs, disks shut down or closed, no symlinks', () => {
     const { hw, web1, files1 } = stoppedCluster();
     expect(checkInvariants(STOPPED, web1, detail(hw, web1))).toEqual([]);
