@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import type { ConfigStore } from '../domain/ports.js';
 import { instanceWithoutSecrets, snapshotWithoutSecrets } from '../domain/secrets.js';
-import type { ClusterSnapshot, Instance } from '../domain/types.js';
+import type { AdminState, ClusterSnapshot, Instance } from '../domain/types.js';
 
 export interface ConfigActivityDeps {
   config: ConfigStore;
@@ -44,5 +44,9 @@ export function createConfigActivities({ config }: ConfigActivityDeps) {
 
     setDisksActive: async (req: { instance: string; active: boolean }): Promise<Instance> =>
       instanceWithoutSecrets(await config.setDisksActive(req.instance, req.active)),
+
+    /** Ganeti's MarkInstanceUp / MarkInstanceDown (instance start and shutdown). */
+    setAdminState: async (req: { instance: string; state: Exclude<AdminState, 'offline'> }): Promise<Instance> =>
+      instanceWithoutSecrets(await config.modifyInstance(req.instance, { adminState: req.state })),
   };
 }

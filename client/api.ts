@@ -18,19 +18,25 @@ import {
   describeZodError,
   FailoverInputSchema,
   MigrateInputSchema,
+  ShutdownInputSchema,
+  StartupInputSchema,
   type FailoverInput,
   type MigrateInput,
   type OperationResult,
+  type ShutdownInput,
+  type StartupInput,
 } from '../domain/ops.js';
 import type { z } from 'zod';
-import { failoverSummary, migrateSummary } from '../domain/summary.js';
+import { failoverSummary, migrateSummary, shutdownSummary, startupSummary } from '../domain/summary.js';
 import type { ClusterSnapshot } from '../domain/types.js';
 import { SA } from '../workflows/messages.js';
 import { failoverInstanceWorkflow } from '../workflows/failover-instance.js';
 import { migrateInstanceWorkflow } from '../workflows/migrate-instance.js';
+import { shutdownInstanceWorkflow } from '../workflows/shutdown-instance.js';
+import { startInstanceWorkflow } from '../workflows/start-instance.js';
 
-export { FailoverInputSchema, MigrateInputSchema, workflowIdFor };
-export type { FailoverInput, MigrateInput, OperationResult };
+export { FailoverInputSchema, MigrateInputSchema, ShutdownInputSchema, StartupInputSchema, workflowIdFor };
+export type { FailoverInput, MigrateInput, OperationResult, ShutdownInput, StartupInput };
 
 /** An operation ended in a failure (or was refused); `type` is the failure type. */
 export class OperationError extends Error {
@@ -105,7 +111,7 @@ async function busyError(client: Client, instance: string, err: WorkflowExecutio
 
 interface StartSpec {
   instance: string;
-  operation: 'migrate' | 'cleanup' | 'failover';
+  operation: 'migrate' | 'cleanup' | 'failover' | 'start' | 'shutdown';
   summary: string;
   input: unknown;
   reason: string;
@@ -180,6 +186,44 @@ export async function startFailover(
   );
 }
 
+/** Starts an instance on its primary (`gnt-instance startup`); returns at once. */
+export async function startStartup(
+  client: Client,
+  input: StartupInput,
+  opts: StartOptions,
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof startInstanceWorkflow>> {
+  const req = parse(StartupInputSchema, input);
+  const spec: StartSpec = {
+    instance: req.instance,
+    operation: 'start',
+    summary: startupSummary(req, opts.snapshot),
+    input,
+    reason: req.reason,
+  };
+  return refusedAsBusy(client, req.instance, () =>
+    client.workflow.start(startInstanceWorkflow, { ...startOptions(spec, opts), args: [input] }),
+  );
+}
+
+/** Shuts an instance down (`gnt-instance shutdown`); returns at once. */
+export async function startShutdown(
+  client: Client,
+  input: ShutdownInput,
+  opts: StartOptions,
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof shutdownInstanceWorkflow>> {
+  const req = parse(ShutdownInputSchema, input);
+  const spec: StartSpec = {
+    instance: req.instance,
+    operation: 'shutdown',
+    summary: shutdownSummary(req, opts.snapshot),
+    input,
+    reason: req.reason,
+  };
+  return refusedAsBusy(client, req.instance, () =>
+    client.workflow.start(shutdownInstanceWorkflow, { ...startOptions(spec, opts), args: [input] }),
+  );
+}
+
 /** Waits for an operation and maps its failure to a typed error. */
 export async function operationResult(handle: WorkflowHandle): Promise<OperationResult> {
   try {
@@ -211,6 +255,14 @@ export async function migrateInstance(client: Client, input: MigrateInput, opts:
 
 export async function failoverInstance(client: Client, input: FailoverInput, opts: StartOptions): Promise<OperationResult> {
   return operationResult(await startFailover(client, input, opts));
+}
+
+export async function startupInstance(client: Client, input: StartupInput, opts: StartOptions): Promise<OperationResult> {
+  return operationResult(await startStartup(client, input, opts));
+}
+
+export async function shutdownInstance(client: Client, input: ShutdownInput, opts: StartOptions): Promise<OperationResult> {
+  return operationResult(await startShutdown(client, input, opts));
 }
 
 /** The operation running on an instance, if any (for commands that must not race one). */

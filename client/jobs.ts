@@ -12,7 +12,12 @@ import { abortUpdate, progressQuery, SA, type AbortAccepted, type ProgressView }
 import { OperationError, PrereqFailedError, toOperationError } from './api.js';
 import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
 
-export const WORKFLOW_TYPES = ['migrateInstanceWorkflow', 'failoverInstanceWorkflow'] as const;
+export const WORKFLOW_TYPES = [
+  'migrateInstanceWorkflow',
+  'failoverInstanceWorkflow',
+  'startInstanceWorkflow',
+  'shutdownInstanceWorkflow',
+] as const;
 
 /** An instance name or a workflow ID ("instance/<name>"). */
 export const toWorkflowId = (idOrInstance: string): string => (idOrInstance.includes('/') ? idOrInstance : workflowIdFor(idOrInstance));

@@ -12,7 +12,7 @@
 import { filledHvParams, isDrbd, secondaryNodes } from './instance.js';
 import type { ClusterSnapshot, Instance } from './types.js';
 
-export const HOOK_PATHS = ['instance-migrate', 'instance-failover'] as const;
+export const HOOK_PATHS = ['instance-migrate', 'instance-failover', 'instance-start', 'instance-stop'] as const;
 export type HookPath = (typeof HOOK_PATHS)[number];
 export const HOOK_PHASES = ['pre', 'post'] as const;
 export type HookPhase = (typeof HOOK_PHASES)[number];
@@ -20,6 +20,8 @@ export type HookPhase = (typeof HOOK_PHASES)[number];
 export const HOOK_OP_CODES: Record<HookPath, string> = {
   'instance-migrate': 'OP_INSTANCE_MIGRATE',
   'instance-failover': 'OP_INSTANCE_FAILOVER',
+  'instance-start': 'OP_INSTANCE_STARTUP',
+  'instance-stop': 'OP_INSTANCE_SHUTDOWN',
 };
 
 /** The PATH every hook gets; nothing else is inherited. */
@@ -49,7 +51,8 @@ const dedupe = (nodes: string[]): string[] => [...new Set(nodes)];
 
 /**
  * docs/behaviour.md §9.1 "Which hooks run where": migrate: master, primary, secondaries, target
- * (pre = post); failover: pre excludes the source, post adds it.
+ * (pre = post); failover: pre excludes the source, post adds it; start and stop: master, primary and
+ * secondaries (pre = post; `source` and `target` are the primary).
  */
 export function hookNodes(
   path: HookPath,
@@ -60,6 +63,10 @@ export function hookNodes(
 ): { pre: string[]; post: string[] } {
   const master = snap.cluster.masterNode;
   const secondaries = secondaryNodes(inst);
+  if (path === 'instance-start' || path === 'instance-stop') {
+    const nodes = dedupe([master, inst.primaryNode, ...secondaries]);
+    return { pre: nodes, post: nodes };
+  }
   if (path === 'instance-migrate') {
     const nodes = dedupe([master, inst.primaryNode, ...secondaries, target]);
     return { pre: nodes, post: nodes };
@@ -144,16 +151,29 @@ export interface FailoverHookArgs {
   ignoreConsistency: boolean;
   shutdownTimeout: number;
 }
+/** LUInstanceStartup's keys: FORCE. */
+export interface StartHookArgs {
+  path: 'instance-start';
+  force: boolean;
+}
+/** LUInstanceShutdown's keys: TIMEOUT. */
+export interface StopHookArgs {
+  path: 'instance-stop';
+  timeout: number;
+}
+export type HookArgs = MigrateHookArgs | FailoverHookArgs | StartHookArgs | StopHookArgs;
 
 /** The LU's BuildHooksEnv: instance keys plus the operation keys (without prefix). */
 export function operationHookEnv(
   snap: ClusterSnapshot,
   inst: Instance,
   move: { source: string; target: string },
-  op: MigrateHookArgs | FailoverHookArgs,
+  op: HookArgs,
 ): Record<string, HookValue> {
   const drbd = isDrbd(inst);
   const env = instanceHookEnv(snap, inst);
+  if (op.path === 'instance-start') return { FORCE: op.force, ...env };
+  if (op.path === 'instance-stop') return { ...env, TIMEOUT: op.timeout };
   const moveKeys = {
     OLD_PRIMARY: move.source,
     NEW_PRIMARY: move.target,

@@ -12,6 +12,9 @@ export const orchestratorQueue = (cluster: string): string => `ganeti.${cluster}
 /** A node agent's task queue: that node's RPCs. */
 export const nodeQueue = (cluster: string, node: string): string => `ganeti.${cluster}.node.${node}`;
 
+/** The CLI-facing command that starts an instance on its primary (the repair of a failover stopped after the swap). */
+export const startCommand = (instance: string): string => `ganeti-temporal instance start ${instance}`;
+
 /** The CLI-facing command that repairs a half-done migration. */
 export const cleanupCommand = (instance: string): string => `ganeti-temporal instance migrate --cleanup ${instance}`;
 

@@ -56,15 +56,45 @@ export const FailoverInputSchema = z
 export type FailoverInput = z.input<typeof FailoverInputSchema>;
 export type FailoverRequest = z.output<typeof FailoverInputSchema>;
 
+/** OpInstanceStartup. */
+export const StartupInputSchema = z
+  .object({
+    instance: name,
+    /** Ganeti's force: disk assembly failures on secondary nodes are warnings. */
+    force: z.boolean().default(false),
+    /** Do not record the admin state (the instance stays marked as it was). */
+    noRemember: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
+    reason: ReasonSchema.default(''),
+  })
+  .strict();
+export type StartupInput = z.input<typeof StartupInputSchema>;
+export type StartupRequest = z.output<typeof StartupInputSchema>;
+
+/** OpInstanceShutdown. */
+export const ShutdownInputSchema = z
+  .object({
+    instance: name,
+    /** Seconds allowed for a soft shutdown before the instance is killed. */
+    timeout: z.number().int().nonnegative().max(SHUTDOWN_TIMEOUT_MAX_SEC).default(120),
+    /** Do not record the admin state (the instance stays marked up). */
+    noRemember: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
+    reason: ReasonSchema.default(''),
+  })
+  .strict();
+export type ShutdownInput = z.input<typeof ShutdownInputSchema>;
+export type ShutdownRequest = z.output<typeof ShutdownInputSchema>;
+
 /** The `abort` update's argument (workflows/messages.ts AbortRequest). */
 export const AbortRequestSchema = z.object({ reason: ReasonSchema.optional() }).strict();
 
-export const OUTCOMES = ['migrated', 'failed-over', 'cleaned-up', 'dry-run'] as const;
+export const OUTCOMES = ['migrated', 'failed-over', 'cleaned-up', 'started', 'stopped', 'dry-run'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 /** What a dry run would do. */
 export interface PlanSummary {
-  operation: 'migrate' | 'failover' | 'cleanup';
+  operation: 'migrate' | 'failover' | 'cleanup' | 'start' | 'shutdown';
   sourceNode: string;
   targetNode: string;
   mode: 'live' | 'non-live' | null;
@@ -74,6 +104,7 @@ export interface PlanSummary {
 export interface OperationResult {
   outcome: Outcome;
   instance: string;
+  /** Start and shutdown: both name the primary node. */
   sourceNode: string;
   targetNode: string;
   feedback: string[];

@@ -44,6 +44,8 @@ export const STEP_KEYS = [
   'deactivate-disks',
   'activate-disks',
   'start',
+  // start and shutdown
+  'admin-state',
 ] as const;
 export type StepKey = (typeof STEP_KEYS)[number];
 
@@ -125,4 +127,16 @@ export function describePlan(plan: MigrationPlan, inst: Instance): PlanSummary {
     mode: plan.mode,
     steps: planSteps(plan, inst).map((s) => s.label),
   };
+}
+
+/** The steps of `instance start` (`running`: already running, only the admin state is recorded) and `instance shutdown`. */
+export function powerSteps(kind: 'start' | 'shutdown', inst: Instance, opts: { running: boolean; remember: boolean }): PlanStep[] {
+  const P = inst.primaryNode;
+  const s = (key: StepKey, label: string): PlanStep => ({ key, label });
+  const mark = opts.remember ? [s('admin-state', `Mark the instance ${kind === 'start' ? 'up' : 'down'}`)] : [];
+  if (kind === 'shutdown') {
+    return [...mark, s('shutdown', `Shut down the instance on ${P}`), s('deactivate-disks', 'Deactivate the disks on all nodes')];
+  }
+  if (opts.running) return mark;
+  return [...mark, s('activate-disks', `Activate the disks with ${P} as primary`), s('start', `Start the instance on ${P}`)];
 }

@@ -6,7 +6,7 @@
 import type { StepKey } from '../domain/plan.js';
 import { CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import { mergeSyncProgress } from '../domain/feedback.js';
-import { isDrbd } from '../domain/instance.js';
+import { instanceNodes, isDrbd } from '../domain/instance.js';
 import { allNodes, ri, type Exec } from './exec.js';
 import { execFailure } from './operation.js';
 import type { RpcFailure } from './rpc.js';
@@ -129,4 +129,67 @@ export async function diskConsistentOn(x: Exec, node: string, index: number): Pr
     return false;
   }
   return !r.payload.isDegraded;
+}
+
+/** The nodes holding the instance's disks (DRBD: both ends; otherwise the primary). */
+const diskNodes = (x: Exec): string[] => (isDrbd(x.inst) ? instanceNodes(x.inst) : [x.inst.primaryNode]);
+
+/**
+ * ShutdownInstanceDisks: disks_active := false first, then blockdev_shutdown on every node of the
+ * disks. A failure is fatal only on a non-primary node that is not offline (with `ignorePrimary`,
+ * failures on the primary are ignored too).
+ */
+export async function shutdownInstanceDisks(x: Exec, ignorePrimary: boolean): Promise<boolean> {
+  await x.setDisksActive(false);
+  const nodes = diskNodes(x);
+  const rs = await x.rpc.all(nodes, 'blockdevShutdown', (n) => [ri(x, n)]);
+  let ok = true;
+  rs.forEach((r, i) => {
+    if (r.ok) return;
+    const node = nodes[i]!;
+    x.inst.disks.forEach((_d, d) => x.op.warn(`Could not shutdown block device disk/${d} on node ${node}: ${r.msg}`));
+    const isPrimary = node === x.inst.primaryNode;
+    if (!r.offline && !(isPrimary && ignorePrimary)) ok = false;
+  });
+  return ok;
+}
+
+/**
+ * AssembleInstanceDisks: disks_active := true; pass 1 assembles every node in the secondary role
+ * (with `ignoreSecondaries`, as failover's F7 asks, failures on secondaries are warnings; without it,
+ * as `instance start` without --force asks, only a failure on an offline secondary is); for DRBD,
+ * wait for the handshake on the secondaries; pass 2 assembles the primary in the primary role.
+ */
+export async function assembleInstanceDisks(x: Exec, o: { ignoreSecondaries: boolean }): Promise<boolean> {
+  await x.setDisksActive(true);
+  const primary = x.inst.primaryNode;
+  const nodes = diskNodes(x);
+  let ok = true;
+  const pass1 = await x.rpc.all(nodes, 'blockdevAssemble', (n) => [ri(x, n), false], 'secondary');
+  pass1.forEach((r, i) => {
+    if (r.ok) return;
+    const node = nodes[i]!;
+    x.inst.disks.forEach((_d, d) =>
+      x.op.warn(`Could not prepare block device disk/${d} on node ${node} (is_primary=False, pass=1): ${r.msg}`),
+    );
+    if (node === primary || !(o.ignoreSecondaries || r.offline)) ok = false;
+  });
+  if (!ok) return false;
+  if (isDrbd(x.inst)) {
+    const secondaries = nodes.filter((n) => n !== primary);
+    const syncs = await x.rpc.all(secondaries, 'drbdWaitSync', (n) => [ri(x, n)]);
+    syncs.forEach((r, i) => {
+      const node = secondaries[i]!;
+      if (!r.ok) x.op.warn(`Could not wait for the DRBD handshake on secondary ${node}: ${r.msg}`);
+      else if (r.payload.minPercent < 100) x.op.fb(` - INFO: DRBD resync on secondary ${node} at ${r.payload.minPercent.toFixed(1)}%`);
+    });
+  }
+  const pass2 = await x.rpc.call(primary, 'blockdevAssemble', [ri(x, primary), true], 'primary');
+  if (!pass2.ok) {
+    x.inst.disks.forEach((_d, d) =>
+      x.op.warn(`Could not prepare block device disk/${d} on node ${primary} (is_primary=True, pass=2): ${pass2.msg}`),
+    );
+    return false;
+  }
+  return true;
 }

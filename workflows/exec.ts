@@ -73,6 +73,15 @@ export class Exec {
     }
   }
 
+  /** Ganeti's `admin_state` (MarkInstanceUp / MarkInstanceDown). */
+  async setAdminState(state: 'up' | 'down'): Promise<void> {
+    try {
+      this.#inst = await this.cfg.setAdminState({ instance: this.#inst.name, state });
+    } catch (e) {
+      throw execFailure(`Could not update the configuration (admin_state := ${state}): ${failMsg(e)}`);
+    }
+  }
+
   /** Ganeti's `disks_active` flag. */
   async setDisksActive(active: boolean): Promise<void> {
     try {

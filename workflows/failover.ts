@@ -4,11 +4,12 @@
  * — only if the instance is marked up — activate the disks with the target as primary and start it
  * there.
  * Failover is never live and has no rollback; a failed start leaves the primary swapped and the disks
- * deactivated (Ganeti's watcher, or an operator, starts it again).
+ * deactivated (Ganeti's watcher, or an operator with `instance start`, starts it again).
  */
 import { CancellationScope } from '@temporalio/workflow';
-import { instanceNodes, isDrbd } from '../domain/instance.js';
-import { closeInstanceDisks, diskConsistentOn } from './disks.js';
+import { isDrbd } from '../domain/instance.js';
+import { startCommand } from '../domain/naming.js';
+import { assembleInstanceDisks, closeInstanceDisks, diskConsistentOn, shutdownInstanceDisks } from './disks.js';
 import { ri, type Exec } from './exec.js';
 import { execFailure, isExecFailure } from './operation.js';
 
@@ -56,7 +57,12 @@ export async function execFailover(x: Exec, o: FailoverOptions): Promise<void> {
       await moveInstance(x, o);
     } catch (e) {
       if (isExecFailure(e) && !x.op.needsOperator) {
-        x.op.needsHuman(`fix the cause, then run 'ganeti-temporal instance failover ${name}' again`);
+        // Past the swap the target is the primary: starting it there repairs; another failover would move it back.
+        x.op.needsHuman(
+          x.inst.primaryNode === T
+            ? `fix the cause, then run '${startCommand(name)}' to start it on ${T}`
+            : `fix the cause, then run 'ganeti-temporal instance failover ${name}' again`,
+        );
       }
       throw e;
     }
@@ -105,7 +111,7 @@ async function moveInstance(x: Exec, o: FailoverOptions): Promise<void> {
   if (x.inst.adminState === 'up') {
     x.op.step('activate-disks');
     x.op.fb(`* activating the instance's disks on target node ${T}`);
-    if (!(await assembleInstanceDisks(x))) {
+    if (!(await assembleInstanceDisks(x, { ignoreSecondaries: true }))) {
       await shutdownInstanceDisks(x, false);
       throw execFailure("Can't activate the instance's disks");
     }
@@ -119,66 +125,4 @@ async function moveInstance(x: Exec, o: FailoverOptions): Promise<void> {
   }
   // Started (or, for an instance marked down, moved): the target holds it, no reservation needed.
   await x.releaseReservation();
-}
-
-/** The nodes holding the instance's disks (DRBD: both ends; otherwise the primary). */
-const diskNodes = (x: Exec): string[] => (isDrbd(x.inst) ? instanceNodes(x.inst) : [x.inst.primaryNode]);
-
-/**
- * ShutdownInstanceDisks: disks_active := false first, then blockdev_shutdown on every node of the
- * disks. A failure is fatal only on a non-primary node that is not offline (with `ignorePrimary`,
- * failures on the primary are ignored too).
- */
-async function shutdownInstanceDisks(x: Exec, ignorePrimary: boolean): Promise<boolean> {
-  await x.setDisksActive(false);
-  const nodes = diskNodes(x);
-  const rs = await x.rpc.all(nodes, 'blockdevShutdown', (n) => [ri(x, n)]);
-  let ok = true;
-  rs.forEach((r, i) => {
-    if (r.ok) return;
-    const node = nodes[i]!;
-    x.inst.disks.forEach((_d, d) => x.op.warn(`Could not shutdown block device disk/${d} on node ${node}: ${r.msg}`));
-    const isPrimary = node === x.inst.primaryNode;
-    if (!r.offline && !(isPrimary && ignorePrimary)) ok = false;
-  });
-  return ok;
-}
-
-/**
- * AssembleInstanceDisks with ignore_secondaries: disks_active := true; pass 1 assembles every node in
- * the secondary role (failures on secondaries are warnings); for DRBD, wait for the handshake on the
- * secondaries; pass 2 assembles the primary in the primary role.
- */
-async function assembleInstanceDisks(x: Exec): Promise<boolean> {
-  await x.setDisksActive(true);
-  const primary = x.inst.primaryNode;
-  const nodes = diskNodes(x);
-  let ok = true;
-  const pass1 = await x.rpc.all(nodes, 'blockdevAssemble', (n) => [ri(x, n), false], 'secondary');
-  pass1.forEach((r, i) => {
-    if (r.ok) return;
-    const node = nodes[i]!;
-    x.inst.disks.forEach((_d, d) =>
-      x.op.warn(`Could not prepare block device disk/${d} on node ${node} (is_primary=False, pass=1): ${r.msg}`),
-    );
-    if (node === primary) ok = false; // ignore_secondaries: only the primary matters
-  });
-  if (!ok) return false;
-  if (isDrbd(x.inst)) {
-    const secondaries = nodes.filter((n) => n !== primary);
-    const syncs = await x.rpc.all(secondaries, 'drbdWaitSync', (n) => [ri(x, n)]);
-    syncs.forEach((r, i) => {
-      const node = secondaries[i]!;
-      if (!r.ok) x.op.warn(`Could not wait for the DRBD handshake on secondary ${node}: ${r.msg}`);
-      else if (r.payload.minPercent < 100) x.op.fb(` - INFO: DRBD resync on secondary ${node} at ${r.payload.minPercent.toFixed(1)}%`);
-    });
-  }
-  const pass2 = await x.rpc.call(primary, 'blockdevAssemble', [ri(x, primary), true], 'primary');
-  if (!pass2.ok) {
-    x.inst.disks.forEach((_d, d) =>
-      x.op.warn(`Could not prepare block device disk/${d} on node ${primary} (is_primary=True, pass=2): ${pass2.msg}`),
-    );
-    return false;
-  }
-  return true;
 }

@@ -11,10 +11,13 @@ import {
   hookNodes,
   operationHookEnv,
   type FailoverHookArgs,
+  type HookArgs,
   type HookPath,
   type HookPhase,
   type HookValue,
   type MigrateHookArgs,
+  type StartHookArgs,
+  type StopHookArgs,
 } from '../domain/hook-env.js';
 import type { MigrationPlan } from '../domain/prereq.js';
 import type { ClusterSnapshot, Instance } from '../domain/types.js';
@@ -24,13 +27,25 @@ import type { NodeRpcClient } from './rpc.js';
 export interface HookPlan {
   path: HookPath;
   nodes: { pre: string[]; post: string[] };
-  args: MigrateHookArgs | FailoverHookArgs;
+  args: HookArgs;
   move: { source: string; target: string };
   preEnv: Record<string, HookValue>;
 }
 
 export function planHooks(snap: ClusterSnapshot, inst: Instance, plan: MigrationPlan, args: MigrateHookArgs | FailoverHookArgs): HookPlan {
   const move = { source: plan.sourceNode, target: plan.targetNode };
+  return {
+    path: args.path,
+    nodes: hookNodes(args.path, snap, inst, move.source, move.target),
+    args,
+    move,
+    preEnv: operationHookEnv(snap, inst, move, args),
+  };
+}
+
+/** The hooks of `instance start` / `instance shutdown`: on the master, the primary and the secondaries. */
+export function planPowerHooks(snap: ClusterSnapshot, inst: Instance, args: StartHookArgs | StopHookArgs): HookPlan {
+  const move = { source: inst.primaryNode, target: inst.primaryNode };
   return {
     path: args.path,
     nodes: hookNodes(args.path, snap, inst, move.source, move.target),

@@ -6,7 +6,7 @@ import type { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { Phase, StepKey } from '../domain/plan.js';
 
-export type OperationKind = 'migrate' | 'failover' | 'cleanup';
+export type OperationKind = 'migrate' | 'failover' | 'cleanup' | 'start' | 'shutdown';
 
 export type StepState = 'pending' | 'running' | 'done' | 'failed' | 'compensated' | 'skipped';
 
@@ -19,6 +19,7 @@ export interface StepView {
 export interface ProgressView {
   operation: OperationKind;
   instance: string;
+  /** Start and shutdown: both name the primary node. */
   sourceNode: string | null;
   targetNode: string | null;
   /** The step running now (e.g. `accept`, `memory-transfer`, `sync`), or `done` / `failed` / `aborted`. */

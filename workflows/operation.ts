@@ -42,7 +42,14 @@ const MARK: Record<StepState, string> = {
   skipped: '–',
 };
 
-const verbOf = (kind: OperationKind): string => (kind === 'failover' ? 'Failover' : kind === 'cleanup' ? 'Cleanup of' : 'Migrate');
+const VERBS: Record<OperationKind, string> = {
+  migrate: 'Migrate',
+  failover: 'Failover',
+  cleanup: 'Cleanup of',
+  start: 'Start',
+  shutdown: 'Shutdown of',
+};
+const verbOf = (kind: OperationKind): string => VERBS[kind];
 
 /**
  * One operation's state. Everything is changed through the methods below (each re-renders the Web
@@ -155,7 +162,9 @@ export class Operation {
     this.#kind = kind;
     this.#sourceNode = source;
     this.#targetNode = target;
-    this.#title = `${verbOf(kind)} ${this.instance}: ${source} → ${target}${mode ? `, ${mode}` : ''}`;
+    // Start and shutdown run on one node (the primary): "Start web1 on node1".
+    const where = source === target ? ` on ${source}` : `: ${source} → ${target}`;
+    this.#title = `${verbOf(kind)} ${this.instance}${where}${mode ? `, ${mode}` : ''}`;
     const pre = this.#steps.filter((s) => s.key === 'prerequisites' || s.key === 'pre-hooks');
     this.#steps = [
       ...pre,

@@ -30,19 +30,20 @@ export async function runPrereqs(
       throw opFailure(out.error, op.feedback);
     }
     if (out.facts.some((f) => f.kind === 'reserve-memory')) onReserve();
-    const got = await Promise.all(out.facts.map((f) => gather(f, snap, req, rpc, cfg)));
+    const got = await Promise.all(out.facts.map((f) => gatherFact(f, snap, req.instance, rpc, cfg)));
     out.facts.forEach((f, i) => (facts[f.key] = got[i]!));
   }
 }
 
-async function gather(
+/** One fact a pure prerequisite check asked for, about `instance` (which exists in `snap`). */
+export async function gatherFact(
   f: FactRequest,
   snap: ClusterSnapshot,
-  req: PrereqRequest,
+  instance: string,
   rpc: NodeRpcClient,
   cfg: OrchestratorActivities,
 ): Promise<RpcResult> {
-  const inst = snap.instances[req.instance]!;
+  const inst = snap.instances[instance]!;
   switch (f.kind) {
     case 'reservations':
       return { ok: true, payload: await cfg.reservedMemory() };

@@ -59,6 +59,7 @@ export function configActivities(t?: Timing): OrchestratorActivities {
     releaseTargetMemory: () => as('release the target memory reservation').releaseTargetMemory(),
     setInstancePrimary: (r) => as(`primary node of ${r.instance} := ${r.primary} (commit point)`).setInstancePrimary(r),
     setDisksActive: (r) => as(`disks_active of ${r.instance} := ${r.active}`).setDisksActive(r),
+    setAdminState: (r) => as(`admin_state of ${r.instance} := ${r.state}`).setAdminState(r),
   };
 }
 

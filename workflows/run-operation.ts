@@ -95,21 +95,26 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
       return { outcome, ...base, targetNode: x.target, feedback: op.feedback };
     });
   } catch (e) {
-    if (op.abort && isCancellation(e)) {
-      op.finish('aborted');
-      const reason = op.abort.reason ? ` (${op.abort.reason})` : '';
-      throw withFeedback(
-        ApplicationFailure.create({
-          type: OpFailure.Aborted,
-          message: `${op.title}: aborted by the operator during ${op.abort.phase}${reason}; ${op.abortOutcome ?? 'nothing was changed'}`,
-          nonRetryable: true,
-        }),
-        op,
-      );
-    }
-    op.finish(isCancellation(e) ? 'cancelled' : 'failed');
-    throw withFeedback(e, op);
+    throw operationEnded(e, op);
   } finally {
     await release();
   }
+}
+
+/** An operation's execution threw `e`: finishes the operation and returns what the workflow fails with. */
+export function operationEnded(e: unknown, op: Operation): unknown {
+  if (op.abort && isCancellation(e)) {
+    op.finish('aborted');
+    const reason = op.abort.reason ? ` (${op.abort.reason})` : '';
+    return withFeedback(
+      ApplicationFailure.create({
+        type: OpFailure.Aborted,
+        message: `${op.title}: aborted by the operator during ${op.abort.phase}${reason}; ${op.abortOutcome ?? 'nothing was changed'}`,
+        nonRetryable: true,
+      }),
+      op,
+    );
+  }
+  op.finish(isCancellation(e) ? 'cancelled' : 'failed');
+  return withFeedback(e, op);
 }

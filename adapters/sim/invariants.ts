@@ -14,7 +14,11 @@ export type InvariantCase =
   /** `_ExecCleanup` returned. */
   | { kind: 'cleaned-up' }
   /** A failover returned (admin state decides whether the instance runs). */
-  | { kind: 'failed-over'; source: string; target: string; sourceOnline: boolean };
+  | { kind: 'failed-over'; source: string; target: string; sourceOnline: boolean }
+  /** `instance start` returned: it runs on its primary only, disks active (`remembered`: marked up). */
+  | { kind: 'started'; remembered: boolean }
+  /** `instance shutdown` returned: it runs nowhere, disks shut down (`remembered`: marked down). */
+  | { kind: 'stopped'; remembered: boolean };
 
 export function checkInvariants(c: InvariantCase, inst: Instance, hw: InstanceHwDetail): string[] {
   const v: string[] = [];
@@ -54,6 +58,40 @@ export function checkInvariants(c: InvariantCase, inst: Instance, hw: InstanceHw
         }
       }
       if (c.sourceOnline && hw.runningOn.includes(c.source)) v.push(`instance still runs on the source ${c.source}`);
+      break;
+    case 'started':
+      if (c.remembered && inst.adminState !== 'up') v.push(`admin state should be up, is ${inst.adminState}`);
+      expectRunningOnlyOn(v, inst, hw, inst.primaryNode);
+      if (!inst.disksActive) v.push('disks_active should be true');
+      for (const d of hw.disks) {
+        if (inst.diskTemplate !== 'drbd') {
+          const open = Object.keys(d.nodes);
+          if (open.length !== 1 || open[0] !== inst.primaryNode) {
+            v.push(`disk ${d.index}: open on [${open.join(', ')}], expected only ${inst.primaryNode}`);
+          }
+          continue;
+        }
+        for (const [node, st] of Object.entries(d.nodes)) {
+          const role = node === inst.primaryNode ? 'Primary' : 'Secondary';
+          if (st.role !== role) v.push(`disk ${d.index}: ${node} is ${st.role}, expected ${role}`);
+          if (st.connection === 'Unconfigured') v.push(`disk ${d.index}: ${node} is not assembled`);
+        }
+      }
+      if (hw.links.length !== 1 || hw.links[0] !== inst.primaryNode) {
+        v.push(`disk symlinks on [${hw.links.join(', ')}], expected only ${inst.primaryNode}`);
+      }
+      break;
+    case 'stopped':
+      if (c.remembered && inst.adminState !== 'down') v.push(`admin state should be down, is ${inst.adminState}`);
+      if (hw.runningOn.length) v.push(`nothing should run, runs on ${hw.runningOn.join(', ')}`);
+      if (inst.disksActive) v.push('disks_active should be false');
+      for (const d of hw.disks) {
+        for (const [node, st] of Object.entries(d.nodes)) {
+          if (inst.diskTemplate !== 'drbd') v.push(`disk ${d.index} should be closed, is open on ${node}`);
+          else if (st.connection !== 'Unconfigured') v.push(`disk ${d.index} on ${node} should be shut down, is ${st.connection}`);
+        }
+      }
+      if (hw.links.length) v.push(`disk symlinks on [${hw.links.join(', ')}], expected none`);
       break;
   }
   return v;

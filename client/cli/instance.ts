@@ -1,4 +1,4 @@
-/** `instance`: list, info, migrate (and cleanup), failover, modify. */
+/** `instance`: list, info, migrate (and cleanup), failover, start, shutdown, modify. */
 import { Option, type Command } from 'commander';
 import { SHUTDOWN_TIMEOUT_MAX_SEC } from '../../domain/limits.js';
 import type { FailoverInput, MigrateInput } from '../../domain/ops.js';
@@ -9,6 +9,7 @@ import { client, configStore, instanceOrFail, readConfig } from './context.js';
 import { confirm, wholeNumber } from './args.js';
 import { UsageError } from './errors.js';
 import { runOperation } from './operations.js';
+import { addPowerCommands } from './power.js';
 import { print, printJson } from './output.js';
 
 /** `-n`/`--target-node` (Ganeti's short option). */
@@ -126,6 +127,7 @@ export function addInstanceCommands(program: Command): void {
       if (o.dryRun) input.dryRun = true;
       await runOperation(startFailover, input, { submit: !!o.submit, json: !!o.json });
     });
+  addPowerCommands(instance);
   instance
     .command('modify <name>')
     .description("change an instance's configuration (refused while an operation runs on it)")

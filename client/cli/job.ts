@@ -40,7 +40,7 @@ export function addJobCommands(program: Command): void {
   const job = program.command('job').description('operations as jobs: list, inspect, watch, abort');
   job
     .command('list')
-    .description('migrations and failovers, newest first')
+    .description('migrations, failovers, starts and shutdowns, newest first')
     .option('--running', 'only running ones')
     .option('--json', 'print a JSON array')
     .action(async (o: { running?: boolean; json?: boolean }) => {
@@ -56,7 +56,8 @@ export function addJobCommands(program: Command): void {
             j.workflowId,
             `${j.status}${j.needsOperator ? ' (needs operator)' : ''}`,
             j.operation ?? '-',
-            j.sourceNode ? `${j.sourceNode} → ${j.targetNode ?? '?'}` : '-',
+            // Start and shutdown name one node (the primary) as both.
+            !j.sourceNode ? '-' : j.sourceNode === j.targetNode ? j.sourceNode : `${j.sourceNode} → ${j.targetNode ?? '?'}`,
             j.phase ?? '-',
             j.startTime,
           ]),

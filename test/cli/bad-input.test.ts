@@ -13,8 +13,18 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createNodeActivities } from '../../activities/index.js';
-import { migrateInstance, OperationError, operationResult, startFailover, startMigration, type MigrateInput } from '../../client/api.js';
-import { abortOperation } from '../../client/jobs.js';
+import {
+  migrateInstance,
+  OperationError,
+  operationResult,
+  startFailover,
+  startMigration,
+  startShutdown,
+  startStartup,
+  type MigrateInput,
+  type StartupInput,
+} from '../../client/api.js';
+import { abortOperation, type WORKFLOW_TYPES } from '../../client/jobs.js';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { orchestratorQueue, workflowIdFor } from '../../domain/naming.js';
 import type { NodeRpc } from '../../domain/ports.js';
@@ -81,7 +91,7 @@ async function refused(p: () => Promise<unknown>): Promise<Refusal> {
 }
 
 /** A workflow started by name with any ID and input, as `temporal workflow start` or the Web UI would. */
-async function rawStart(workflow: 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow', workflowId: string, input: unknown) {
+async function rawStart(workflow: (typeof WORKFLOW_TYPES)[number], workflowId: string, input: unknown) {
   const handle = await server.env().client.workflow.start(workflow, { taskQueue: orchestratorQueue(c.name), workflowId, args: [input] });
   const r = await refused(() => operationResult(handle));
   // Refused before anything ran: not a single activity was scheduled.
@@ -221,6 +231,50 @@ const CASES: Case[] = [
     run: () => viaCli(['instance', 'failover', 'web1', '--shutdown-timeout', 'NaN']),
     expect: usage,
   },
+  {
+    name: 'instance start: "../" in the name',
+    kind: 'cli',
+    run: () => viaCli(['instance', 'start', '../../etc']),
+    expect: wrongInput,
+  },
+  {
+    name: 'instance start: unknown instance',
+    kind: 'cli',
+    run: () => viaCli(['instance', 'start', 'nosuch']),
+    expect: { ...prereq, code: 'unknown_entity' },
+  },
+  {
+    name: 'instance shutdown: fractional --timeout',
+    kind: 'cli',
+    run: () => viaCli(['instance', 'shutdown', 'web1', '--timeout', '1.5']),
+    expect: { ...usage, message: /--timeout must be a whole number/ },
+  },
+  {
+    name: 'instance shutdown: huge --timeout',
+    kind: 'cli',
+    run: () => viaCli(['instance', 'stop', 'web1', '--timeout', '99999999999']),
+    expect: usage,
+  },
+  {
+    name: 'instance shutdown: over-long reason',
+    kind: 'cli',
+    run: () => viaCli(['instance', 'shutdown', 'web1', '--reason', 'x'.repeat(1001)]),
+    expect: wrongInput,
+  },
+  {
+    name: 'instance start: offline primary',
+    kind: 'cli',
+    setup: setNode('node3', { offline: true }),
+    teardown: setNode('node3', { offline: false }),
+    run: () => viaCli(['instance', 'startup', 'web3']),
+    expect: { ...prereq, code: 'wrong_state', message: /Can't use offline node node3/ },
+  },
+  {
+    name: 'instance start: unknown option',
+    kind: 'cli',
+    run: () => viaCli(['instance', 'start', 'web1', '--timeout', '5']),
+    expect: { ...usage, message: /unknown option '--timeout'/ },
+  },
   { name: 'sim log --tail -5', kind: 'cli', run: () => viaCli(['sim', 'log', '--tail', '-5']), expect: usage },
   { name: 'sim set --sync-rate 2x', kind: 'cli', run: () => viaCli(['sim', 'set', '--sync-rate', '2x']), expect: usage },
   { name: 'sim set --time-factor 0', kind: 'cli', run: () => viaCli(['sim', 'set', '--time-factor', '0']), expect: usage },
@@ -349,6 +403,19 @@ const CASES: Case[] = [
     expect: { type: 'PrereqFailed', code: 'wrong_input', message: /reason: must be at most 1000/ },
   },
 
+  {
+    name: 'unknown input key to a start',
+    kind: 'client',
+    run: () => refused(() => startStartup(server.env().client, { instance: 'web1', timeout: 5 } as StartupInput, { cluster: c.name })),
+    expect: { type: 'PrereqFailed', code: 'wrong_input', message: /Unrecognized key/ },
+  },
+  {
+    name: 'negative shutdown --timeout',
+    kind: 'client',
+    run: () => refused(() => startShutdown(server.env().client, { instance: 'web1', timeout: -1 }, { cluster: c.name })),
+    expect: { type: 'PrereqFailed', code: 'wrong_input' },
+  },
+
   // ---- raw workflow starts through the SDK client --------------------------------------------
   {
     name: 'a wrong workflow ID (rogue-db1)',
@@ -361,6 +428,24 @@ const CASES: Case[] = [
     kind: 'workflow',
     run: () => rawStart('failoverInstanceWorkflow', workflowIdFor('web2'), { instance: 'web1' }),
     expect: { type: 'WrongWorkflowId' },
+  },
+  {
+    name: 'a start under a wrong workflow ID',
+    kind: 'workflow',
+    run: () => rawStart('startInstanceWorkflow', 'start-web1', { instance: 'web1' }),
+    expect: { type: 'WrongWorkflowId', message: /runs only as "instance\/web1"/ },
+  },
+  {
+    name: "a shutdown under another instance's workflow ID",
+    kind: 'workflow',
+    run: () => rawStart('shutdownInstanceWorkflow', workflowIdFor('web2'), { instance: 'web1' }),
+    expect: { type: 'WrongWorkflowId' },
+  },
+  {
+    name: 'huge timeout in a raw shutdown',
+    kind: 'workflow',
+    run: () => rawStart('shutdownInstanceWorkflow', workflowIdFor('web1'), { instance: 'web1', timeout: 99999999999 }),
+    expect: { type: 'PrereqFailed', code: 'wrong_input' },
   },
   {
     name: '"../" instance under its own ID',

@@ -299,3 +299,36 @@ describe('failover and node commands', () => {
     expect(c.instance('web1').primaryNode).toBe('node1');
   });
 });
+
+describe('instance start and shutdown', () => {
+  test('shutdown and start --json, text feedback, --submit and --dry-run, with their aliases', async () => {
+    const { c } = await h.cluster();
+    const dry = await cli(['instance', 'shutdown', 'web1', '--dry-run', '--json'], envFor(c));
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.json()).toMatchObject({ outcome: 'dry-run', plan: { operation: 'shutdown', sourceNode: 'node1', targetNode: 'node1' } });
+    expect(c.status('web1').runningOn).toEqual(['node1']);
+
+    const down = await cli(['instance', 'shutdown', 'web1', '--timeout', '30', '--reason', 'kernel update', '--json'], envFor(c));
+    expect(down.code, down.stderr).toBe(0);
+    const out = down.json() as Record<string, unknown>;
+    expect(Object.keys(out)).toEqual(['outcome', 'instance', 'sourceNode', 'targetNode', 'feedback']);
+    expect(out).toEqual({ outcome: 'stopped', instance: 'web1', sourceNode: 'node1', targetNode: 'node1', feedback: [] });
+    expect(c.log({ rpc: 'instance_shutdown', outcome: 'ok' })[0]!.detail).toBe('kernel update');
+    expect(checkInvariants({ kind: 'stopped', remembered: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+
+    const sub = await cli(['instance', 'startup', 'web1', '--submit', '--json'], envFor(c));
+    expect(sub.code, sub.stderr).toBe(0);
+    expect(sub.json()).toMatchObject({ workflowId: 'instance/web1' });
+    await h.env().client.workflow.getHandle('instance/web1').result();
+    expect(checkInvariants({ kind: 'started', remembered: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+
+    const again = await cli(['instance', 'start', 'web1'], envFor(c));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.trimEnd()).toBe(" - INFO: Instance 'web1' is already running on node1, not starting it");
+
+    const stop = await cli(['instance', 'stop', 'web2', '--no-remember'], envFor(c));
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(c.instance('web2').adminState).toBe('up');
+    expect(c.status('web2').runningOn).toEqual([]);
+  });
+});

@@ -16,8 +16,9 @@ import { setPower } from '../../adapters/sim/cluster.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
 import { waitForProgress } from '../helpers/harness.js';
 import type { Server, Workers } from '../helpers/temporal.js';
+import { POWER_SCENARIOS } from './power-scenarios.js';
 
-export type WorkflowType = 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow';
+export type WorkflowType = 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow' | 'startInstanceWorkflow' | 'shutdownInstanceWorkflow';
 
 /** How the workflow must end: a result outcome, a failure type, or the workflow status. */
 export type Expectation = { outcome: string } | { failure: string } | { status: 'CANCELLED' };
@@ -653,6 +654,9 @@ export const SCENARIOS: Scenario[] = [
       return ctx.migrate(c, { instance: 'web1', cleanup: true });
     },
   },
+
+  // ---- instance start and shutdown (issue 13) ---------------------------------------------------
+  ...POWER_SCENARIOS,
 ];
 
 /** Waits for the end and checks it is the catalogue's expected end. */

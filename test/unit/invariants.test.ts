@@ -564,3 +564,113 @@ describe('edges of the checks', () => {
     expect(checkInvariants(MIGRATED_FILES1, files1, detail(hw, files1))).toEqual(['disk 0: open on [node2], expected only node3']);
   });
 });
+
+describe('instance start and shutdown', () => {
+  const STARTED = { kind: 'started', remembered: true } as const;
+  const STOPPED = { kind: 'stopped', remembered: true } as const;
+  const running = { state: 'running', memory: 1024, vcpus: 2, runtime: '{}', dirtyRate: 2 } as const;
+
+  /** web1 (DRBD) and files1 (sharedfile) marked down with their disks shut down, as a shutdown leaves them. */
+  function stoppedCluster(): { hw: SimState; web1: Instance; files1: Instance } {
+    const cfg = cluster();
+    for (const name of ['web1', 'files1']) {
+      inst(cfg, name).adminState = 'down';
+      inst(cfg, name).disksActive = false;
+    }
+    return { hw: buildHardware(cfg), web1: inst(cfg, 'web1'), files1: inst(cfg, 'files1') };
+  }
+
+  test('a started instance passes: running on its primary, DRBD assembled with its roles, symlinks on the primary', () => {
+    const cfg = cluster();
+    const hw = buildHardware(cfg);
+    for (const name of ['web1', 'files1']) expect(checkInvariants(STARTED, inst(cfg, name), detail(hw, inst(cfg, name)))).toEqual([]);
+  });
+
+  test('a start that left it stopped, marked down, its disks inactive and unassembled is reported', () => {
+    const { hw, web1 } = stoppedCluster();
+    expect(checkInvariants(STARTED, web1, detail(hw, web1))).toEqual([
+      'admin state should be up, is down',
+      'web1 should run exactly on node1, runs on []',
+      'disks_active should be true',
+      'disk 0: node1 is Secondary, expected Primary',
+      'disk 0: node1 is not assembled',
+      'disk 0: node2 is not assembled',
+      'disk symlinks on [], expected only node1',
+    ]);
+    expect(checkInvariants({ ...STARTED, remembered: false }, web1, detail(hw, web1))[0]).toBe(
+      'web1 should run exactly on node1, runs on []',
+    );
+  });
+
+  test('a start with the DRBD roles the wrong way round is reported', () => {
+    const cfg = cluster();
+    const hw = buildHardware(cfg);
+    const web1 = inst(cfg, 'web1');
+    dev(hw, web1, 'node1').role = 'Secondary';
+    dev(hw, web1, 'node2').role = 'Primary';
+    expect(checkInvariants(STARTED, web1, detail(hw, web1))).toEqual([
+      'disk 0: node1 is Secondary, expected Primary',
+      'disk 0: node2 is Primary, expected Secondary',
+    ]);
+  });
+
+  test('a start with a sharedfile disk open elsewhere, or symlinks off the primary, is reported', () => {
+    const cfg = cluster();
+    const hw = buildHardware(cfg);
+    const files1 = inst(cfg, 'files1');
+    hw.nodes.node3!.shared['disk-5-0'] = { instance: 'files1', mode: 'exclusive' };
+    hw.nodes.node3!.links.files1 = true;
+    expect(checkInvariants(STARTED, files1, detail(hw, files1))).toEqual([
+      'disk 0: open on [node2, node3], expected only node2',
+      'disk symlinks on [node2, node3], expected only node2',
+    ]);
+    delete hw.nodes.node2!.shared['disk-5-0'];
+    delete hw.nodes.node2!.links.files1;
+    expect(checkInvariants(STARTED, files1, detail(hw, files1))).toEqual([
+      'disk 0: open on [node3], expected only node2',
+      'disk symlinks on [node3], expected only node2',
+    ]);
+  });
+
+  test('a stopped instance running on two nodes, with symlinks on two, names both', () => {
+    const { hw, web1 } = stoppedCluster();
+    hw.nodes.node1!.processes.web1 = { ...running };
+    hw.nodes.node2!.processes.web1 = { ...running };
+    hw.nodes.node1!.links.web1 = true;
+    hw.nodes.node2!.links.web1 = true;
+    expect(checkInvariants(STOPPED, web1, detail(hw, web1))).toEqual([
+      'nothing should run, runs on node1, node2',
+      'disk symlinks on [node1, node2], expected none',
+    ]);
+  });
+
+  test('a stopped instance passes: nothing runs, disks shut down or closed, no symlinks', () => {
+    const { hw, web1, files1 } = stoppedCluster();
+    expect(checkInvariants(STOPPED, web1, detail(hw, web1))).toEqual([]);
+    expect(checkInvariants(STOPPED, files1, detail(hw, files1))).toEqual([]);
+  });
+
+  test('a shutdown that left it running, marked up, its disks active, assembled or open is reported', () => {
+    const cfg = cluster();
+    const hw = buildHardware(cfg);
+    const web1 = inst(cfg, 'web1');
+    const files1 = inst(cfg, 'files1');
+    expect(checkInvariants(STOPPED, web1, detail(hw, web1))).toEqual([
+      'admin state should be down, is up',
+      'nothing should run, runs on node1',
+      'disks_active should be false',
+      'disk 0 on node1 should be shut down, is Connected',
+      'disk 0 on node2 should be shut down, is Connected',
+      'disk symlinks on [node1], expected none',
+    ]);
+    expect(checkInvariants({ ...STOPPED, remembered: false }, files1, detail(hw, files1))).toEqual([
+      'nothing should run, runs on node2',
+      'disks_active should be false',
+      'disk 0 should be closed, is open on node2',
+      'disk symlinks on [node2], expected none',
+    ]);
+    const { hw: hw2, web1: down } = stoppedCluster();
+    hw2.nodes.node3!.processes.web1 = { ...running };
+    expect(checkInvariants(STOPPED, down, detail(hw2, down))).toEqual(['nothing should run, runs on node3']);
+  });
+});

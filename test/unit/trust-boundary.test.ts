@@ -12,7 +12,15 @@ import { createNodeActivities } from '../../activities/index.js';
 import { DirectoryHookRunner } from '../../adapters/hooks/runner.js';
 import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
 import { QEMU_CLUSTER } from '../../adapters/sim/seed.js';
-import { hookEnvironment, HOOK_PATH_ENV, operationHookEnv, type HookPath, type HookPhase } from '../../domain/hook-env.js';
+import {
+  hookEnvironment,
+  HOOK_PATH_ENV,
+  HOOK_PATHS,
+  operationHookEnv,
+  type HookArgs,
+  type HookPath,
+  type HookPhase,
+} from '../../domain/hook-env.js';
 import { rpcInstanceFor } from '../../domain/instance.js';
 import { DiskPathSchema, NAME_MAX_LENGTH, NameSchema } from '../../domain/limits.js';
 import { NodeRpcError, type HookRunner, type NodeRpc } from '../../domain/ports.js';
@@ -42,11 +50,15 @@ describe('the schemas the node agents apply', () => {
         for (const node of Object.keys(cfg.nodes))
           expect(RpcInstanceSchema.safeParse(rpcInstanceFor(cfg, inst, node)).error).toBeUndefined();
         const move = { source: inst.primaryNode, target: 'node3' };
-        for (const path of ['instance-migrate', 'instance-failover'] as HookPath[]) {
-          const args =
+        for (const path of HOOK_PATHS) {
+          const args: HookArgs =
             path === 'instance-migrate'
-              ? ({ path, live: true, cleanup: false, allowRuntimeChanges: true } as const)
-              : ({ path, ignoreConsistency: false, shutdownTimeout: 120 } as const);
+              ? { path, live: true, cleanup: false, allowRuntimeChanges: true }
+              : path === 'instance-failover'
+                ? { path, ignoreConsistency: false, shutdownTimeout: 120 }
+                : path === 'instance-start'
+                  ? { path, force: false }
+                  : { path, timeout: 120 };
           const pre = operationHookEnv(cfg, inst, move, args);
           for (const phase of ['pre', 'post'] as HookPhase[]) {
             expect(HookEnvSchema.safeParse(hookEnvironment(cfg, path, phase, pre, pre)).error).toBeUndefined();

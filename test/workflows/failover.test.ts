@@ -4,7 +4,8 @@
  * the simulated cluster.
  */
 import { describe, expect, test } from 'vitest';
-import { failoverInstance, InstanceBusyError, operationResult } from '../../client/api.js';
+import { failoverInstance, InstanceBusyError, operationResult, startupInstance } from '../../client/api.js';
+import { progressQuery } from '../../workflows/messages.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import type { FailoverInput } from '../../domain/ops.js';
 import { setPower } from '../../adapters/sim/cluster.js';
@@ -166,22 +167,35 @@ describe('failover', () => {
     expect(c.status('web1').runningOn).toEqual(['node2']);
   });
 
-  test('a failed start on the target deactivates the disks; a retried failover repairs it', async () => {
+  test("a failed start on the target deactivates the disks and names 'instance start' as the repair, which repairs it", async () => {
     const { c } = await h.cluster();
     await c.addFault({ rpc: 'instance_start', node: 'node2', mode: 'permanent' });
-    const e = failure(await failover(c, { instance: 'web1' }));
+    const handle = await startFailover(h.env().client, { instance: 'web1' }, { cluster: c.name });
+    const e = failure(await outcomeOf(operationResult(handle)));
     expect(e.message).toBe('Could not start instance web1 on node node2: injected failure in instance_start on node2');
+    // Past the swap: another failover would move it back to node1, a start runs it on its new primary.
+    expect(await handle.query(progressQuery)).toMatchObject({
+      needsOperator: true,
+      repair: "fix the cause, then run 'ganeti-temporal instance start web1' to start it on node2",
+    });
     expect(c.instance('web1')).toMatchObject({ primaryNode: 'node2', disksActive: false, adminState: 'up' });
     const st = c.status('web1');
     expect(st.runningOn).toEqual([]);
     expect(Object.values(st.disks[0]!.nodes).map((d) => d.connection)).toEqual(['Unconfigured', 'Unconfigured']);
 
     await c.clearFaults();
-    const r = await failover(c, { instance: 'web1' });
-    expect(r.ok && r.result.feedback).toContain('* not checking disk consistency as instance is not running');
-    expect(
-      checkInvariants({ kind: 'failed-over', source: 'node2', target: 'node1', sourceOnline: true }, c.instance('web1'), c.status('web1')),
-    ).toEqual([]);
+    const r = await outcomeOf(startupInstance(h.env().client, { instance: 'web1' }, { cluster: c.name }));
+    expect(r.ok).toBe(true);
+    expect(c.instance('web1').primaryNode).toBe('node2');
+    expect(checkInvariants({ kind: 'started', remembered: true }, c.instance('web1'), c.status('web1'))).toEqual([]);
+  });
+
+  test('a failover stopped before the swap names another failover as the repair', async () => {
+    const { c } = await h.cluster();
+    await c.addFault({ rpc: 'blockdev_shutdown', node: 'node2', mode: 'permanent' });
+    const handle = await startFailover(h.env().client, { instance: 'web1' }, { cluster: c.name });
+    failure(await outcomeOf(operationResult(handle)));
+    expect((await handle.query(progressQuery)).repair).toBe("fix the cause, then run 'ganeti-temporal instance failover web1' again");
   });
 
   test('a disk that cannot be shut down on the secondary stops the failover; a retried failover repairs it', async () => {

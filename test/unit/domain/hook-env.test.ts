@@ -104,6 +104,17 @@ describe('hook nodes (§9.1)', () => {
       post: ['node1', 'node2'],
     });
   });
+
+  test('start and stop: master, primary and secondaries, the same list before and after', () => {
+    const cfg = cluster();
+    for (const path of ['instance-start', 'instance-stop'] as const) {
+      expect(hookNodes(path, cfg, inst(cfg, 'web2'), 'node2', 'node2')).toEqual({
+        pre: ['node1', 'node2', 'node3'],
+        post: ['node1', 'node2', 'node3'],
+      });
+      expect(hookNodes(path, cfg, inst(cfg, 'files1'), 'node2', 'node2')).toEqual({ pre: ['node1', 'node2'], post: ['node1', 'node2'] });
+    }
+  });
 });
 
 describe('the instance keys', () => {
@@ -242,6 +253,21 @@ describe('the operation keys', () => {
     expect(env).not.toHaveProperty('MIGRATE_LIVE');
     expect(env).not.toHaveProperty('ALLOW_RUNTIME_CHANGES');
   });
+
+  test('of a start carry FORCE, of a stop TIMEOUT, and no move keys', () => {
+    const cfg = cluster();
+    const web1 = inst(cfg, 'web1');
+    const move = { source: 'node1', target: 'node1' };
+    const start = operationHookEnv(cfg, web1, move, { path: 'instance-start', force: false });
+    const stop = operationHookEnv(cfg, web1, move, { path: 'instance-stop', timeout: 30 });
+    expect(start).toMatchObject({ FORCE: false, INSTANCE_NAME: 'web1', INSTANCE_PRIMARY: 'node1', INSTANCE_STATUS: 'up' });
+    expect(stop).toMatchObject({ TIMEOUT: 30, INSTANCE_NAME: 'web1' });
+    for (const env of [start, stop]) {
+      expect(env).not.toHaveProperty('OLD_PRIMARY');
+      expect(env).not.toHaveProperty('SHUTDOWN_TIMEOUT');
+    }
+    expect(stop).not.toHaveProperty('FORCE');
+  });
 });
 
 describe('the environment of a phase', () => {
@@ -266,8 +292,13 @@ describe('the environment of a phase', () => {
       GANETI_CLUSTER: 'ganeti-sim',
       GANETI_MASTER: 'node1',
     });
-    expect(HOOK_OP_CODES).toEqual({ 'instance-migrate': 'OP_INSTANCE_MIGRATE', 'instance-failover': 'OP_INSTANCE_FAILOVER' });
-    expect(HOOK_PATHS).toEqual(['instance-migrate', 'instance-failover']);
+    expect(HOOK_OP_CODES).toEqual({
+      'instance-migrate': 'OP_INSTANCE_MIGRATE',
+      'instance-failover': 'OP_INSTANCE_FAILOVER',
+      'instance-start': 'OP_INSTANCE_STARTUP',
+      'instance-stop': 'OP_INSTANCE_SHUTDOWN',
+    });
+    expect(HOOK_PATHS).toEqual(['instance-migrate', 'instance-failover', 'instance-start', 'instance-stop']);
   });
 
   test('pre gets GANETI_ keys only; post adds GANETI_POST_ keys', () => {

@@ -193,7 +193,7 @@ describe('the argument list of every node RPC', () => {
     [
       'runHooks',
       [{ ...HOOKS, path: '../../etc', phase: 'pre.d/../x' }],
-      'argument 0.path: Invalid option: expected one of "instance-migrate"|"instance-failover"; ' +
+      'argument 0.path: Invalid option: expected one of "instance-migrate"|"instance-failover"|"instance-start"|"instance-stop"; ' +
         'argument 0.phase: Invalid option: expected one of "pre"|"post"',
     ],
     ['runHooks', [{ ...HOOKS, dir: '/tmp' }], 'argument 0: Unrecognized key: "dir"'],
@@ -344,7 +344,7 @@ describe('hook requests', () => {
     expect(refusal(RunHooksRequestSchema, { ...HOOKS, timeoutSec: 86_400 })).toBeNull();
     expect(refusal(RunHooksRequestSchema, { ...HOOKS, timeoutSec: 86_400.5 })).toBe('timeoutSec: Too big: expected number to be <=86400');
     expect(refusal(RunHooksRequestSchema, { ...HOOKS, path: 'instance-reboot' })).toBe(
-      'path: Invalid option: expected one of "instance-migrate"|"instance-failover"',
+      'path: Invalid option: expected one of "instance-migrate"|"instance-failover"|"instance-start"|"instance-stop"',
     );
     expect(refusal(RunHooksRequestSchema, { ...HOOKS, env: undefined })).toBe('env: Invalid input: expected record, received undefined');
   });

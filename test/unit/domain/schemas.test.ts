@@ -91,7 +91,7 @@ describe('failover input (OpInstanceFailover)', () => {
   });
 
   test('the outcomes an operation reports', () => {
-    expect(OUTCOMES).toEqual(['migrated', 'failed-over', 'cleaned-up', 'dry-run']);
+    expect(OUTCOMES).toEqual(['migrated', 'failed-over', 'cleaned-up', 'started', 'stopped', 'dry-run']);
   });
 });
 
