@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import type { ConfigStore } from '../domain/ports.js';
 import { instanceWithoutSecrets, snapshotWithoutSecrets } from '../domain/secrets.js';
-import type { ClusterSnapshot, Instance } from '../domain/types.js';
+import type { ClusterSnapshot, Instance, Node } from '../domain/types.js';
 
 export interface ConfigActivityDeps {
   config: ConfigStore;
@@ -44,5 +44,12 @@ export function createConfigActivities({ config }: ConfigActivityDeps) {
 
     setDisksActive: async (req: { instance: string; active: boolean }): Promise<Instance> =>
       instanceWithoutSecrets(await config.setDisksActive(req.instance, req.active)),
+
+    /** `node migrate --drain`: nothing new is placed on the node (idempotent). */
+    setNodeDrained: (req: { node: string; drained: boolean }): Promise<Node> => config.modifyNode(req.node, { drained: req.drained }),
+
+    /** The memory reservations of running operations (a node operation places instances with them). */
+    memoryReservations: async (): Promise<Array<{ node: string; memory: number; workflowId: string }>> =>
+      Object.values((await config.config()).reservations).map((r) => ({ node: r.node, memory: r.memory, workflowId: r.workflowId })),
   };
 }

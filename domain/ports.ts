@@ -232,6 +232,21 @@ export interface ConfigStore {
   modifyInstance(instance: string, change: Partial<Pick<Instance, 'adminState'>>): Promise<Instance>;
 }
 
+/** What an `abort` request to a running operation answered. */
+export interface AbortAnswer {
+  accepted: boolean;
+  message: string;
+}
+
+/**
+ * Control of other running operations (a node operation aborts its children with it): sends the
+ * `abort` update to the run of `workflowId`; a refusal (past the point of no return, finished) is an
+ * answer, not an error.
+ */
+export interface OperationControl {
+  abort(workflowId: string, runId: string | null, reason: string): Promise<AbortAnswer>;
+}
+
 /** Runs a node's hook scripts (Ganeti's hooks runner): every executable in `<path>-<phase>.d`. */
 export interface HookRunner {
   run(path: HookPath, phase: HookPhase, env: Record<string, string>, timeoutSec: number, signal?: AbortSignal): Promise<HookScriptResult[]>;

@@ -224,6 +224,19 @@ export const TimingSchema = z.object({
 });
 export type Timing = z.infer<typeof TimingSchema>;
 
+/** Evacuation limits (`node migrate` / `node failover`), overridable per call. */
+export const EVACUATION_LIMIT_MAX = 1000;
+const limit = z.number().int().min(1).max(EVACUATION_LIMIT_MAX);
+export const EvacuationLimitsSchema = z.object({
+  /** At most this many instance operations of one node operation at once (C). */
+  maxConcurrent: limit.default(5),
+  /** At most this many leaving one source node at once (O). */
+  maxOutgoing: limit.default(2),
+  /** At most this many arriving on one target node at once (I). */
+  maxIncoming: limit.default(2),
+});
+export type EvacuationLimits = z.infer<typeof EvacuationLimitsSchema>;
+
 export const ClusterSchema = z.object({
   name,
   uuid,
@@ -240,6 +253,7 @@ export const ClusterSchema = z.object({
   defaultIallocator: z.enum(['hail']).nullable().default('hail'),
   groups: z.record(z.string(), NodeGroupSchema).default({}),
   timing: TimingSchema.default(TimingSchema.parse({})),
+  evacuation: EvacuationLimitsSchema.default(EvacuationLimitsSchema.parse({})),
 });
 export type Cluster = z.infer<typeof ClusterSchema>;
 

@@ -59,6 +59,10 @@ export function configActivities(t?: Timing): OrchestratorActivities {
     releaseTargetMemory: () => as('release the target memory reservation').releaseTargetMemory(),
     setInstancePrimary: (r) => as(`primary node of ${r.instance} := ${r.primary} (commit point)`).setInstancePrimary(r),
     setDisksActive: (r) => as(`disks_active of ${r.instance} := ${r.active}`).setDisksActive(r),
+    setNodeDrained: (r) => as(`drained of ${r.node} := ${r.drained}`).setNodeDrained(r),
+    memoryReservations: () => as('memory reservations of running operations').memoryReservations(),
+    abortInstanceOperation: (r) =>
+      proxyActivities<OrchestratorActivities>({ ...opts, summary: `abort ${r.workflowId}` }).abortInstanceOperation(r),
   };
 }
 
