@@ -47,12 +47,19 @@ interface Running {
   abortSent: boolean;
 }
 
-const failure = (type: string, message: string, op: NodeOperation, result?: NodeOperationResult): ApplicationFailure =>
+const failure = (type: string, message: string, op: NodeOperation, result?: NodeOperationResult, code?: string): ApplicationFailure =>
   ApplicationFailure.create({
     type,
     message,
     nonRetryable: true,
-    details: [{ feedback: op.feedback, ...(result ? { result } : {}), ...(op.needsOperator ? { needsOperator: true } : {}) }],
+    details: [
+      {
+        feedback: op.feedback,
+        ...(code ? { code } : {}),
+        ...(result ? { result } : {}),
+        ...(op.needsOperator ? { needsOperator: true } : {}),
+      },
+    ],
   });
 
 export async function runNodeOperation(op: NodeOperation, req: NodeRequest): Promise<NodeOperationResult> {
@@ -71,7 +78,7 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
   const node = snap.nodes[req.node];
   if (!node) {
     op.finish('failed');
-    throw failure(OpFailure.PrereqFailed, `Node '${req.node}' not known`, op);
+    throw failure(OpFailure.PrereqFailed, `Node '${req.node}' not known`, op, undefined, 'unknown_entity');
   }
   const failover = req.kind === 'node-failover';
   const limits = effectiveLimits(snap, req.limits);
