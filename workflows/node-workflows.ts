@@ -4,7 +4,7 @@
  * operation (workflows/node-evacuate.ts). Refused under any other ID, like the instance operations
  * (workflows/business-key.ts): only that ID keeps two operations on one node apart.
  */
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
 import { OpFailure } from '../domain/errors.js';
 import { nodeWorkflowIdFor } from '../domain/naming.js';
 import {
@@ -18,6 +18,8 @@ import {
 import { describeZodError } from '../domain/ops.js';
 import { runNodeOperation, type NodeRequest } from './node-evacuate.js';
 import { NodeOperation } from './node-operation.js';
+
+const REFUSE_FOREIGN_WORKFLOW_ID = 'refuse-foreign-workflow-id';
 
 function refuse(op: NodeOperation, type: string, message: string, code?: string): never {
   op.finish('failed');
@@ -36,7 +38,9 @@ function prepare<T extends { node: string }>(kind: NodeOperationKind, schema: Sc
   const req = parsed.data;
   const id = workflowInfo().workflowId;
   const expected = nodeWorkflowIdFor(req.node);
-  if (id !== expected) {
+  // As in workflows/business-key.ts: `patched()` only on the refusing branch, so a correctly named run
+  // issues no marker and replay tools (which replay under another ID) take the normal path.
+  if (id !== expected && patched(REFUSE_FOREIGN_WORKFLOW_ID)) {
     refuse(
       op,
       OpFailure.WrongWorkflowId,
