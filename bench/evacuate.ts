@@ -17,7 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
@@ -55,6 +55,16 @@ function peakRssMib(pid: number): number | null {
     return m ? Number(m[1]) / 1024 : null;
   } catch {
     return null;
+  }
+}
+
+/** CPU time a process used so far (Linux /proc/<pid>/stat utime + stime), seconds. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
   }
 }
 
@@ -167,11 +177,15 @@ async function main(): Promise<void> {
     console.log(`t₁ (one migration alone): ${sec(t1)} (${solo.map(sec).join(', ')})`);
 
     const before = store.file.read();
+    const cpu0 = { orch: cpuSeconds(orch.pid!), agents: process.cpuUsage() };
     const t0 = performance.now();
     const h = await startNodeMigration(client, { node: 'node1' }, { cluster: CLUSTER, snapshot: before });
     const r = await nodeOperationResult(h);
     const wall = performance.now() - t0;
     const rss = orch.pid ? peakRssMib(orch.pid) : null;
+    const cpuOrch = cpuSeconds(orch.pid!) - cpu0.orch;
+    const agentsUsage = process.cpuUsage(cpu0.agents);
+    const cpuAgents = (agentsUsage.user + agentsUsage.system) / 1e6;
 
     // Every instance moved to its secondary, and the invariants hold for all.
     const after = store.file.read();
@@ -215,6 +229,10 @@ async function main(): Promise<void> {
     if (process.env.BENCH_TRACE) {
       for (const e of r.instances.filter((x) => x.workflowId).slice(-3)) console.log(`  ${await trace(client, e.workflowId!)}`);
     }
+    console.log(
+      `  CPU during the node migration: orchestrator ${cpuOrch.toFixed(1)} s, node agents + simulator ${cpuAgents.toFixed(1)} s ` +
+        `(${((cpuOrch + cpuAgents) / (wall / 1000)).toFixed(2)} cores on average; the machine's load average: ${loadavg()[0]!.toFixed(1)})`,
+    );
     console.log(`  orchestrator peak RSS: ${rss === null ? 'unknown' : `${rss.toFixed(0)} MiB`}`);
     console.log(`  invariants: ${problems.length === 0 ? `hold for all ${N}` : `${problems.length} violations`}`);
     for (const p of problems.slice(0, 20)) console.log(`    ${p}`);

@@ -155,6 +155,45 @@ describe('node migrate', () => {
     }
   });
 
+  test('externally mirrored instances are placed by the parent: distinct targets under I=1, never overcommitted', async () => {
+    const { c } = await h.cluster(
+      evacuationCluster(4, 1, {
+        configure: (cfg) => {
+          const base = cfg.instances.vm001!;
+          for (let i = 1; i <= 3; i++) {
+            const name = `sf${i}`;
+            cfg.instances[name] = {
+              ...base,
+              name,
+              uuid: `inst-sf${i}`,
+              diskTemplate: 'sharedfile',
+              disks: [{ uuid: `disk-sf${i}`, size: 1024, mode: 'rw', path: `${name}/disk0.img` }],
+              nics: [{ ...base.nics[0]!, uuid: `nic-sf${i}`, mac: `aa:00:00:00:10:0${i}` }],
+            };
+          }
+          // node4 has room for one more instance only: the parent must not send two there at once.
+          cfg.nodes.node4!.memoryTotal = 1024 + 128 + 64;
+        },
+      }),
+    );
+    const r = await nodeOutcome(
+      await startNodeMigrate(h.env(), c, { node: 'node1', limits: { maxConcurrent: 4, maxOutgoing: 4, maxIncoming: 1 } }),
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const sf = r.result.instances.filter((e) => e.instance.startsWith('sf'));
+    expect(sf.map((e) => e.state)).toEqual(['done', 'done', 'done']);
+    expect(sf.filter((e) => e.targetNode === 'node4').length).toBeLessThanOrEqual(1);
+    for (const e of sf) {
+      expect(c.instance(e.instance).primaryNode).toBe(e.targetNode);
+      expect(
+        checkInvariants({ kind: 'migrated', source: 'node1', target: e.targetNode! }, c.instance(e.instance), c.status(e.instance)),
+      ).toEqual([]);
+    }
+    const iv = await childIntervals(h.env(), r.result);
+    expect(maxOverlap(iv, (i) => i.target)).toBeLessThanOrEqual(1);
+  });
+
   test('refused under another workflow ID than node/<node>, nothing changed', async () => {
     const { c } = await h.cluster(evacuationCluster(3, 2));
     const cfg0 = configShape(c);
