@@ -266,6 +266,20 @@ export const ReservationSchema = z.object({
 });
 export type Reservation = z.infer<typeof ReservationSchema>;
 
+/**
+ * A running instance operation of a node operation, counted against the evacuation limits across the
+ * cluster (runtime state, like the reservations). Held by the node operation's run; dropped once that
+ * run no longer runs.
+ */
+export const SlotLeaseSchema = z.object({
+  workflowId: z.string(),
+  runId: z.string(),
+  instance: name,
+  source: name,
+  target: name.nullable(),
+});
+export type SlotLease = z.infer<typeof SlotLeaseSchema>;
+
 /** The whole persisted configuration (Ganeti's config.data). */
 export const ClusterConfigSchema = z
   .object({
@@ -276,6 +290,8 @@ export const ClusterConfigSchema = z
     instances: z.record(z.string(), InstanceSchema),
     /** Target-memory reservations of running operations, keyed by an operation id (runtime state: no serial bump). */
     reservations: z.record(z.string(), ReservationSchema).default({}),
+    /** Evacuation slots of running node operations, keyed by lease id (runtime state: no serial bump). */
+    leases: z.record(z.string(), SlotLeaseSchema).default({}),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, inst] of Object.entries(cfg.instances)) {
@@ -287,5 +303,5 @@ export const ClusterConfigSchema = z
   });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 
-/** What a workflow sees of the configuration: the config without reservations. */
-export type ClusterSnapshot = Omit<ClusterConfig, 'reservations'>;
+/** What a workflow sees of the configuration: the config without reservations and leases. */
+export type ClusterSnapshot = Omit<ClusterConfig, 'reservations' | 'leases'>;

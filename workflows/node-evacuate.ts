@@ -136,7 +136,16 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
     })();
   };
 
-  const launch = (inst: Instance, target: string | null, spec: ChildSpec): void => {
+  /** Gives back an instance's cluster-wide slot; a failure is only a warning (the lease dies with this run). */
+  const release = async (name: string): Promise<void> => {
+    try {
+      await CancellationScope.nonCancellable(() => cfg.releaseEvacuationSlot({ instance: name }));
+    } catch (e) {
+      op.fb(` - WARNING: could not release the evacuation slot of ${name}: ${failMsg(e)}; it is dropped when this operation ends`);
+    }
+  };
+
+  const launch = (inst: Instance, target: string | null, spec: ChildSpec, leased: boolean): void => {
     const scope = new CancellationScope();
     const r: Running = {
       slot: { source: req.node, target },
@@ -149,6 +158,7 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
     running.set(inst.name, r);
     op.update(inst.name, { state: 'running', targetNode: target });
     void (async () => {
+      let busy = false;
       try {
         const res = await scope.run(async () => {
           const h = await spec.start();
@@ -162,16 +172,13 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
         op.update(inst.name, { state: 'done', outcome: res.outcome, targetNode: res.targetNode });
         op.fb(`Instance ${inst.name}: ${res.outcome} to ${res.targetNode}`);
       } catch (e) {
-        running.delete(inst.name);
-        if (e instanceof Error && e.name === 'WorkflowExecutionAlreadyStartedError') {
-          await waitBusy(inst.name);
-          return;
-        }
-        childFailed(inst.name, e);
-      } finally {
-        running.delete(inst.name);
-        op.wake++;
+        if (e instanceof Error && e.name === 'WorkflowExecutionAlreadyStartedError') busy = true;
+        else childFailed(inst.name, e);
       }
+      if (leased) await release(inst.name);
+      running.delete(inst.name);
+      if (busy) await waitBusy(inst.name);
+      op.wake++;
     })();
   };
 
@@ -202,6 +209,9 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
     if (!aborted && req.stopOnFailure) op.stop(`Stopping on the failure of ${name} (--stop-on-failure): no further instance starts`);
   };
 
+  /** Instances told they wait for a slot another node operation holds; a retry is scheduled. */
+  const slotWaits = new Set<string>();
+  let slotRetry = false;
   let seen = -1;
   for (;;) {
     if (op.abort) for (const [name, r] of running) sendAbort(name, r);
@@ -230,11 +240,36 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
             target = p.kind === 'node' ? p.node : null;
             if (!fitsLimits(limits, slots(), req.node, target)) continue;
           }
-          launch(inst, target, childStart(req, inst, known === 'allocator' ? target : null, snap, workflowInfo().workflowId));
+          // The limits across the cluster (every node operation's children): a lease in the configuration.
+          let leased = false;
+          if (!req.dryRun) {
+            const slot = await cfg.acquireEvacuationSlot({ instance: inst.name, source: req.node, target, limits });
+            if (!slot.granted) {
+              if (!slotWaits.has(inst.name)) {
+                slotWaits.add(inst.name);
+                op.fb(`Instance ${inst.name} waits for a slot: ${slot.reason}`);
+              }
+              if (!slotRetry) {
+                slotRetry = true;
+                void sleep(retryMs).then(() => {
+                  slotRetry = false;
+                  op.wake++;
+                });
+              }
+              if (slot.limit === 'target') continue;
+              break;
+            }
+            leased = true;
+            if (op.stopStarting) {
+              await release(inst.name);
+              break;
+            }
+          }
+          launch(inst, target, childStart(req, inst, known === 'allocator' ? target : null, snap, workflowInfo().workflowId), leased);
         }
       }
     }
-    if (op.allFinal) break;
+    if (op.allFinal && running.size === 0) break;
     seen = op.wake;
     await condition(() => op.wake !== seen);
   }

@@ -61,6 +61,9 @@ export function configActivities(t?: Timing): OrchestratorActivities {
     setDisksActive: (r) => as(`disks_active of ${r.instance} := ${r.active}`).setDisksActive(r),
     setNodeDrained: (r) => as(`drained of ${r.node} := ${r.drained}`).setNodeDrained(r),
     memoryReservations: () => as('memory reservations of running operations').memoryReservations(),
+    acquireEvacuationSlot: (r) =>
+      as(`evacuation slot for ${r.instance}: ${r.source} → ${r.target ?? 'allocator'}`).acquireEvacuationSlot(r),
+    releaseEvacuationSlot: (r) => as(`release the evacuation slot of ${r.instance}`).releaseEvacuationSlot(r),
     abortInstanceOperation: (r) =>
       proxyActivities<OrchestratorActivities>({ ...opts, summary: `abort ${r.workflowId}` }).abortInstanceOperation(r),
   };

@@ -58,6 +58,31 @@ describe('node migrate', () => {
     expect((await hd.describe()).typedSearchAttributes.get({ name: 'GanetiPhase', type: 'KEYWORD' })).toBe('done');
   });
 
+  test('the limits hold across node operations running at once (slots leased in the configuration)', async () => {
+    const { c } = await h.cluster(
+      evacuationCluster(3, 6, {
+        configure: (cfg) => {
+          for (const n of ['vm002', 'vm004', 'vm006']) cfg.instances[n]!.primaryNode = 'node3';
+        },
+      }),
+    );
+    const limits = { maxConcurrent: 2, maxOutgoing: 2, maxIncoming: 2 };
+    const [a, b] = await Promise.all([
+      startNodeMigrate(h.env(), c, { node: 'node1', limits }),
+      startNodeMigrate(h.env(), c, { node: 'node3', limits }),
+    ]);
+    const [ra, rb] = await Promise.all([nodeOutcome(a), nodeOutcome(b)]);
+    expect(ra.ok && rb.ok).toBe(true);
+    if (!ra.ok || !rb.ok) return;
+    const iv = [...(await childIntervals(h.env(), ra.result)), ...(await childIntervals(h.env(), rb.result))];
+    expect(iv).toHaveLength(6);
+    expect(maxOverlap(iv)).toBeLessThanOrEqual(2);
+    expect(
+      [...ra.result.feedback, ...rb.result.feedback].some((l) => / waits for a slot: \d+ evacuation migrations run in the cluster/.test(l)),
+    ).toBe(true);
+    expect(c.cfg().leases).toEqual({});
+  });
+
   test('the outgoing limit caps how many leave the node at once', async () => {
     const { c } = await h.cluster(evacuationCluster(5, 8));
     const r = await nodeOutcome(await startNodeMigrate(h.env(), c, { node: 'node1', limits: { maxConcurrent: 10, maxOutgoing: 2 } }));
