@@ -219,6 +219,15 @@ async function main(): Promise<void> {
     console.log(`node migrate node1: ${sec(wall)} for ${moved}/${N} instances (${r.errors} errors)`);
     console.log(`  ideal ⌈N/C⌉·t₁ = ${sec(ideal)}: ratio ${(wall / ideal).toFixed(3)} (goal ≤ 1.15)`);
     console.log(`  serial N·t₁ = ${sec(serial)}: ${(serial / wall).toFixed(2)}× faster (ratio ${(wall / serial).toFixed(3)})`);
+    // From a child's end to the next start (the parent's reaction: release, lease, start).
+    const starts = spans.map((x) => x.start).sort((a, b) => a - b);
+    const ends = spans.map((x) => x.end).sort((a, b) => a - b);
+    const gaps = starts.slice(Math.min(C, N)).map((st) => st - (ends.filter((e) => e <= st).at(-1) ?? st));
+    gaps.sort((a, b) => a - b);
+    if (gaps.length)
+      console.log(
+        `  end → next start: ${(gaps[Math.floor(gaps.length / 2)]! / 1000).toFixed(2)} s median, ${(gaps.at(-1)! / 1000).toFixed(2)} s max`,
+      );
     // How full the parent kept its C slots (1 = a child ran in every slot all the time).
     const busy = durations.reduce((a, b) => a + b, 0) / (Math.min(C, N) * wall);
     console.log(`  slot utilisation: ${busy.toFixed(3)} (the children's run time / (C × wall))`);

@@ -212,15 +212,18 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
   /** Instances told they wait for a slot another node operation holds; a retry is scheduled. */
   const slotWaits = new Set<string>();
   let slotRetry = false;
-  let seen = -1;
   for (;;) {
+    // Taken before the round's awaits: whatever changes meanwhile (a child ends while a slot is
+    // leased) starts another round at once instead of waiting for the next change.
+    const seen = op.wake;
     if (op.abort) for (const [name, r] of running) sendAbort(name, r);
     if (op.stopStarting) {
       for (const e of op.entries) if (e.state === 'waiting' || e.state === 'busy') op.update(e.instance, { state: 'not-started' });
     } else {
       const ready = op.entries.filter((e) => e.state === 'waiting');
       if (ready.length > 0 && ready.some((e) => fitsLimits(limits, slots(), req.node, e.targetNode))) {
-        // A fresh look before starting: an instance moved by someone else meanwhile is not ours to move.
+        // A fresh look before starting: an instance moved by someone else meanwhile (one we waited
+        // for as busy, say) is not ours to move.
         snap = await cfg.loadClusterSnapshot();
         for (const e of ready) {
           if (op.stopStarting) break;
@@ -270,7 +273,6 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
       }
     }
     if (op.allFinal && running.size === 0) break;
-    seen = op.wake;
     await condition(() => op.wake !== seen);
   }
   return conclude(op, req, limits);

@@ -110,6 +110,22 @@ describe('node migrate', () => {
     expect(c.instance('vm001').primaryNode).toBe('node1');
   });
 
+  test('a child left for an operator marks the node operation GanetiNeedsOperator', async () => {
+    const { c } = await h.cluster(evacuationCluster(3, 2));
+    await c.addFault({ rpc: 'instance_finalize_migration_src', node: 'node1', mode: 'permanent' });
+    const hd = await startNodeMigrate(h.env(), c, { node: 'node1', limits: { maxConcurrent: 1 } });
+    const r = await nodeOutcome(hd);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.result!.instances.map((e) => [e.state, e.needsOperator])).toEqual([
+      ['failed', true],
+      ['failed', true],
+    ]);
+    expect(r.result!.instances[0]!.repair).toMatch(/instance migrate --cleanup vm001/);
+    expect((await hd.describe()).typedSearchAttributes.get({ name: 'GanetiNeedsOperator', type: 'BOOL' })).toBe(true);
+    expect((await hd.query(nodeProgressQuery)).needsOperator).toBe(true);
+  });
+
   test('--stop-on-failure starts nothing after the first failure', async () => {
     const { c } = await h.cluster(evacuationCluster(3, 4));
     await c.addFault({ rpc: 'accept_instance', node: 'node2', mode: 'permanent' });
