@@ -3,9 +3,9 @@
  * from, the atomic memory reservation, and the configuration writes (the commit points).
  */
 import { Context } from '@temporalio/activity';
-import type { ConfigStore } from '../domain/ports.js';
+import type { ConfigStore, SlotAnswer } from '../domain/ports.js';
 import { instanceWithoutSecrets, snapshotWithoutSecrets } from '../domain/secrets.js';
-import type { AdminState, ClusterSnapshot, Instance } from '../domain/types.js';
+import type { AdminState, ClusterSnapshot, EvacuationLimits, Instance, Node } from '../domain/types.js';
 
 export interface ConfigActivityDeps {
   config: ConfigStore;
@@ -48,5 +48,25 @@ export function createConfigActivities({ config }: ConfigActivityDeps) {
     /** Ganeti's MarkInstanceUp / MarkInstanceDown (instance start and shutdown). */
     setAdminState: async (req: { instance: string; state: Exclude<AdminState, 'offline'> }): Promise<Instance> =>
       instanceWithoutSecrets(await config.modifyInstance(req.instance, { adminState: req.state })),
+
+    /** `node migrate --drain`: nothing new is placed on the node (idempotent). */
+    setNodeDrained: (req: { node: string; drained: boolean }): Promise<Node> => config.modifyNode(req.node, { drained: req.drained }),
+
+    /** An evacuation slot for one instance of this node operation, under the limits across the cluster. */
+    acquireEvacuationSlot: (req: {
+      instance: string;
+      source: string;
+      target: string | null;
+      limits: EvacuationLimits;
+    }): Promise<SlotAnswer> => {
+      const { opId: id, workflowId, runId } = opId();
+      return config.acquireSlot({ ...req, id: `${id}/${req.instance}`, workflowId, runId });
+    },
+
+    releaseEvacuationSlot: (req: { instance: string }): Promise<void> => config.releaseSlot(`${opId().opId}/${req.instance}`),
+
+    /** The memory reservations of running operations (a node operation places instances with them). */
+    memoryReservations: async (): Promise<Array<{ node: string; memory: number; workflowId: string }>> =>
+      Object.values((await config.config()).reservations).map((r) => ({ node: r.node, memory: r.memory, workflowId: r.workflowId })),
   };
 }

@@ -3,8 +3,9 @@
  * arguments first: `validate.ts`); the orchestrator registers `createOrchestratorActivities` (the
  * configuration store). Both map every error through `failures.ts`.
  */
-import type { ConfigStore, HookRunner, NodeRpc } from '../domain/ports.js';
+import type { ConfigStore, HookRunner, NodeRpc, OperationControl } from '../domain/ports.js';
 import { createConfigActivities } from './config.js';
+import { createControlActivities } from './control.js';
 import { createDiskActivities } from './disks.js';
 import { mapFailures } from './failures.js';
 import { createHookActivities } from './hooks.js';
@@ -15,8 +16,8 @@ export function createNodeActivities(deps: { rpc: NodeRpc; hooks: HookRunner }) 
   return mapFailures(validateInputs({ ...createDiskActivities(deps), ...createHypervisorActivities(deps), ...createHookActivities(deps) }));
 }
 
-export function createOrchestratorActivities(deps: { config: ConfigStore }) {
-  return mapFailures(createConfigActivities(deps));
+export function createOrchestratorActivities(deps: { config: ConfigStore; control?: OperationControl }) {
+  return mapFailures({ ...createConfigActivities(deps), ...createControlActivities(deps) });
 }
 
 export type NodeActivities = ReturnType<typeof createNodeActivities>;

@@ -40,6 +40,8 @@ export type { FailoverInput, MigrateInput, OperationResult, ShutdownInput, Start
 
 /** An operation ended in a failure (or was refused); `type` is the failure type. */
 export class OperationError extends Error {
+  /** A node operation's per-instance result, when it failed or was aborted (domain/node-ops.ts). */
+  result?: unknown;
   constructor(
     readonly type: string,
     message: string,
@@ -237,10 +239,12 @@ export function toOperationError(e: unknown): unknown {
   if (!(e instanceof WorkflowFailedError)) return e;
   const c = e.cause;
   if (c instanceof ApplicationFailure) {
-    const d = (c.details?.[0] ?? {}) as { code?: string; feedback?: string[] };
+    const d = (c.details?.[0] ?? {}) as { code?: string; feedback?: string[]; result?: unknown };
     if (c.type === OpFailure.PrereqFailed) return new PrereqFailedError(c.message, d.code, d.feedback ?? []);
     if (c.type === OpFailure.WrongWorkflowId) return new WrongWorkflowIdError(c.message, d.feedback ?? []);
-    return new ExecutionFailedError(c.message, d.feedback ?? [], c.type ?? OpFailure.ExecutionFailed);
+    const err = new ExecutionFailedError(c.message, d.feedback ?? [], c.type ?? OpFailure.ExecutionFailed);
+    if (d.result !== undefined) err.result = d.result;
+    return err;
   }
   if (c instanceof CancelledFailure) return new OperationError('Cancelled', 'the operation was cancelled');
   if (c instanceof TerminatedFailure) {

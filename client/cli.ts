@@ -11,6 +11,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { formatOpError } from '../domain/errors.js';
+import { OperationError } from './api.js';
 import { EXIT, exitCodeFor } from './cli/errors.js';
 import { addInstanceCommands } from './cli/instance.js';
 import { addJobCommands } from './cli/job.js';
@@ -51,8 +52,11 @@ export async function main(argv = process.argv): Promise<number> {
       printJson({ error: { type: r.type, message: r.message.replace(/^error: /, '') } });
       return r.code;
     }
-    if (json) printJson({ error: { type: r.type, message: r.message, ...(r.codeName ? { code: r.codeName } : {}) } });
-    else process.stderr.write(`${formatOpError({ type: r.type, message: r.message, code: r.codeName })}\n`);
+    if (json) {
+      // A node operation's failure carries its per-instance result.
+      const result = e instanceof OperationError && e.result !== undefined ? { result: e.result } : {};
+      printJson({ error: { type: r.type, message: r.message, ...(r.codeName ? { code: r.codeName } : {}) }, ...result });
+    } else process.stderr.write(`${formatOpError({ type: r.type, message: r.message, code: r.codeName })}\n`);
     return r.code;
   }
 }

@@ -8,7 +8,7 @@ import type { Payload } from '@temporalio/common';
 import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
 import { workflowIdFor } from '../domain/naming.js';
-import { abortUpdate, progressQuery, SA, type AbortAccepted, type ProgressView } from '../workflows/messages.js';
+import { abortUpdate, progressQuery, SA, type AbortAccepted, type NodeProgressView, type ProgressView } from '../workflows/messages.js';
 import { OperationError, PrereqFailedError, toOperationError } from './api.js';
 import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
 
@@ -17,7 +17,12 @@ export const WORKFLOW_TYPES = [
   'failoverInstanceWorkflow',
   'startInstanceWorkflow',
   'shutdownInstanceWorkflow',
+  'nodeMigrateWorkflow',
+  'nodeFailoverWorkflow',
 ] as const;
+
+/** The node operations' workflow types (their progress has another shape: NodeProgressView). */
+export const NODE_WORKFLOW_TYPES: readonly string[] = ['nodeMigrateWorkflow', 'nodeFailoverWorkflow'];
 
 /** An instance name or a workflow ID ("instance/<name>"). */
 export const toWorkflowId = (idOrInstance: string): string => (idOrInstance.includes('/') ? idOrInstance : workflowIdFor(idOrInstance));
@@ -114,7 +119,8 @@ export async function liveProgress(handle: WorkflowHandle): Promise<LiveProgress
 
 export interface JobInfo extends JobSummary {
   summary: string | null;
-  progress: ProgressView | null;
+  /** An instance operation's progress, or a node operation's (per instance). */
+  progress: ProgressView | NodeProgressView | null;
   live: LiveProgress[];
   result: unknown;
   failure: { type: string; message: string } | null;
@@ -123,9 +129,9 @@ export interface JobInfo extends JobSummary {
 export async function jobInfo(client: Client, idOrInstance: string): Promise<JobInfo> {
   const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
   const d = await handle.describe();
-  let progress: ProgressView | null = null;
+  let progress: ProgressView | NodeProgressView | null = null;
   try {
-    progress = await handle.query(progressQuery);
+    progress = (await handle.query(progressQuery)) as ProgressView | NodeProgressView;
   } catch {
     // no worker to answer
   }

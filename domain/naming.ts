@@ -6,6 +6,12 @@ export const workflowIdFor = (instance: string): string => `instance/${instance}
 export const instanceFromWorkflowId = (workflowId: string): string | null =>
   workflowId.startsWith('instance/') ? workflowId.slice('instance/'.length) : null;
 
+/** A node operation (`node migrate`, `node failover`) runs only under this ID: one at a time per node. */
+export const nodeWorkflowIdFor = (node: string): string => `node/${node}`;
+
+export const nodeFromWorkflowId = (workflowId: string): string | null =>
+  workflowId.startsWith('node/') ? workflowId.slice('node/'.length) : null;
+
 /** The orchestrator's task queue: workflows and configuration activities. */
 export const orchestratorQueue = (cluster: string): string => `ganeti.${cluster}.orchestrator`;
 

@@ -11,7 +11,7 @@
 import type { RpcInstance } from './instance.js';
 import type { HookPath, HookPhase, HookScriptResult } from './hook-env.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from './prereq.js';
-import type { ClusterConfig, ClusterSnapshot, Instance, Node } from './types.js';
+import type { ClusterConfig, ClusterSnapshot, EvacuationLimits, Instance, Node } from './types.js';
 
 export class NodeRpcError extends Error {
   override readonly name = 'NodeRpcError';
@@ -211,6 +211,21 @@ export interface ReserveMemoryRequest {
   runId: string;
 }
 
+export interface SlotRequest {
+  /** The lease id (one per node-operation run and instance; idempotent). */
+  id: string;
+  workflowId: string;
+  runId: string;
+  instance: string;
+  source: string;
+  target: string | null;
+  /** The requesting node operation's limits, applied to every lease in the cluster. */
+  limits: EvacuationLimits;
+}
+
+/** A slot refused: which limit is full (`cluster`: C, `source`: O, `target`: I). */
+export type SlotAnswer = { granted: true } | { granted: false; limit: 'cluster' | 'source' | 'target'; reason: string };
+
 /** The cluster configuration (Ganeti's config.data), persisted by the orchestrator. */
 export interface ConfigStore {
   snapshot(): Promise<ClusterSnapshot>;
@@ -223,6 +238,13 @@ export interface ConfigStore {
    */
   reserveMemory(req: ReserveMemoryRequest): Promise<{ free: number; reserved: number }>;
   releaseReservation(opId: string): Promise<void>;
+  /**
+   * Atomically: drops the leases of node operations that no longer run, then grants `req` if the
+   * leases of all node operations leave room under its limits (C in the cluster, O from its source,
+   * I to its target). Idempotent per lease id.
+   */
+  acquireSlot(req: SlotRequest): Promise<SlotAnswer>;
+  releaseSlot(id: string): Promise<void>;
   /** Drops reservations of operations that no longer run; returns their ids. */
   pruneReservations(): Promise<string[]>;
   /** Compare-and-set of the instance's primary node (idempotent when already `newPrimary`). */
@@ -230,6 +252,21 @@ export interface ConfigStore {
   setDisksActive(instance: string, active: boolean): Promise<Instance>;
   modifyNode(node: string, change: Partial<Pick<Node, 'offline' | 'drained'>>): Promise<Node>;
   modifyInstance(instance: string, change: Partial<Pick<Instance, 'adminState'>>): Promise<Instance>;
+}
+
+/** What an `abort` request to a running operation answered. */
+export interface AbortAnswer {
+  accepted: boolean;
+  message: string;
+}
+
+/**
+ * Control of other running operations (a node operation aborts its children with it): sends the
+ * `abort` update to the run of `workflowId`; a refusal (past the point of no return, finished) is an
+ * answer, not an error.
+ */
+export interface OperationControl {
+  abort(workflowId: string, runId: string | null, reason: string): Promise<AbortAnswer>;
 }
 
 /** Runs a node's hook scripts (Ganeti's hooks runner): every executable in `<path>-<phase>.d`. */

@@ -224,6 +224,19 @@ export const TimingSchema = z.object({
 });
 export type Timing = z.infer<typeof TimingSchema>;
 
+/** Evacuation limits (`node migrate` / `node failover`), overridable per call. */
+export const EVACUATION_LIMIT_MAX = 1000;
+const limit = z.number().int().min(1).max(EVACUATION_LIMIT_MAX);
+export const EvacuationLimitsSchema = z.object({
+  /** At most this many instance operations of one node operation at once (C). */
+  maxConcurrent: limit.default(5),
+  /** At most this many leaving one source node at once (O). */
+  maxOutgoing: limit.default(2),
+  /** At most this many arriving on one target node at once (I). */
+  maxIncoming: limit.default(2),
+});
+export type EvacuationLimits = z.infer<typeof EvacuationLimitsSchema>;
+
 export const ClusterSchema = z.object({
   name,
   uuid,
@@ -240,6 +253,7 @@ export const ClusterSchema = z.object({
   defaultIallocator: z.enum(['hail']).nullable().default('hail'),
   groups: z.record(z.string(), NodeGroupSchema).default({}),
   timing: TimingSchema.default(TimingSchema.parse({})),
+  evacuation: EvacuationLimitsSchema.default(EvacuationLimitsSchema.parse({})),
 });
 export type Cluster = z.infer<typeof ClusterSchema>;
 
@@ -252,6 +266,20 @@ export const ReservationSchema = z.object({
 });
 export type Reservation = z.infer<typeof ReservationSchema>;
 
+/**
+ * A running instance operation of a node operation, counted against the evacuation limits across the
+ * cluster (runtime state, like the reservations). Held by the node operation's run; dropped once that
+ * run no longer runs.
+ */
+export const SlotLeaseSchema = z.object({
+  workflowId: z.string(),
+  runId: z.string(),
+  instance: name,
+  source: name,
+  target: name.nullable(),
+});
+export type SlotLease = z.infer<typeof SlotLeaseSchema>;
+
 /** The whole persisted configuration (Ganeti's config.data). */
 export const ClusterConfigSchema = z
   .object({
@@ -262,6 +290,8 @@ export const ClusterConfigSchema = z
     instances: z.record(z.string(), InstanceSchema),
     /** Target-memory reservations of running operations, keyed by an operation id (runtime state: no serial bump). */
     reservations: z.record(z.string(), ReservationSchema).default({}),
+    /** Evacuation slots of running node operations, keyed by lease id (runtime state: no serial bump). */
+    leases: z.record(z.string(), SlotLeaseSchema).default({}),
   })
   .superRefine((cfg, ctx) => {
     for (const [name, inst] of Object.entries(cfg.instances)) {
@@ -273,5 +303,5 @@ export const ClusterConfigSchema = z
   });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 
-/** What a workflow sees of the configuration: the config without reservations. */
-export type ClusterSnapshot = Omit<ClusterConfig, 'reservations'>;
+/** What a workflow sees of the configuration: the config without reservations and leases. */
+export type ClusterSnapshot = Omit<ClusterConfig, 'reservations' | 'leases'>;

@@ -1,9 +1,10 @@
 /** The orchestrator worker: hosts the workflows and the configuration-store activities. */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createOrchestratorActivities } from '../activities/index.js';
 import { orchestratorQueue } from '../domain/naming.js';
+import type { OperationControl } from '../domain/ports.js';
 import { FileConfigStore } from '../adapters/store/config-store.js';
 import { heartbeatInterceptor } from './heartbeat.js';
 
@@ -39,6 +40,28 @@ export function configStoreFor(home: string, client?: Client): FileConfigStore {
   });
 }
 
+/** Sends the `abort` update with the orchestrator's client (a node operation aborting its children). */
+export function operationControl(client: Client): OperationControl {
+  return {
+    async abort(workflowId, runId, reason) {
+      const handle = client.workflow.getHandle(workflowId, runId ?? undefined);
+      try {
+        const r = await handle.executeUpdate<{ message: string }, [{ reason?: string }]>('abort', { args: [reason ? { reason } : {}] });
+        return { accepted: true, message: r.message };
+      } catch (e) {
+        if (e instanceof WorkflowUpdateFailedError) return { accepted: false, message: e.cause?.message ?? e.message };
+        // The server refuses updates to a closed workflow before any validator runs.
+        const status = await handle.describe().then(
+          (d) => d.status.name,
+          () => null,
+        );
+        if (status && status !== 'RUNNING') return { accepted: false, message: `the operation has already finished (${status})` };
+        throw e;
+      }
+    },
+  };
+}
+
 export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<Worker> {
   return Worker.create({
     connection: o.connection,
@@ -46,7 +69,10 @@ export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<
     taskQueue: orchestratorQueue(o.cluster),
     identity: `orchestrator@${o.cluster}/${process.pid}`,
     workflowBundle: o.workflowBundle,
-    activities: createOrchestratorActivities({ config: configStoreFor(o.home, o.client) }),
+    activities: createOrchestratorActivities({
+      config: configStoreFor(o.home, o.client),
+      ...(o.client ? { control: operationControl(o.client) } : {}),
+    }),
     ...(o.dataConverter ? { dataConverter: o.dataConverter } : {}),
     // The configuration activities heartbeat (a killed orchestrator's are retried within seconds).
     interceptors: { activity: [heartbeatInterceptor()] },

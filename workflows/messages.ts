@@ -4,7 +4,9 @@
  */
 import type { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { NodeInstanceResult, NodeOperationKind } from '../domain/node-ops.js';
 import type { Phase, StepKey } from '../domain/plan.js';
+import type { EvacuationLimits } from '../domain/types.js';
 
 export type OperationKind = 'migrate' | 'failover' | 'cleanup' | 'start' | 'shutdown';
 
@@ -73,3 +75,39 @@ export const SA = {
 } as const;
 
 export const SEARCH_ATTRIBUTES = Object.values(SA);
+
+/** A node operation's view (`progress` query of `node/<node>`): per instance, and the counts. */
+export interface NodeProgressView {
+  operation: NodeOperationKind;
+  node: string;
+  /** `running`, `aborting` or `stopping` (no new instance starts), then `done`, `failed`, `aborted`, `cancelled`. */
+  phase: NodePhase;
+  /** Instances finished, in percent of all. */
+  percent: number;
+  counts: { done: number; running: number; waiting: number; failed: number; total: number };
+  limits: EvacuationLimits | null;
+  instances: NodeInstanceResult[];
+  /** The instances as a checklist (the shape of an instance operation's steps). */
+  steps: Array<{ key: string; label: string; state: StepState }>;
+  feedbackTail: string[];
+  feedback: string[];
+  /** A node operation has no point of no return of its own (each child has its own). */
+  pointOfNoReturn: false;
+  abortRequested: boolean;
+  needsOperator: boolean;
+  repair: string | null;
+}
+
+export type NodePhase = 'starting' | 'running' | 'aborting' | 'stopping' | 'done' | 'failed' | 'aborted' | 'cancelled';
+
+/** The node operation's `progress` query (same name as the instance operations'; another shape). */
+export const nodeProgressQuery = defineQuery<NodeProgressView>('progress');
+
+/** The node operation's `abort`: no new instance starts; running ones are asked to abort. */
+export const nodeAbortUpdate = defineUpdate<NodeAbortAccepted, [AbortRequest]>('abort');
+
+export interface NodeAbortAccepted {
+  accepted: true;
+  phase: NodePhase;
+  message: string;
+}

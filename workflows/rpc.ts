@@ -60,6 +60,13 @@ export function configActivities(t?: Timing): OrchestratorActivities {
     setInstancePrimary: (r) => as(`primary node of ${r.instance} := ${r.primary} (commit point)`).setInstancePrimary(r),
     setDisksActive: (r) => as(`disks_active of ${r.instance} := ${r.active}`).setDisksActive(r),
     setAdminState: (r) => as(`admin_state of ${r.instance} := ${r.state}`).setAdminState(r),
+    setNodeDrained: (r) => as(`drained of ${r.node} := ${r.drained}`).setNodeDrained(r),
+    memoryReservations: () => as('memory reservations of running operations').memoryReservations(),
+    acquireEvacuationSlot: (r) =>
+      as(`evacuation slot for ${r.instance}: ${r.source} → ${r.target ?? 'allocator'}`).acquireEvacuationSlot(r),
+    releaseEvacuationSlot: (r) => as(`release the evacuation slot of ${r.instance}`).releaseEvacuationSlot(r),
+    abortInstanceOperation: (r) =>
+      proxyActivities<OrchestratorActivities>({ ...opts, summary: `abort ${r.workflowId}` }).abortInstanceOperation(r),
   };
 }
 

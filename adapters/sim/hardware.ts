@@ -47,7 +47,8 @@ export class SimHardware {
   static log(s: SimState, entry: Omit<SimLogEntry, 'seq' | 'at'>): void {
     s.logSeq += 1;
     s.log.push({ seq: s.logSeq, at: Date.now(), ...entry });
-    if (s.log.length > LOG_LIMIT) s.log.splice(0, s.log.length - LOG_LIMIT);
+    const limit = s.params.logLimit ?? LOG_LIMIT;
+    if (s.log.length > limit) s.log.splice(0, s.log.length - limit);
   }
 
   async appendLog(entry: Omit<SimLogEntry, 'seq' | 'at'>): Promise<void> {

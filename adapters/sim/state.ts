@@ -129,6 +129,8 @@ export interface SimParams {
   dom0Memory: number;
   /** First port of the per-node incoming-migration port pool. */
   migrationBasePort: number;
+  /** Entries the RPC log keeps (default LOG_LIMIT); a large cluster's benchmark keeps fewer. */
+  logLimit?: number;
 }
 
 export const DEFAULT_SIM_PARAMS: SimParams = {

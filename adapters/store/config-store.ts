@@ -3,7 +3,7 @@
  * durably (fsync), read-modify-write under a lock file. See docs/architecture.md for why JSON and not SQLite.
  */
 import { join } from 'node:path';
-import { ConfigError, type ConfigStore, type ReserveMemoryRequest } from '../../domain/ports.js';
+import { ConfigError, type ConfigStore, type ReserveMemoryRequest, type SlotAnswer, type SlotRequest } from '../../domain/ports.js';
 
 export { ConfigError };
 import { ClusterConfigSchema, type ClusterConfig, type ClusterSnapshot, type Instance, type Node } from '../../domain/types.js';
@@ -45,7 +45,7 @@ export class FileConfigStore implements ConfigStore {
   }
 
   async snapshot(): Promise<ClusterSnapshot> {
-    const { reservations: _ignored, ...snap } = this.file.read();
+    const { reservations: _ignored, leases: _leases, ...snap } = this.file.read();
     return snap;
   }
 
@@ -93,6 +93,38 @@ export class FileConfigStore implements ConfigStore {
   async releaseReservation(opId: string): Promise<void> {
     if (!(opId in this.file.read().reservations)) return;
     await this.file.update((cfg) => void delete cfg.reservations[opId]);
+  }
+
+  async acquireSlot(req: SlotRequest): Promise<SlotAnswer> {
+    const dead = await this.deadHolders(this.file.read().leases, req.id, `${req.workflowId}@${req.runId}`);
+    return this.file.update((cfg): SlotAnswer => {
+      for (const id of dead) delete cfg.leases[id];
+      if (cfg.leases[req.id]) return { granted: true };
+      const others = Object.values(cfg.leases);
+      const { maxConcurrent, maxOutgoing, maxIncoming } = req.limits;
+      if (others.length >= maxConcurrent) {
+        return {
+          granted: false,
+          limit: 'cluster',
+          reason: `${others.length} evacuation migrations run in the cluster (at most ${maxConcurrent})`,
+        };
+      }
+      const out = others.filter((l) => l.source === req.source).length;
+      if (out >= maxOutgoing) {
+        return { granted: false, limit: 'source', reason: `${out} leave ${req.source} (at most ${maxOutgoing})` };
+      }
+      const inc = req.target === null ? 0 : others.filter((l) => l.target === req.target).length;
+      if (inc >= maxIncoming) {
+        return { granted: false, limit: 'target', reason: `${inc} arrive on ${req.target} (at most ${maxIncoming})` };
+      }
+      cfg.leases[req.id] = { workflowId: req.workflowId, runId: req.runId, instance: req.instance, source: req.source, target: req.target };
+      return { granted: true };
+    });
+  }
+
+  async releaseSlot(id: string): Promise<void> {
+    if (!(id in this.file.read().leases)) return;
+    await this.file.update((cfg) => void delete cfg.leases[id]);
   }
 
   async setInstancePrimary(instance: string, expected: string, newPrimary: string): Promise<Instance> {
@@ -146,15 +178,29 @@ export class FileConfigStore implements ConfigStore {
   }
 
   private async deadReservations(exceptOpId: string): Promise<string[]> {
+    return this.deadHolders(this.file.read().reservations, exceptOpId);
+  }
+
+  /** The entries whose holding run no longer runs (kept when that cannot be told). */
+  private async deadHolders(
+    entries: Record<string, { workflowId: string; runId: string }>,
+    exceptId: string,
+    /** A run known to be running (the requester). */
+    alive?: string,
+  ): Promise<string[]> {
     const check = this.opts.isOperationRunning;
     if (!check) return [];
     const dead: string[] = [];
-    for (const [id, r] of Object.entries(this.file.read().reservations)) {
-      if (id === exceptOpId) continue;
+    const seen = new Map<string, boolean>(alive ? [[alive, true]] : []);
+    for (const [id, r] of Object.entries(entries)) {
+      if (id === exceptId) continue;
+      const key = `${r.workflowId}@${r.runId}`;
       try {
-        if (!(await check(r.workflowId, r.runId))) dead.push(id);
+        // One node operation holds several leases: ask about each run once.
+        if (!seen.has(key)) seen.set(key, await check(r.workflowId, r.runId));
+        if (!seen.get(key)) dead.push(id);
       } catch {
-        // cannot tell: keep the reservation (conservative)
+        // cannot tell: keep the entry (conservative)
       }
     }
     return dead;

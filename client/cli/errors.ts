@@ -11,6 +11,7 @@ import { ConfigError } from '../../domain/ports.js';
 import { ActivityFailure } from '../../domain/errors.js';
 import { InstanceBusyError, OperationError, PrereqFailedError, WrongWorkflowIdError } from '../api.js';
 import { AbortRefusedError } from '../jobs.js';
+import { NodeBusyError } from '../node-api.js';
 
 /**
  * The one exit-code table (docs/cli.md, "Errors and exit codes"):
@@ -111,7 +112,7 @@ export function exitCodeFor(e: unknown): ExitReport {
   // Any other error of the CLI itself (NotConfirmed: the operator answered no).
   if (e instanceof CliError) return report(EXIT.failed, e.type, e);
   if (e instanceof AbortRefusedError) return report(EXIT.refused, e.type, e);
-  if (e instanceof InstanceBusyError) return report(EXIT.busy, e.type, e);
+  if (e instanceof InstanceBusyError || e instanceof NodeBusyError) return report(EXIT.busy, e.type, e);
   if (e instanceof PrereqFailedError) return { ...report(EXIT.prereq, e.type, e), ...(e.code ? { codeName: e.code } : {}) };
   if (e instanceof WrongWorkflowIdError) return report(EXIT.prereq, e.type, e);
   if (e instanceof OperationError) return report(EXIT.failed, e.type, e);

@@ -2,10 +2,11 @@
 import type { Command } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { temporalSettings, webUiUrl } from '../../connection/settings.js';
-import { abortOperation, jobInfo, listJobs, toWorkflowId, type JobInfo } from '../jobs.js';
+import { abortOperation, jobInfo, listJobs, NODE_WORKFLOW_TYPES, toWorkflowId, type JobInfo } from '../jobs.js';
 import { table } from '../views.js';
 import { client } from './context.js';
 import { NoSuchOperationError } from './errors.js';
+import { followNodeToEnd } from './node-ops.js';
 import { followToEnd } from './operations.js';
 import { print, printJson } from './output.js';
 
@@ -26,6 +27,10 @@ function printJobInfo(j: JobInfo): void {
     print(
       `  phase: ${j.progress.phase}, ${j.progress.percent}% of the steps done${j.progress.pointOfNoReturn ? ', past the point of no return' : ''}`,
     );
+    if ('counts' in j.progress) {
+      const c = j.progress.counts;
+      print(`  instances: ${c.done} done, ${c.running} running, ${c.waiting} waiting, ${c.failed} failed of ${c.total}`);
+    }
     for (const s of j.progress.steps) print(`    [${s.state}] ${s.label}`);
   }
   for (const l of j.live) print(`  live: ${l.kind} on ${l.node}: ${l.percent === null ? '?' : l.percent.toFixed(2)} %`);
@@ -40,7 +45,7 @@ export function addJobCommands(program: Command): void {
   const job = program.command('job').description('operations as jobs: list, inspect, watch, abort');
   job
     .command('list')
-    .description('migrations, failovers, starts and shutdowns, newest first')
+    .description('migrations, failovers, starts, shutdowns and node operations, newest first')
     .option('--running', 'only running ones')
     .option('--json', 'print a JSON array')
     .action(async (o: { running?: boolean; json?: boolean }) => {
@@ -56,8 +61,14 @@ export function addJobCommands(program: Command): void {
             j.workflowId,
             `${j.status}${j.needsOperator ? ' (needs operator)' : ''}`,
             j.operation ?? '-',
-            // Start and shutdown name one node (the primary) as both.
-            !j.sourceNode ? '-' : j.sourceNode === j.targetNode ? j.sourceNode : `${j.sourceNode} → ${j.targetNode ?? '?'}`,
+            // Start and shutdown name one node (the primary) as both; node operations their node.
+            !j.sourceNode
+              ? '-'
+              : NODE_WORKFLOW_TYPES.includes(j.type)
+                ? `${j.sourceNode} → *`
+                : j.sourceNode === j.targetNode
+                  ? j.sourceNode
+                  : `${j.sourceNode} → ${j.targetNode ?? '?'}`,
             j.phase ?? '-',
             j.startTime,
           ]),
@@ -81,8 +92,9 @@ export function addJobCommands(program: Command): void {
     .action(async (id: string, o: { json?: boolean }) => {
       const c = await client();
       const handle = c.workflow.getHandle(toWorkflowId(id));
-      await orNoSuchOperation(id, () => handle.describe());
-      await followToEnd(handle, o, webUiUrl(temporalSettings(), handle.workflowId));
+      const d = await orNoSuchOperation(id, () => handle.describe());
+      const follow = NODE_WORKFLOW_TYPES.includes(d.type) ? followNodeToEnd : followToEnd;
+      await follow(handle, o, webUiUrl(temporalSettings(), handle.workflowId));
     });
   job
     .command('abort <workflow-id>')

@@ -1,8 +1,9 @@
-/** `node`: list, info, modify (offline / drained flags). */
+/** `node`: list, info, modify (offline / drained flags), migrate and failover (cli/node-ops.ts). */
 import { Option, type Command } from 'commander';
 import { nodeView, table } from '../views.js';
 import { configStore, nodeOrFail, readConfig } from './context.js';
 import { UsageError } from './errors.js';
+import { addNodeOperationCommands } from './node-ops.js';
 import { print, printJson } from './output.js';
 
 export function addNodeCommands(program: Command): void {
@@ -79,4 +80,5 @@ export function addNodeCommands(program: Command): void {
       if (o.json) printJson(nodeView(readConfig(), n));
       else print(`Modified node ${name}: offline=${n.offline}, drained=${n.drained}`);
     });
+  addNodeOperationCommands(node);
 }

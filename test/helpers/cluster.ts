@@ -42,6 +42,8 @@ let counter = 0;
 export interface TestClusterOptions {
   timing?: Partial<Timing>;
   sim?: Partial<SimParams>;
+  /** The configuration to start from (default: the three-node demo cluster). */
+  base?: (name: string) => ClusterConfig;
   /** Change the configuration before the hardware is built from it. */
   configure?: (cfg: ClusterConfig) => void;
 }
@@ -134,7 +136,7 @@ export class TestCluster {
 export async function createTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
   const name = `t${process.pid}-${++counter}`;
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-'));
-  const cfg = defaultClusterConfig(name);
+  const cfg = opts.base ? opts.base(name) : defaultClusterConfig(name);
   cfg.cluster.timing = { ...FAST_TIMING, ...opts.timing };
   opts.configure?.(cfg);
   const c = new TestCluster(name, home);

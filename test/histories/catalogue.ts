@@ -10,6 +10,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkerOptions } from '@temporalio/worker';
 import { startFailover, startMigration } from '../../client/api.js';
 import { abortOperation } from '../../client/jobs.js';
+import { startNodeFailover, startNodeMigration } from '../../client/node-api.js';
+import type { NodeFailoverInput, NodeMigrateInput } from '../../domain/node-ops.js';
+import { nodeProgressQuery } from '../../workflows/messages.js';
+import { evacuationCluster } from '../helpers/evacuate.js';
 import { orchestratorQueue, workflowIdFor } from '../../domain/naming.js';
 import type { FailoverInput, MigrateInput } from '../../domain/ops.js';
 import { setPower } from '../../adapters/sim/cluster.js';
@@ -18,10 +22,16 @@ import { waitForProgress } from '../helpers/harness.js';
 import type { Server, Workers } from '../helpers/temporal.js';
 import { POWER_SCENARIOS } from './power-scenarios.js';
 
-export type WorkflowType = 'migrateInstanceWorkflow' | 'failoverInstanceWorkflow' | 'startInstanceWorkflow' | 'shutdownInstanceWorkflow';
+export type WorkflowType =
+  | 'migrateInstanceWorkflow'
+  | 'failoverInstanceWorkflow'
+  | 'startInstanceWorkflow'
+  | 'shutdownInstanceWorkflow'
+  | 'nodeMigrateWorkflow'
+  | 'nodeFailoverWorkflow';
 
 /** How the workflow must end: a result outcome, a failure type, or the workflow status. */
-export type Expectation = { outcome: string } | { failure: string } | { status: 'CANCELLED' };
+export type Expectation = { outcome: string } | { failure: string } | { status: 'CANCELLED' | 'COMPLETED' };
 
 export interface ScenarioContext {
   env: TestWorkflowEnvironment;
@@ -29,6 +39,8 @@ export interface ScenarioContext {
   cluster(opts?: TestClusterOptions): Promise<{ c: TestCluster; w: Workers }>;
   migrate(c: TestCluster, input: MigrateInput): Promise<WorkflowHandle>;
   failover(c: TestCluster, input: FailoverInput): Promise<WorkflowHandle>;
+  nodeMigrate(c: TestCluster, input: NodeMigrateInput): Promise<WorkflowHandle>;
+  nodeFailover(c: TestCluster, input: NodeFailoverInput): Promise<WorkflowHandle>;
 }
 
 export interface Scenario {
@@ -53,6 +65,8 @@ export function scenarioContext(server: Server, workerOptions: Partial<WorkerOpt
     },
     migrate: (c, input) => startMigration(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
     failover: (c, input) => startFailover(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
+    nodeMigrate: (c, input) => startNodeMigration(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
+    nodeFailover: (c, input) => startNodeFailover(env.client, input, { cluster: c.name, snapshot: c.cfg() }),
   };
 }
 
@@ -657,12 +671,60 @@ export const SCENARIOS: Scenario[] = [
 
   // ---- instance start and shutdown (issue 13) ---------------------------------------------------
   ...POWER_SCENARIOS,
+  // ---- node operations (issue 13) ---------------------------------------------------------------
+  {
+    name: 'all-migrated',
+    workflow: 'nodeMigrateWorkflow',
+    description: 'node migrate: every primary instance migrated as its own child, two at a time',
+    expect: { status: 'COMPLETED' },
+    run: async (ctx) => ctx.nodeMigrate((await ctx.cluster(evacuationCluster(3, 3))).c, { node: 'node1', drain: true }),
+  },
+  {
+    name: 'one-child-fails',
+    workflow: 'nodeMigrateWorkflow',
+    description: 'node migrate: one child fails at accept, the others are migrated',
+    expect: execFailed,
+    run: async (ctx) => {
+      const { c } = await ctx.cluster(evacuationCluster(3, 3));
+      await c.addFault({ rpc: 'accept_instance', node: 'node3', mode: 'permanent' });
+      return ctx.nodeMigrate(c, { node: 'node1' });
+    },
+  },
+  {
+    name: 'aborted-half-way',
+    workflow: 'nodeMigrateWorkflow',
+    description: 'node migrate aborted after the first instance moved: the running one aborts, the rest never start',
+    expect: { failure: 'Aborted' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster(evacuationCluster(3, 4, { sim: { timeFactor: 10 } }));
+      const h = await ctx.nodeMigrate(c, { node: 'node1', limits: { maxConcurrent: 1 } });
+      for (;;) {
+        const v = await h.query(nodeProgressQuery).catch(() => null);
+        if (v && v.counts.done >= 1 && v.counts.running >= 1) break;
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      await abortOperation(ctx.env.client, 'node/node1', 'recorded');
+      return h;
+    },
+  },
+  {
+    name: 'offline-node',
+    workflow: 'nodeFailoverWorkflow',
+    description: 'node failover of a powered-off node marked offline, ignoring consistency',
+    expect: { status: 'COMPLETED' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster(evacuationCluster(3, 3, { configure: (cfg) => void (cfg.cluster.masterNode = 'node2') }));
+      await c.hw.mutate((s, now) => setPower(s, now, 'node1', false));
+      await c.config.modifyNode('node1', { offline: true });
+      return ctx.nodeFailover(c, { node: 'node1', ignoreConsistency: true });
+    },
+  },
 ];
 
 /** Waits for the end and checks it is the catalogue's expected end. */
 export async function finish(s: Scenario, h: WorkflowHandle): Promise<void> {
   const outcome = await h.result().then(
-    (r) => ({ outcome: (r as { outcome: string }).outcome }),
+    (r) => ({ outcome: (r as { outcome?: string }).outcome }),
     (e: unknown) => ({ error: e as { cause?: { type?: string; name?: string } } }),
   );
   const status = (await h.describe()).status.name;

@@ -36,7 +36,7 @@ describe('the recorded corpus', () => {
     for (const h of manifest.histories) {
       expect(h).toMatchObject({
         scenario: expect.any(String),
-        workflowType: expect.stringMatching(/^(migrate|failover|start|shutdown)InstanceWorkflow$/),
+        workflowType: expect.stringMatching(/^((migrate|failover|start|shutdown)InstanceWorkflow|node(Migrate|Failover)Workflow)$/),
       });
       expect(h.sdkVersion).toMatch(/^\d+\.\d+\.\d+$/);
       expect(h.commit).toMatch(/^[0-9a-f]{40}$/);

@@ -153,6 +153,7 @@ describe('the cluster model', () => {
         syncPollMs: 2000,
         hookTimeoutSec: 300,
       },
+      evacuation: { maxConcurrent: 5, maxOutgoing: 2, maxIncoming: 2 },
     });
     expect(cfg.nodes.node1).toEqual({ ...NODE, offline: false, drained: false, vmCapable: true, group: 'default' });
     const expected: Instance = {
