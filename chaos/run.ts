@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { InvariantCase } from '../adapters/sim/invariants.js';
 import { READ_ONLY_RPCS } from '../adapters/sim/state.js';
-import { startFailover, startMigration } from '../client/api.js';
+import { startFailover, startMigration, startStartup } from '../client/api.js';
+import { startCommand } from '../domain/naming.js';
 import { clusterViolations, outcomeViolations, settle, steadyViolations, TransferWatch, waitForEnd, type Ended } from './check.js';
 import { createCrashCluster, type CrashCluster } from './cluster.js';
 import type { RunPlan } from './plan.js';
@@ -221,6 +222,7 @@ async function resumeAfter(
 function caseFor(plan: RunPlan, outcome: string): InvariantCase {
   if (outcome === 'migrated') return { kind: 'migrated', source: plan.source, target: plan.target };
   if (outcome === 'failed-over') return { kind: 'failed-over', source: plan.source, target: plan.target, sourceOnline: true };
+  if (outcome === 'started') return { kind: 'started', remembered: true };
   return { kind: 'cleaned-up' };
 }
 
@@ -242,16 +244,21 @@ async function check(plan: RunPlan, c: CrashCluster, client: Client, ops: Op[], 
     r.violations.push(...outcomeViolations(c, plan.instance, caseFor(plan, ended.outcome)));
     r.result = 'completed';
   } else if (ended.needsOperator) {
-    // The operator's repair: migrate --cleanup after a migration; the failover again after a failover.
+    // The operator's repair, as the failure names it: migrate --cleanup after a migration; after a
+    // failover, instance start once the primary was swapped, otherwise the failover again.
     const failover = plan.operation.startsWith('failover');
+    const startAfterSwap = failover && ended.message.includes(startCommand(plan.instance));
     const opts = { cluster: c.name };
-    const repair = failover
-      ? await retrying(() => startFailover(client, { instance: plan.instance, shutdownTimeout: 10 }, opts), deadline)
-      : await retrying(() => startMigration(client, { instance: plan.instance, cleanup: true }, opts), deadline);
+    const repair = startAfterSwap
+      ? await retrying(() => startStartup(client, { instance: plan.instance }, opts), deadline)
+      : failover
+        ? await retrying(() => startFailover(client, { instance: plan.instance, shutdownTimeout: 10 }, opts), deadline)
+        : await retrying(() => startMigration(client, { instance: plan.instance, cleanup: true }, opts), deadline);
     const fixed = await waitForEnd(client, repair, deadline);
     r.ended += ` → repair: ${fixed ? (fixed.ok ? fixed.outcome : `${fixed.type}: ${fixed.message}`) : 'did not end'}`;
     await settle(c, plan.instance);
-    if (!fixed?.ok) r.violations.push(`the repair (${failover ? 'failover' : 'migrate --cleanup'}) did not succeed: ${r.ended}`);
+    const what = startAfterSwap ? 'instance start' : failover ? 'failover' : 'migrate --cleanup';
+    if (!fixed?.ok) r.violations.push(`the repair (${what}) did not succeed: ${r.ended}`);
     else r.violations.push(...outcomeViolations(c, plan.instance, caseFor(plan, fixed.outcome)));
     r.result = 'repaired';
   } else {
