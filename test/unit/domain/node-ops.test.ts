@@ -4,6 +4,8 @@ import { defaultClusterConfig } from '../../../adapters/sim/cluster.js';
 import {
   effectiveLimits,
   fitsLimits,
+  INSTANCE_STATES,
+  isFinal,
   knownTarget,
   NodeFailoverInputSchema,
   NodeMigrateInputSchema,
@@ -114,5 +116,60 @@ describe('limits and scheduling', () => {
     );
     const f = NodeFailoverInputSchema.parse({ node: 'node3', ignoreConsistency: true, dryRun: true });
     expect(nodeOperationSummary('node-failover', f, 1, null)).toBe('Fail over 1 instance off node3, ignoring consistency (dry run)');
+  });
+});
+
+describe('the edges the mutation tests found', () => {
+  test('live alone, a target other than the node, and a shutdown timeout under the bound are accepted', () => {
+    expect(NodeMigrateInputSchema.parse({ node: 'node1', live: false })).toMatchObject({ live: false });
+    expect(NodeMigrateInputSchema.parse({ node: 'node1', mode: 'non-live' })).toMatchObject({ mode: 'non-live' });
+    expect(NodeMigrateInputSchema.parse({ node: 'node1', targetNode: 'node3' })).toMatchObject({ targetNode: 'node3' });
+    expect(NodeFailoverInputSchema.parse({ node: 'node1', shutdownTimeout: 5 })).toMatchObject({ shutdownTimeout: 5 });
+    expect(NodeFailoverInputSchema.safeParse({ node: 'node1', shutdownTimeout: 99_999_999_999 }).success).toBe(false);
+  });
+
+  test('a refusal names the field it is about', () => {
+    const both = NodeMigrateInputSchema.safeParse({ node: 'node1', mode: 'live', live: true });
+    expect(both.success ? [] : both.error.issues.map((i) => i.path)).toEqual([['mode']]);
+    const self = NodeMigrateInputSchema.safeParse({ node: 'node1', targetNode: 'node1' });
+    expect(self.success ? [] : self.error.issues.map((i) => i.path)).toEqual([['targetNode']]);
+  });
+
+  test('waiting, busy and running are the only states that are not final', () => {
+    expect(INSTANCE_STATES.filter((s) => !isFinal(s))).toEqual(['waiting', 'busy', 'running']);
+  });
+
+  test('a configuration from before the evacuation defaults gets the built-in ones', () => {
+    const old = { ...cfg, cluster: { ...cfg.cluster } };
+    delete (old.cluster as { evacuation?: unknown }).evacuation;
+    expect(effectiveLimits(old, { maxConcurrent: 9 })).toEqual({ maxConcurrent: 9, maxOutgoing: 2, maxIncoming: 2 });
+  });
+
+  test('names sort numerically (web9 before web10), and a non-mirrored instance has no target', () => {
+    const w = cfg.instances.web1!;
+    const many = { ...cfg, instances: { web10: { ...w, name: 'web10' }, web9: { ...w, name: 'web9' }, web1: w } };
+    expect(primaryInstances(many, 'node1').map((i) => i.name)).toEqual(['web1', 'web9', 'web10']);
+    expect(knownTarget({ ...cfg.instances.files1!, diskTemplate: 'plain' }, 'node3')).toBeNull();
+  });
+
+  test('the outgoing limit counts only the operations leaving the same node; an exact memory fit is placed', () => {
+    const others = [
+      { source: 'n5', target: 'n2' },
+      { source: 'n6', target: 'n3' },
+    ];
+    expect(fitsLimits(L, others, 'n1', 'n4')).toBe(true);
+    expect(placeInstance([{ node: 'a', free: 512 }], 512, () => true)).toBe('a');
+  });
+
+  test('summaries: the default mode, non-live, one or unknown count, draining, a plain failover', () => {
+    const lim = { maxConcurrent: 10, maxOutgoing: 3, maxIncoming: 1 };
+    const def = NodeMigrateInputSchema.parse({ node: 'node3', drain: true });
+    expect(nodeOperationSummary('node-migrate', def, 1, lim)).toBe('Migrate 1 instance off node3, default mode, ≤3 at a time, draining it');
+    const nl = NodeMigrateInputSchema.parse({ node: 'node3', live: false });
+    expect(nodeOperationSummary('node-migrate', nl, null, null)).toBe('Migrate the instances off node3, non-live');
+    const l = NodeMigrateInputSchema.parse({ node: 'node3', live: true });
+    expect(nodeOperationSummary('node-migrate', l, 2, null)).toBe('Migrate 2 instances off node3, live');
+    const f = NodeFailoverInputSchema.parse({ node: 'node3' });
+    expect(nodeOperationSummary('node-failover', f, 2, null)).toBe('Fail over 2 instances off node3');
   });
 });
