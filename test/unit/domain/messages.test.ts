@@ -19,7 +19,9 @@ import { ConfigError, NodeRpcError, StoreBusyError, rpcName } from '../../../dom
 import {
   cleanupCommand,
   instanceFromWorkflowId,
+  nodeFromWorkflowId,
   nodeQueue,
+  nodeWorkflowIdFor,
   orchestratorQueue,
   runningCopyRefusal,
   staleCopyRefusal,
@@ -33,6 +35,14 @@ describe('names', () => {
     expect(instanceFromWorkflowId('batch/web1')).toBeNull();
     expect(instanceFromWorkflowId('web1')).toBeNull();
     expect(instanceFromWorkflowId('x-instance/web1')).toBeNull();
+  });
+
+  test('a node operation’s workflow ID round-trips, and instance IDs name no node', () => {
+    expect(nodeWorkflowIdFor('node3')).toBe('node/node3');
+    expect(nodeFromWorkflowId(nodeWorkflowIdFor('node3.example.com'))).toBe('node3.example.com');
+    expect(nodeFromWorkflowId('instance/node3')).toBeNull();
+    expect(nodeFromWorkflowId('node3')).toBeNull();
+    expect(nodeFromWorkflowId('x-node/node3')).toBeNull();
   });
 
   test('task queues are per cluster, and per node for the node agents', () => {
