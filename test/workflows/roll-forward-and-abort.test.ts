@@ -1,5 +1,6 @@
 /**
- * What crashes and races must never cost (issue 9): a completed memory transfer is never undone (the
+ * The workflow-level guarantees behind crash safety, tested in-process without killing anything (the
+ * SIGKILL tests are test/crash/kill-9.test.ts and `npm run chaos`): a completed memory transfer is never undone (the
  * workflow and the cleanup roll forward; the nodes refuse to kill the current copy or resume a stale
  * one), an accepted abort always takes effect, one node's failed resync wait ends the wait at once,
  * and memory reservations are released at the commit point and never fail a good operation.

@@ -1,7 +1,8 @@
 /**
- * Surviving our own crashes: the orchestrator worker stopped mid-resync and replaced finishes the
- * migration with no step repeated; a node agent stopped mid-transfer is replaced and its long wait
- * re-attaches to the running migration.
+ * Worker replacement (graceful stops, not crashes): the orchestrator worker stopped mid-resync and
+ * replaced finishes the migration with no step repeated; a node agent stopped mid-transfer is replaced
+ * and its long wait re-attaches to the running migration. The crash tests proper, where real OS
+ * processes are killed with SIGKILL, are test/crash/kill-9.test.ts and `npm run chaos`.
  */
 import { expect, test } from 'vitest';
 import { operationResult } from '../../client/api.js';
