@@ -227,8 +227,18 @@ export interface SlotRequest {
 export type SlotAnswer = { granted: true } | { granted: false; limit: 'cluster' | 'source' | 'target'; reason: string };
 
 /** The cluster configuration (Ganeti's config.data), persisted by the orchestrator. */
+/**
+ * Which part of the configuration an operation loads (issue 12: snapshots are slices). An omitted
+ * list means all of them; names that are not known are left out (the caller's prerequisites say so).
+ */
+export interface SnapshotScope {
+  instances?: string[];
+  nodes?: string[];
+}
+
 export interface ConfigStore {
-  snapshot(): Promise<ClusterSnapshot>;
+  /** The cluster parameters plus the nodes and instances `scope` names (all without a scope). */
+  snapshot(scope?: SnapshotScope): Promise<ClusterSnapshot>;
   config(): Promise<ClusterConfig>;
   /** Memory reserved per node by operations other than `exceptOpId`. */
   reservedMemory(exceptOpId?: string): Promise<Record<string, number>>;

@@ -3,7 +3,14 @@
  * durably (fsync), read-modify-write under a lock file. See docs/architecture.md for why JSON and not SQLite.
  */
 import { join } from 'node:path';
-import { ConfigError, type ConfigStore, type ReserveMemoryRequest, type SlotAnswer, type SlotRequest } from '../../domain/ports.js';
+import {
+  ConfigError,
+  type ConfigStore,
+  type ReserveMemoryRequest,
+  type SlotAnswer,
+  type SlotRequest,
+  type SnapshotScope,
+} from '../../domain/ports.js';
 
 export { ConfigError };
 import { ClusterConfigSchema, type ClusterConfig, type ClusterSnapshot, type Instance, type Node } from '../../domain/types.js';
@@ -44,9 +51,9 @@ export class FileConfigStore implements ConfigStore {
     return this.file.read();
   }
 
-  async snapshot(): Promise<ClusterSnapshot> {
+  async snapshot(scope: SnapshotScope = {}): Promise<ClusterSnapshot> {
     const { reservations: _ignored, leases: _leases, ...snap } = this.file.read();
-    return snap;
+    return { ...snap, nodes: pick(snap.nodes, scope.nodes), instances: pick(snap.instances, scope.instances) };
   }
 
   async reservedMemory(exceptOpId?: string): Promise<Record<string, number>> {
@@ -205,6 +212,13 @@ export class FileConfigStore implements ConfigStore {
     }
     return dead;
   }
+}
+
+function pick<T>(all: Record<string, T>, names: string[] | undefined): Record<string, T> {
+  if (!names) return all;
+  const out: Record<string, T> = {};
+  for (const n of names) if (Object.hasOwn(all, n)) out[n] = all[n] as T;
+  return out;
 }
 
 function getInstance(cfg: ClusterConfig, name: string): Instance {
