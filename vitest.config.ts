@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import SkippedTestsReporter from './test/skipped-reporter.js';
+import SummaryReporter from './test/summary-reporter.js';
 
 export default defineConfig({
   test: {
@@ -8,10 +8,13 @@ export default defineConfig({
     setupFiles: ['test/setup-runtime.ts'],
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    // Server-backed tests share two cores with a dev server and QEMU guests: a failed test runs once
+    // more, and the summary reporter names every test that passed only on its retry (flaky).
+    retry: 1,
     pool: 'forks',
     maxWorkers: 2,
     fileParallelism: true,
-    // The skipped tests by name after the default summary; the JSON report feeds .ci/run's last line.
-    reporters: ['default', new SkippedTestsReporter(), ['json', { outputFile: 'test-results/vitest.json' }]],
+    // Skipped, flaky and failed tests by name after the default summary; the JSON report feeds .ci/run's last line.
+    reporters: ['default', new SummaryReporter(), ['json', { outputFile: 'test-results/vitest.json' }]],
   },
 });
