@@ -1,7 +1,8 @@
 /**
  * A simulated cluster for node evacuation: `nodes` nodes and `instances` DRBD instances whose primary
  * is node1, their secondaries spread round-robin over the other nodes (tests of `node migrate`, the
- * evacuation benchmark).
+ * evacuation benchmark). With `spread`, instance i runs on node (i mod nodes) with its secondary on
+ * the next node instead (the scale benchmark: every node both sends and receives).
  */
 import { ClusterConfigSchema, type ClusterConfig, type Instance } from '../../domain/types.js';
 
@@ -12,6 +13,8 @@ export interface EvacuationClusterOptions {
   memory?: number;
   /** Node memory, MiB. */
   nodeMemory?: number;
+  /** Primaries spread over all nodes, each secondary on the next node (default: all on node1). */
+  spread?: boolean;
 }
 
 export const evacuationInstanceName = (i: number): string => `vm${String(i).padStart(3, '0')}`;
@@ -22,8 +25,9 @@ export function evacuationClusterConfig(name: string, o: EvacuationClusterOption
   const minors: Record<string, number> = {};
   const instances: Instance[] = [];
   for (let i = 1; i <= o.instances; i++) {
-    const sec = nodes[1 + ((i - 1) % (o.nodes - 1))]!;
-    const ma = (minors.node1 = (minors.node1 ?? -1) + 1);
+    const pri = o.spread ? nodes[(i - 1) % o.nodes]! : 'node1';
+    const sec = o.spread ? nodes[i % o.nodes]! : nodes[1 + ((i - 1) % (o.nodes - 1))]!;
+    const ma = (minors[pri] = (minors[pri] ?? -1) + 1);
     const mb = (minors[sec] = (minors[sec] ?? -1) + 1);
     const hex = i.toString(16).padStart(4, '0');
     instances.push({
@@ -32,13 +36,13 @@ export function evacuationClusterConfig(name: string, o: EvacuationClusterOption
       hypervisor: 'kvm',
       os: 'debootstrap+default',
       diskTemplate: 'drbd',
-      primaryNode: 'node1',
+      primaryNode: pri,
       disks: [
         {
           uuid: `disk-${i}-0`,
           size: 1024,
           mode: 'rw',
-          drbd: { nodes: ['node1', sec], minors: [ma, mb], port: 11000 + i, secret: `s-${i}` },
+          drbd: { nodes: [pri, sec], minors: [ma, mb], port: 11000 + i, secret: `s-${i}` },
         },
       ],
       adminState: 'up',
