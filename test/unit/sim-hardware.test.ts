@@ -120,6 +120,41 @@ describe('concurrent mutations', () => {
     expect(s.nodes.node1!.bridges.filter((b) => b.startsWith('x'))).toHaveLength(10);
     expect(s.nodes.node2!.bridges.filter((b) => b.startsWith('x'))).toHaveLength(10);
   });
+
+  test('a process killed (SIGKILL) in the middle of mutations leaves every mutation whole or absent', async () => {
+    const { home, hw } = await seeded();
+    const before = hw.read().state;
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import { SimHardware } from ${JSON.stringify(HARDWARE_TS)};
+         const hw = SimHardware.forHome(${JSON.stringify(home)});
+         for (let i = 0; ; i++) {
+           await hw.mutate((s) => {
+             s.nodes.node1.memoryTotal += 1;
+             SimHardware.log(s, { node: 'node1', rpc: 'node_info', outcome: 'ok' });
+           });
+           if (i === 20) console.log('going');
+         }`,
+      ],
+      { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    await hw.mutate((s) => void (s.nodes.node2!.memoryTotal += 1));
+    const after = hw.read().state;
+    const done = after.logSeq - before.logSeq;
+    expect(done).toBeGreaterThan(20);
+    expect(after.nodes.node1!.memoryTotal).toBe(before.nodes.node1!.memoryTotal + done);
+    expect(after.nodes.node2!.memoryTotal).toBe(before.nodes.node2!.memoryTotal + 1);
+    expect(after.log).toHaveLength(done);
+  }, 30_000);
 });
 
 describe('row-wise writes', () => {
