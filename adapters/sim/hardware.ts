@@ -1,57 +1,149 @@
 /**
- * Access to the simulated hardware document (`sim/hardware.json` under the data directory), shared
- * by node agents, the CLI and tests. Every access first advances the time-dependent state.
+ * Access to the simulated hardware (`sim/hardware.db` under the data directory, an SQLite database
+ * in WAL mode), shared by node agents, the CLI and tests: one connection per process and file, one
+ * immediate transaction per mutation. Every access first advances the time-dependent state.
+ *
+ * A mutation loads every row (the time-dependent state spans nodes: a migration's progress needs
+ * its destination, a resync ends on both peers) but writes back only the rows that changed, so RPCs
+ * on different nodes do not rewrite each other's state. A `sim/hardware.json` of an earlier version
+ * found on first open is imported and renamed to `sim/hardware.json.bak`.
  */
-import { join } from 'node:path';
-import { JsonFileStore } from '../common/json-file.js';
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StoreBusyError } from '../../domain/ports.js';
+import { appendPending, HardwareRows, SCHEMA } from './hardware-rows.js';
 import { advance, LOG_LIMIT, simNow, type SimLogEntry, type SimState } from './state.js';
 
-export const hardwarePath = (home: string): string => join(home, 'sim', 'hardware.json');
+export const hardwarePath = (home: string): string => join(home, 'sim', 'hardware.db');
+
+/** How long a mutation waits for the database's write lock in all. */
+const LOCK_TIMEOUT_MS = 30_000;
+/** How long SQLite itself waits for a lock before a mutation retries asynchronously. */
+const BUSY_TIMEOUT_MS = 2_000;
+
+function isBusy(e: unknown): boolean {
+  return e instanceof Database.SqliteError && (e.code === 'SQLITE_BUSY' || e.code.startsWith('SQLITE_BUSY_'));
+}
 
 export class SimHardware {
-  readonly file: JsonFileStore<SimState>;
+  /** The JSON document an earlier version kept (imported on first open). */
+  readonly legacyPath: string | null;
+  private conn: { db: Database.Database; rows: HardwareRows } | null = null;
+
   constructor(readonly path: string) {
-    this.file = new JsonFileStore<SimState>(path, { parse: (raw) => raw as SimState });
+    this.legacyPath = path.endsWith('.db') ? `${path.slice(0, -3)}.json` : null;
   }
 
   static forHome(home: string): SimHardware {
     return new SimHardware(hardwarePath(home));
   }
 
-  exists(): boolean {
-    return this.file.exists();
+  /** The connection; null if there is no database (nor a document to import) and `create` is false. */
+  private open(create: boolean): { db: Database.Database; rows: HardwareRows } | null {
+    if (this.conn) return this.conn;
+    if (!create && !existsSync(this.path) && !(this.legacyPath && existsSync(this.legacyPath))) return null;
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    closeSync(openSync(this.path, 'a', 0o600)); // SQLite gives its -wal and -shm files the same mode
+    const db = new Database(this.path);
+    try {
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.exec(SCHEMA);
+      const rows = new HardwareRows(db);
+      this.importLegacy(db, rows);
+      this.conn = { db, rows };
+      return this.conn;
+    } catch (e) {
+      db.close();
+      throw e;
+    }
   }
 
-  /** Runs `fn` on the advanced state under the lock; writes only if `fn` returns. */
+  private importLegacy(db: Database.Database, rows: HardwareRows): void {
+    const legacy = this.legacyPath;
+    if (!legacy || !existsSync(legacy)) return;
+    db.transaction(() => {
+      if (!rows.initialised()) rows.replace(JSON.parse(readFileSync(legacy, 'utf8')) as SimState);
+    }).immediate();
+    try {
+      renameSync(legacy, `${legacy}.bak`);
+    } catch {
+      // another process imported it first and renamed it
+    }
+  }
+
+  private required(): HardwareRows {
+    const c = this.open(false);
+    if (!c || !c.rows.initialised()) throw new Error(`no simulated hardware in ${this.path}`);
+    return c.rows;
+  }
+
+  exists(): boolean {
+    return this.open(false)?.rows.initialised() ?? false;
+  }
+
+  /** Runs `fn` on the advanced state in one transaction; writes (the changed rows) only if `fn` returns. */
   async mutate<R>(fn: (s: SimState, now: number) => R): Promise<R> {
-    return this.file.update((s) => {
-      const now = simNow(s);
-      advance(s, now);
-      return fn(s, now);
+    return this.write((rows) => {
+      const loaded = rows.load();
+      const now = simNow(loaded.state);
+      advance(loaded.state, now);
+      const r = fn(loaded.state, now);
+      rows.save(loaded);
+      return r;
     });
   }
 
   /** A consistent, advanced view of the state (nothing written). */
   read(): { state: SimState; now: number } {
-    const state = this.file.read();
+    const rows = this.required();
+    const { state } = this.conn!.db.transaction(() => rows.load()).deferred();
     const now = simNow(state);
     advance(state, now);
     return { state, now };
   }
 
   async replace(state: SimState): Promise<void> {
-    await this.file.write(state);
+    this.open(true);
+    await this.write((rows) => rows.replace(state), false);
   }
 
   /** Appends to the RPC log (bounded). */
   static log(s: SimState, entry: Omit<SimLogEntry, 'seq' | 'at'>): void {
     s.logSeq += 1;
-    s.log.push({ seq: s.logSeq, at: Date.now(), ...entry });
+    const e: SimLogEntry = { seq: s.logSeq, at: Date.now(), ...entry };
+    if (appendPending(s, e)) return; // the log was not loaded: the database bounds it
+    s.log.push(e);
     const limit = s.params.logLimit ?? LOG_LIMIT;
     if (s.log.length > limit) s.log.splice(0, s.log.length - limit);
   }
 
   async appendLog(entry: Omit<SimLogEntry, 'seq' | 'at'>): Promise<void> {
-    await this.file.update((s) => SimHardware.log(s, entry));
+    await this.write((rows) => rows.appendLog(entry));
+  }
+
+  /** Closes this instance's connection (it reopens on the next access). */
+  close(): void {
+    this.conn?.db.close();
+    this.conn = null;
+  }
+
+  /** Runs `fn` in an immediate transaction, waiting (asynchronously) while another process writes. */
+  private async write<R>(fn: (rows: HardwareRows) => R, needState = true): Promise<R> {
+    const rows = needState ? this.required() : this.open(true)!.rows;
+    const tx = this.conn!.db.transaction(() => fn(rows));
+    const deadline = Date.now() + LOCK_TIMEOUT_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return tx.immediate();
+      } catch (e) {
+        if (!isBusy(e)) throw e;
+        if (Date.now() > deadline) throw new StoreBusyError(`timed out waiting for the lock on ${this.path}`);
+      }
+      await sleep(Math.min(2 + attempt, 20) * (0.5 + Math.random()));
+    }
   }
 }

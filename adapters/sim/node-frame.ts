@@ -1,6 +1,6 @@
 /**
  * The frame of one simulated node's RPC surface (the node daemon): each RPC is a read-modify-write
- * of the shared hardware document under its lock, so it is atomic, and is recorded in the RPC log.
+ * of the shared hardware in one transaction, so it is atomic, and is recorded in the RPC log.
  * Node-side waits are Ganeti's, divided by the simulation's time factor.
  */
 import { setTimeout as sleep } from 'node:timers/promises';

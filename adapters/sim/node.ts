@@ -1,7 +1,7 @@
 /**
  * One simulated node's RPC surface (the node daemon): the hypervisor side and node information here,
  * the storage side in `storage.ts`, the frame in `node-frame.ts`. Each RPC is a read-modify-write of
- * the shared hardware document under its lock, so it is atomic; each is idempotent: repeated, it
+ * the shared hardware in one transaction, so it is atomic; each is idempotent: repeated, it
  * observes the state it already produced and succeeds without doing anything twice. Failures are the
  * messages a Ganeti node would report.
  */

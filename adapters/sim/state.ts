@@ -1,11 +1,11 @@
 /**
  * The simulated cluster's hardware: per node the hypervisor's processes and the DRBD devices, with
  * the dynamics that matter to migration (DRBD connection states and time-based resync, QEMU-like
- * memory transfer). The state is one JSON document shared by every node agent process; time-based
- * quantities are stored as start times and rates and derived on read (`advance`), so nothing needs
- * a ticking process and a crashed agent loses nothing.
+ * memory transfer). The state is shared by every node agent process (rows of an SQLite database,
+ * `hardware.ts`); time-based quantities are stored as start times and rates and derived on read
+ * (`advance`), so nothing needs a ticking process and a crashed agent loses nothing.
  *
- * All times in the document are *simulated* milliseconds: sim = simBase + (real − realBase) × factor.
+ * All times in the state are *simulated* milliseconds: sim = simBase + (real − realBase) × factor.
  */
 
 export type DrbdRole = 'Primary' | 'Secondary';

@@ -133,7 +133,7 @@ async function sim(params: Partial<SimParams> = {}): Promise<Sim> {
   const dir = mkdtempSync(join(tmpdir(), 'sim-node-test-'));
   dirs.push(dir);
   const cfg = defaultClusterConfig('simtest');
-  const hw = new SimHardware(join(dir, 'hardware.json'));
+  const hw = new SimHardware(join(dir, 'hardware.db'));
   await hw.replace(buildHardware(cfg, { timeFactor: 1000, ...params }));
   return new Sim(hw, cfg);
 }
