@@ -11,7 +11,9 @@
  * parallel (Ganeti's multi-node calls): when the second of a pair completes while the worker is still
  * busy with the first, it takes a workflow task of its own (3 events) — the split varies from run to
  * run, whatever the wait. Printed per run: the total, the workflow tasks, the rest, timers, activity
- * retries; then the per-event-type difference of the two settings.
+ * retries, the encoded size; then the per-event-type difference of the two settings. (The size does grow
+ * a little with the wait: the resync progress lines Ganeti prints once per poll round are in the
+ * result, at most 200 samples per node and wait.)
  * Environment: BENCH_SHORT_MIB (60: 1 s of resync at 60 MiB/s), BENCH_LONG_MIB (3600: 60 s),
  * BENCH_ROUNDS (1: migrations per setting; web1 moves back and forth).
  */
@@ -21,7 +23,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { temporal } from '@temporalio/proto';
+import protos, { type temporal } from '@temporalio/proto';
 import { connectClient, temporalSettings } from '../connection/settings.js';
 import { PROJECT_ROOT } from '../worker/temporal-cli.js';
 
@@ -83,6 +85,7 @@ const typeOf = (e: Event): string => {
 
 interface Count {
   total: number;
+  bytes: number;
   workflowTasks: number;
   rest: number;
   timers: number;
@@ -90,12 +93,14 @@ interface Count {
   byType: Record<string, number>;
 }
 
-function count(events: Event[]): Count {
+function count(history: temporal.api.history.v1.IHistory): Count {
+  const events = history.events ?? [];
   const byType: Record<string, number> = {};
   for (const e of events) byType[typeOf(e)] = (byType[typeOf(e)] ?? 0) + 1;
   const wft = events.filter((e) => typeOf(e).startsWith('WORKFLOW_TASK_')).length;
   return {
     total: events.length,
+    bytes: protos.temporal.api.history.v1.History.encode(history).finish().length,
     workflowTasks: byType.WORKFLOW_TASK_SCHEDULED ?? 0,
     rest: events.length - wft,
     timers: byType.TIMER_STARTED ?? 0,
@@ -133,11 +138,12 @@ async function main(): Promise<void> {
         await cli('instance', 'migrate', 'web1');
         const secs = (performance.now() - t0) / 1000;
         const history = await client.workflow.getHandle('instance/web1').fetchHistory();
-        const c = count(history.events ?? []);
+        const c = count(history);
         results[label]!.push(c);
         console.log(
           `  ${label.padEnd(5)} (${String(mib).padStart(5)} MiB, ${secs.toFixed(1).padStart(5)} s): ${c.total} events = ` +
-            `${c.rest} commands and activity events + ${c.workflowTasks} workflow tasks × 3; timers ${c.timers}, activity retries ${c.retries}`,
+            `${c.rest} commands and activity events + ${c.workflowTasks} workflow tasks × 3; timers ${c.timers}, activity retries ${c.retries}; ` +
+            `${(c.bytes / 1024).toFixed(1)} KiB`,
         );
       }
     }
