@@ -5,6 +5,7 @@
 import { Context } from '@temporalio/activity';
 import type { ConfigStore, SlotAnswer } from '../domain/ports.js';
 import { instanceWithoutSecrets, snapshotWithoutSecrets } from '../domain/secrets.js';
+import { sliceNodes, sliceScope, type SliceRequest } from '../domain/slices.js';
 import type { AdminState, ClusterSnapshot, EvacuationLimits, Instance, Node } from '../domain/types.js';
 
 export interface ConfigActivityDeps {
@@ -23,11 +24,13 @@ export function createConfigActivities({ config }: ConfigActivityDeps) {
   return {
     /**
      * The configuration an operation starts from (reservations of runs that are gone are dropped
-     * first), without the DRBD secrets: it is recorded in the history.
+     * first), without the DRBD secrets: it is recorded in the history. `slice` names what the
+     * operation acts on (domain/slices.ts); without it (executions started before slices) everything.
      */
-    loadClusterSnapshot: async (): Promise<ClusterSnapshot> => {
+    loadClusterSnapshot: async (slice?: SliceRequest): Promise<ClusterSnapshot> => {
       await config.pruneReservations();
-      return snapshotWithoutSecrets(await config.snapshot());
+      if (!slice) return snapshotWithoutSecrets(await config.snapshot());
+      return snapshotWithoutSecrets(sliceNodes(await config.snapshot(sliceScope(slice)), slice));
     },
 
     /** Memory other running operations have reserved, per node. */

@@ -234,6 +234,8 @@ export type SlotAnswer = { granted: true } | { granted: false; limit: 'cluster' 
 export interface SnapshotScope {
   instances?: string[];
   nodes?: string[];
+  /** Only instances whose primary node is this one (with `instances`, both must hold). */
+  primaryOn?: string;
 }
 
 export interface ConfigStore {

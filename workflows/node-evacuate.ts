@@ -73,7 +73,8 @@ export async function runNodeOperation(op: NodeOperation, req: NodeRequest): Pro
 }
 
 async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationResult> {
-  let snap = await configActivities().loadClusterSnapshot();
+  // The node's primary instances and every node (the allocator's candidates): no other instance.
+  let snap = await configActivities().loadClusterSnapshot({ primaryOn: req.node, nodes: 'all' });
   const cfg = configActivities(snap.cluster.timing);
   const node = snap.nodes[req.node];
   if (!node) {
@@ -224,7 +225,7 @@ async function run(op: NodeOperation, req: NodeRequest): Promise<NodeOperationRe
       if (ready.length > 0 && ready.some((e) => fitsLimits(limits, slots(), req.node, e.targetNode))) {
         // A fresh look before starting: an instance moved by someone else meanwhile (one we waited
         // for as busy, say) is not ours to move.
-        snap = await cfg.loadClusterSnapshot();
+        snap = await cfg.loadClusterSnapshot({ instances: ready.map((e) => e.instance), nodes: 'all' });
         for (const e of ready) {
           if (op.stopStarting) break;
           const inst = snap.instances[e.instance];

@@ -33,7 +33,8 @@ interface Common {
 export type PowerRequest = (Common & { kind: 'start'; force: boolean }) | (Common & { kind: 'shutdown'; timeout: number });
 
 export async function runPowerOperation(op: Operation, req: PowerRequest): Promise<OperationResult> {
-  const snap = await configActivities().loadClusterSnapshot();
+  // The instance, its nodes and the master (hooks): nothing else of the cluster.
+  const snap = await configActivities().loadClusterSnapshot({ instances: [req.instance] });
   const cfg = configActivities(snap.cluster.timing);
   const rpc = new NodeRpcClient(snap);
   let reserved = false;

@@ -17,6 +17,7 @@ import { nodeQueue } from '../domain/naming.js';
 import { rpcName } from '../domain/ports.js';
 import { RPC_TIMEOUT_CLASS, type TimedRpc } from '../domain/rpc-timeouts.js';
 import type { RpcResult } from '../domain/prereq.js';
+import type { SliceRequest } from '../domain/slices.js';
 import { DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC, type ClusterSnapshot, type Timing } from '../domain/types.js';
 
 type NodeMethod = keyof NodeActivities;
@@ -53,7 +54,7 @@ export function configActivities(t?: Timing): OrchestratorActivities {
   else opts.retry = { maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_FAILURES };
   const as = (summary: string) => proxyActivities<OrchestratorActivities>({ ...opts, summary: `config: ${summary}` });
   return {
-    loadClusterSnapshot: () => as('load the cluster configuration').loadClusterSnapshot(),
+    loadClusterSnapshot: (slice) => as(`load the cluster configuration${sliceSummary(slice)}`).loadClusterSnapshot(slice),
     reservedMemory: () => as('memory reserved by other operations').reservedMemory(),
     reserveTargetMemory: (r) => as(`reserve ${r.wanted} MiB (at least ${r.needed}) on ${r.node} for ${r.instance}`).reserveTargetMemory(r),
     releaseTargetMemory: () => as('release the target memory reservation').releaseTargetMemory(),
@@ -68,6 +69,16 @@ export function configActivities(t?: Timing): OrchestratorActivities {
     abortInstanceOperation: (r) =>
       proxyActivities<OrchestratorActivities>({ ...opts, summary: `abort ${r.workflowId}` }).abortInstanceOperation(r),
   };
+}
+
+/** What a snapshot slice holds, for the activity's summary. */
+function sliceSummary(slice: SliceRequest | undefined): string {
+  if (!slice) return '';
+  const parts: string[] = [];
+  if (slice.instances)
+    parts.push(slice.instances.length === 1 ? `instance ${slice.instances[0]}` : `${slice.instances.length} instance(s)`);
+  if (slice.primaryOn !== undefined) parts.push(`the instances of ${slice.primaryOn}`);
+  return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
 /** The message Ganeti would show as the RPC's fail_msg. */

@@ -13,6 +13,7 @@ import type { MigrateHookArgs, FailoverHookArgs } from '../domain/hook-env.js';
 import type { OperationResult } from '../domain/ops.js';
 import { describePlan, planSteps } from '../domain/plan.js';
 import type { PrereqRequest } from '../domain/prereq.js';
+import { operationSlice } from '../domain/slices.js';
 import { execCleanup } from './cleanup.js';
 import { Exec } from './exec.js';
 import { execFailover } from './failover.js';
@@ -36,7 +37,7 @@ export interface OperationRequest {
 }
 
 export async function runOperation(op: Operation, req: OperationRequest): Promise<OperationResult> {
-  const snap = await configActivities().loadClusterSnapshot();
+  const snap = await configActivities().loadClusterSnapshot(operationSlice(req.prereq));
   const cfg = configActivities(snap.cluster.timing);
   const rpc = new NodeRpcClient(snap);
   let reserved = false;

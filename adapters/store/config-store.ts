@@ -53,7 +53,10 @@ export class FileConfigStore implements ConfigStore {
 
   async snapshot(scope: SnapshotScope = {}): Promise<ClusterSnapshot> {
     const { reservations: _ignored, leases: _leases, ...snap } = this.file.read();
-    return { ...snap, nodes: pick(snap.nodes, scope.nodes), instances: pick(snap.instances, scope.instances) };
+    let instances = pick(snap.instances, scope.instances);
+    const on = scope.primaryOn;
+    if (on !== undefined) instances = Object.fromEntries(Object.entries(instances).filter(([, i]) => i.primaryNode === on));
+    return { ...snap, nodes: pick(snap.nodes, scope.nodes), instances };
   }
 
   async reservedMemory(exceptOpId?: string): Promise<Record<string, number>> {

@@ -669,6 +669,36 @@ export const SCENARIOS: Scenario[] = [
     },
   },
 
+  // ---- snapshots are slices (issue 12): the snapshot holds only what the operation acts on --------
+  {
+    name: 'live-drbd-slice',
+    workflow: M,
+    description: 'live DRBD migration; its snapshot holds the instance, the master and its nodes',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'sharedfile-allocator-slice',
+    workflow: M,
+    description: 'sharedfile migration placed by the allocator; its snapshot holds the instance and every node',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1' }),
+  },
+  {
+    name: 'running-slice',
+    workflow: F,
+    description: 'failover of a running instance; its snapshot holds the instance, the master and its nodes',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => ctx.failover((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'all-migrated-slice',
+    workflow: 'nodeMigrateWorkflow',
+    description: "node migrate; its snapshots hold the node's primary instances and every node",
+    expect: { status: 'COMPLETED' },
+    run: async (ctx) => ctx.nodeMigrate((await ctx.cluster(evacuationCluster(3, 3))).c, { node: 'node1', drain: true }),
+  },
+
   // ---- instance start and shutdown (issue 13) ---------------------------------------------------
   ...POWER_SCENARIOS,
   // ---- node operations (issue 13) ---------------------------------------------------------------

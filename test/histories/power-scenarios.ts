@@ -92,6 +92,13 @@ export const POWER_SCENARIOS: Scenario[] = [
     run: async (ctx) => shutdown(ctx, (await ctx.cluster()).c, { instance: 'web1', timeout: 30, reason: 'recorded' }),
   },
   {
+    name: 'shutdown-running-slice',
+    workflow: D,
+    description: 'shutdown of a running DRBD instance; its snapshot holds the instance, the master and its nodes',
+    expect: { outcome: 'stopped' },
+    run: async (ctx) => shutdown(ctx, (await ctx.cluster()).c, { instance: 'web2', timeout: 30, reason: 'recorded' }),
+  },
+  {
     name: 'shutdown-sharedfile-no-remember',
     workflow: D,
     description: 'shutdown of a sharedfile instance with --no-remember: the admin state is left as it is',

@@ -217,7 +217,7 @@ describe('what the Web UI shows', () => {
     )) as string[];
     // Every activity carries a summary, the configuration ones included.
     expect(summaries).toHaveLength(scheduled.length);
-    expect(summaries[0]).toBe('config: load the cluster configuration');
+    expect(summaries[0]).toBe('config: load the cluster configuration (instance web1)');
     expect(summaries).toContain('config: reserve 1024 MiB (at least 512) on node2 for web1');
     expect(summaries).toContain('config: primary node of web1 := node2 (commit point)');
     expect(summaries).toContain('config: release the target memory reservation');
