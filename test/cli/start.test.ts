@@ -12,7 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterEach, expect, inject, test } from 'vitest';
 import { migrateInstance } from '../../client/api.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
-import { FileConfigStore } from '../../adapters/store/config-store.js';
+import { openSqliteStore } from '../../adapters/store/open.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { instanceHwDetail } from '../../adapters/sim/cluster.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
@@ -96,7 +96,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
     const sas = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
     for (const k of SEARCH_ATTRIBUTES) expect(Object.keys(sas.customAttributes ?? {})).toContain(k.name);
     const client = new Client({ connection, dataConverter: clusterDataConverter(home) });
-    const cfg = FileConfigStore.forHome(home).file.read();
+    const cfg = openSqliteStore(home).readSync();
     expect(Object.keys(cfg.nodes)).toEqual(['node1', 'node2', 'node3']);
     const r = await migrateInstance(client, { instance: 'web1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
@@ -108,7 +108,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
       readKeyFile(keyFilePath(home)).current,
     );
     const { state, now } = SimHardware.forHome(home).read();
-    const inst = FileConfigStore.forHome(home).file.read().instances.web1!;
+    const inst = openSqliteStore(home).readSync().instances.web1!;
     expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, inst, instanceHwDetail(state, now, inst))).toEqual([]);
   } finally {
     await connection.close();
@@ -151,11 +151,11 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
     expect(stack.output()).toContain(`Prometheus metrics on http://127.0.0.1:${metricsPort}/metrics`);
     expect(stack.output()).toContain(`Temporal server: ${server.address}, namespace default`);
     expect(stack.output()).not.toContain('codec endpoint');
-    const cfg = FileConfigStore.forHome(home).file.read();
+    const cfg = openSqliteStore(home).readSync();
     const client = new Client({ connection: server.connection, dataConverter: clusterDataConverter(home) });
     const r = await migrateInstance(client, { instance: 'files1', targetNode: 'node1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
-    expect(FileConfigStore.forHome(home).file.read().instances.files1!.primaryNode).toBe('node1');
+    expect(openSqliteStore(home).readSync().instances.files1!.primaryNode).toBe('node1');
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/^temporal_activity_execution_latency/m);
     expect(metrics).toMatch(/^temporal_workflow_completed\{/m);
