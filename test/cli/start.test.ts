@@ -1,18 +1,21 @@
 /**
  * `npm start` itself (worker/main.ts start) as a child process: the embedded dev server with its
  * persistent SQLite file, Web UI (with the codec endpoint) and search attributes, the default
- * cluster and the payload key file created on first run, orchestrator and node agents answering;
- * and with TEMPORAL_ADDRESS set, no server started.
+ * cluster and the payload key file created on first run (and not overwritten on the next),
+ * orchestrator and node agents answering; and with TEMPORAL_ADDRESS set, no server started, a
+ * config.json of the earlier JSON store imported into the new configuration database.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterEach, expect, inject, test } from 'vitest';
 import { migrateInstance } from '../../client/api.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
+import { configPath } from '../../adapters/store/config-store.js';
 import { openSqliteStore } from '../../adapters/store/open.js';
+import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { instanceHwDetail } from '../../adapters/sim/cluster.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
@@ -123,6 +126,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
   // Restarted on the same data directory: the cluster, its key and the server's history are still there.
   const second = await startStack(env);
   expect(second.output()).not.toContain('created the default simulated cluster');
+  expect(openSqliteStore(home).readSync().instances.web1!.primaryNode).toBe('node2');
   expect(second.output()).not.toContain('created the payload encryption key file');
   const again = await Connection.connect({ address: `localhost:${port}` });
   try {
@@ -138,6 +142,10 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);
   try {
+    // A config.json of the JSON store of earlier versions: imported into the new database, kept renamed.
+    const legacy = defaultClusterConfig('fromjson');
+    legacy.instances.web3!.adminState = 'down';
+    writeFileSync(configPath(home), JSON.stringify(legacy, null, 1));
     const metricsPort = await freePort();
     const stack = await startStack({ GANETI_TEMPORAL_HOME: home, TEMPORAL_ADDRESS: server.address }, [
       '--metrics',
@@ -151,7 +159,14 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
     expect(stack.output()).toContain(`Prometheus metrics on http://127.0.0.1:${metricsPort}/metrics`);
     expect(stack.output()).toContain(`Temporal server: ${server.address}, namespace default`);
     expect(stack.output()).not.toContain('codec endpoint');
+    expect(stack.output()).toContain(`imported ${configPath(home)} into the configuration database`);
+    expect(stack.output()).not.toContain('created the default simulated cluster');
+    expect(stack.output()).toContain('created the simulated hardware of cluster fromjson');
+    expect(existsSync(configPath(home))).toBe(false);
+    expect(readdirSync(home).filter((f) => f.startsWith('config.json.imported-'))).toHaveLength(1);
+    expect(statSync(join(home, 'config.db')).mode & 0o777).toBe(0o600);
     const cfg = openSqliteStore(home).readSync();
+    expect(cfg).toEqual(legacy);
     const client = new Client({ connection: server.connection, dataConverter: clusterDataConverter(home) });
     const r = await migrateInstance(client, { instance: 'files1', targetNode: 'node1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
