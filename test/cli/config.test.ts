@@ -1,7 +1,8 @@
 /**
  * `config export` and `config import` as separate processes against the cluster's configuration
- * database: secrets only on request, the import validated, refused while operations hold
- * reservations, and a backup of the configuration it replaced.
+ * database: secrets only on request, the import validated, refused while operations run (their
+ * reservations in the configuration, their workflows on the server), and a backup of the
+ * configuration it replaced.
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,6 +76,19 @@ describe('config export and import', () => {
     expect(r.json()).toMatchObject({ error: { type: 'ClusterBusy', message: expect.stringContaining('reservation op1') } });
     expect(c.cfg().serial).toBe(before.serial);
     expect(backups(c)).toEqual([]);
+  });
+
+  test('import is refused while a workflow runs on the cluster', async () => {
+    const { c } = await h.cluster({ sim: { timeFactor: 10 } });
+    const file = join(c.home, 'same.json');
+    writeFileSync(file, JSON.stringify(c.cfg()));
+    expect((await cli(['instance', 'migrate', 'db1', '--submit'], envFor(c))).code).toBe(0);
+    const busy = await cli(['config', 'import', file, '--json'], envFor(c));
+    expect(busy.code).toBe(4);
+    expect(busy.json()).toMatchObject({ error: { type: 'ClusterBusy', message: expect.stringContaining('instance/db1') } });
+    await h.env().client.workflow.getHandle('instance/db1').result();
+    expect(backups(c)).toEqual([]);
+    expect(c.instance('db1').primaryNode).toBe('node3');
   });
 
   test('a document the schema refuses (an unknown field, no DRBD secrets) is a usage error and changes nothing', async () => {
