@@ -87,30 +87,36 @@ export class SqlConfigStore implements ConfigStore {
    */
   async importConfig(doc: unknown, backupDir: string): Promise<{ backup: string | null; config: ClusterConfig }> {
     const cfg = parseConfig(doc);
-    return this.write(async (tx) => {
-      const held = [
-        ...(await tx.selectFrom('reservations').select('op_id as id').execute()).map((r) => `reservation ${r.id}`),
-        ...(await tx.selectFrom('leases').select('id').execute()).map((r) => `evacuation slot ${r.id}`),
-      ];
-      if (held.length) {
-        throw new ConfigError(`operations are running (${held.sort().join(', ')}): wait for them or abort them first`, 'conflict');
-      }
-      const old = await readAll(tx);
-      if (!old) {
-        await replaceAll(tx, cfg);
-        return { backup: null, config: cfg };
-      }
-      const backup = join(backupDir, `config-backup-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-      writeFileSync(backup, `${JSON.stringify(old, null, 1)}\n`, { mode: 0o600, flag: 'wx' });
-      try {
+    // A transaction retried (PostgreSQL) writes a backup per attempt: only the committed one stays.
+    const written: string[] = [];
+    const keep = (backup: string | null) => written.filter((b) => b !== backup).forEach((b) => rmSync(b, { force: true }));
+    try {
+      const r = await this.write(async (tx) => {
+        const held = [
+          ...(await tx.selectFrom('reservations').select('op_id as id').execute()).map((r) => `reservation ${r.id}`),
+          ...(await tx.selectFrom('leases').select('id').execute()).map((r) => `evacuation slot ${r.id}`),
+        ];
+        if (held.length) {
+          throw new ConfigError(`operations are running (${held.sort().join(', ')}): wait for them or abort them first`, 'conflict');
+        }
+        const old = await readAll(tx);
+        if (!old) {
+          await replaceAll(tx, cfg);
+          return { backup: null, config: cfg };
+        }
+        const backup = join(backupDir, `config-backup-${new Date().toISOString().replace(/[:.]/g, '-')}-${written.length}.json`);
+        writeFileSync(backup, `${JSON.stringify(old, null, 1)}\n`, { mode: 0o600, flag: 'wx' });
+        written.push(backup);
         const next = { ...cfg, serial: Math.max(cfg.serial, old.serial + 1) };
         await replaceAll(tx, next);
         return { backup, config: next };
-      } catch (e) {
-        rmSync(backup, { force: true }); // not replaced (or retried): no backup of it
-        throw e;
-      }
-    });
+      });
+      keep(r.backup);
+      return r;
+    } catch (e) {
+      keep(null); // nothing replaced: no backup of it
+      throw e;
+    }
   }
 
   /** Read-modify-write of the whole configuration in one transaction (tests and tools). */
