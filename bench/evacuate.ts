@@ -29,7 +29,7 @@ import { buildHardware, instanceHwDetail } from '../adapters/sim/cluster.js';
 import { evacuationClusterConfig } from '../adapters/sim/evacuation.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { checkInvariants } from '../adapters/sim/invariants.js';
-import { FileConfigStore } from '../adapters/store/config-store.js';
+import { openSqliteStore } from '../adapters/store/open.js';
 import { TimingSchema } from '../domain/types.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createDevServer } from '../worker/dev-server.js';
@@ -129,12 +129,12 @@ async function main(): Promise<void> {
     // Ganeti's timings (1 s status poll, 2 s wait-sync rounds).
     cfg.cluster.timing = TimingSchema.parse({});
     cfg.cluster.evacuation = { maxConcurrent: C, maxOutgoing: O, maxIncoming: I };
-    const store = FileConfigStore.forHome(home);
+    const store = openSqliteStore(home);
     await store.initialise(cfg);
     const hw = SimHardware.forHome(home);
     // The simulated hardware is one JSON document every node agent rewrites per RPC: a short RPC log
     // keeps that cheap with 100 instances (a real cluster has no such shared cost).
-    await hw.replace(buildHardware(store.file.read(), { timeFactor: TIME_FACTOR, logLimit: 200 }));
+    await hw.replace(buildHardware(store.readSync(), { timeFactor: TIME_FACTOR, logLimit: 200 }));
     ensureKeyFile(keyFilePath(home));
     const dataConverter = clusterDataConverter(home);
 
@@ -176,7 +176,7 @@ async function main(): Promise<void> {
     if (process.env.BENCH_TRACE) console.log(`  ${await trace(client, 'instance/vm001')}`);
     console.log(`t₁ (one migration alone): ${sec(t1)} (${solo.map(sec).join(', ')})`);
 
-    const before = store.file.read();
+    const before = store.readSync();
     const cpu0 = { orch: cpuSeconds(orch.pid!), agents: process.cpuUsage() };
     const t0 = performance.now();
     const h = await startNodeMigration(client, { node: 'node1' }, { cluster: CLUSTER, snapshot: before });
@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     const cpuAgents = (agentsUsage.user + agentsUsage.system) / 1e6;
 
     // Every instance moved to its secondary, and the invariants hold for all.
-    const after = store.file.read();
+    const after = store.readSync();
     const { state, now } = hw.read();
     const problems: string[] = [];
     for (const name of Object.keys(before.instances)) {

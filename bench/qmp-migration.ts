@@ -42,7 +42,7 @@ import { deviceModelArgs, qmpArg } from '../adapters/qemu/runtime.js';
 import type { QueryMigrate } from '../adapters/qemu/status.js';
 import { buildHardware, defaultClusterConfig } from '../adapters/sim/cluster.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
-import { FileConfigStore } from '../adapters/store/config-store.js';
+import { openSqliteStore } from '../adapters/store/open.js';
 import { TimingSchema } from '../domain/types.js';
 import { qemuBackend, qemuNode } from '../worker/backends.js';
 import { workflowBundle } from '../worker/bundle.js';
@@ -178,10 +178,10 @@ async function main(): Promise<void> {
     for (const name of Object.keys(cfg.instances)) if (name !== 'web1') delete cfg.instances[name];
     cfg.instances.web1!.hvparams = { migration_bandwidth: BANDWIDTH, migration_downtime: DOWNTIME };
     cfg.cluster.timing = TimingSchema.parse({ migrationPollMs: 10 });
-    const store = FileConfigStore.forHome(home);
+    const store = openSqliteStore(home);
     await store.initialise(cfg);
     const hw = SimHardware.forHome(home);
-    await hw.replace(buildHardware(store.file.read(), { timeFactor: 50 }));
+    await hw.replace(buildHardware(store.readSync(), { timeFactor: 50 }));
 
     const cli = await resolveTemporalCli({ log: console.log });
     if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
@@ -206,7 +206,7 @@ async function main(): Promise<void> {
       ['node1', 'node2'].map((n) => [n, qemuNode({ home, node: n, kernel, watchMs: 0 })]),
     );
     const ri = (node: string): RpcInstance => {
-      const c = store.file.read();
+      const c = store.readSync();
       return rpcInstanceFor(c, c.instances.web1!, node);
     };
     // (a) runs the very device model the backend gives the instance.
@@ -224,7 +224,7 @@ async function main(): Promise<void> {
     for (let i = 1; i <= PAIRS; i++) {
       a.push(await bareRun(bareDir, args, i));
 
-      const primary = store.file.read().instances.web1!.primaryNode;
+      const primary = store.readSync().instances.web1!.primaryNode;
       await drivers[primary]!.instanceStart(ri(primary), 'bench');
       await sleep(WARMUP_MS);
       const seq0 = hw.read().state.logSeq;

@@ -11,7 +11,8 @@ import { QEMU_CLUSTER } from '../adapters/sim/seed.js';
 import { addFault, type FaultSpec } from '../adapters/sim/faults.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 import type { SimLogEntry, SimParams } from '../adapters/sim/state.js';
-import { FileConfigStore } from '../adapters/store/config-store.js';
+import { openSqliteStore } from '../adapters/store/open.js';
+import type { SqlConfigStore } from '../adapters/store/sql-store.js';
 import { TimingSchema, type ClusterConfig, type Instance, type Timing } from '../domain/types.js';
 
 /**
@@ -46,14 +47,14 @@ export interface CrashClusterOptions {
 }
 
 export class CrashCluster {
-  readonly config: FileConfigStore;
+  readonly config: SqlConfigStore;
   readonly hw: SimHardware;
   private initial: { cfg: ClusterConfig; sim: Partial<SimParams> } | undefined;
   constructor(
     readonly name: string,
     readonly home: string,
   ) {
-    this.config = FileConfigStore.forHome(home);
+    this.config = openSqliteStore(home);
     this.hw = SimHardware.forHome(home);
   }
 
@@ -71,7 +72,7 @@ export class CrashCluster {
   }
 
   cfg(): ClusterConfig {
-    return this.config.file.read();
+    return this.config.readSync();
   }
 
   nodes(): string[] {

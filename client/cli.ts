@@ -1,6 +1,6 @@
 /**
  * `ganeti-temporal`, a Ganeti-shaped CLI (`npm run --silent cli -- <args>`). The command groups live
- * in cli/ (instance, node, job, setup, sim); this module builds the program and runs it.
+ * in cli/ (instance, node, job, setup, sim, config); this module builds the program and runs it.
  *
  * Exit codes (EXIT, by error type: see cli/errors.ts and docs/cli.md): 0 success; 1 the operation
  * failed while executing (or was cancelled/terminated, or not confirmed); 2 usage error; 3
@@ -13,6 +13,7 @@ import { Command, CommanderError } from 'commander';
 import { formatOpError } from '../domain/errors.js';
 import { OperationError } from './api.js';
 import { EXIT, exitCodeFor } from './cli/errors.js';
+import { addConfigCommands } from './cli/config.js';
 import { addInstanceCommands } from './cli/instance.js';
 import { addJobCommands } from './cli/job.js';
 import { addNodeCommands } from './cli/node.js';
@@ -35,6 +36,7 @@ export function buildProgram(json = false): Command {
   addJobCommands(program);
   addSetupCommand(program);
   addSimCommands(program);
+  addConfigCommands(program);
   return program;
 }
 

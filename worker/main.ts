@@ -14,7 +14,10 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { DataConverter } from '@temporalio/common';
 import { AesGcmCodec, ensureKeyFile, KeyRing, keyFilePath, payloadDataConverter } from '../connection/codec.js';
 import { connectClient, connectOptions, DEFAULT_UI_PORT, homeDir, temporalSettings } from '../connection/settings.js';
-import { FileConfigStore } from '../adapters/store/config-store.js';
+import { configPath } from '../adapters/store/config-store.js';
+import { importJsonOnFirstStart, openConfigStore } from '../adapters/store/open.js';
+import type { SqlConfigStore } from '../adapters/store/sql-store.js';
+import type { ClusterConfig } from '../domain/types.js';
 import { workerWorkflowBundle } from './bundle.js';
 import { startCodecServer, type CodecServer } from './codec-server.js';
 import { startDevServer } from './dev-server.js';
@@ -24,7 +27,8 @@ import { qemuNode, qemuNodeOptions } from './backends.js';
 import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type Backend } from './node-agent.js';
 import { createOrchestratorWorker } from './orchestrator.js';
 import { installRuntime, type LogFormat } from './runtime.js';
-import { ensureCluster } from '../adapters/sim/seed.js';
+import { DEMO_SIM, QEMU_CLUSTER } from '../adapters/sim/seed.js';
+import { buildHardware, defaultClusterConfig } from '../adapters/sim/cluster.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { lockNodeAgent } from './agent-lock.js';
 
@@ -41,13 +45,41 @@ function runtime(o: RuntimeFlags): void {
   if (o.metrics) say(`Prometheus metrics on http://${o.metrics}/metrics`);
 }
 
-function clusterConfig(home: string) {
-  const store = FileConfigStore.forHome(home);
-  if (!store.exists()) throw new Error(`no cluster configuration at ${home}; run "npm start" once, or "ganeti-temporal sim reset"`);
-  return store.file.read();
+/** The configuration store; a `config.json` of the JSON store of earlier versions is imported into an empty one. */
+async function openStore(home: string): Promise<SqlConfigStore> {
+  const store = openConfigStore(home);
+  const imported = await importJsonOnFirstStart(store, home);
+  if (imported) say(`imported ${configPath(home)} into the configuration database ${store.location} (the file is kept as ${imported})`);
+  return store;
 }
 
-const clusterName = (home: string): string => clusterConfig(home).cluster.name;
+async function clusterConfig(home: string): Promise<ClusterConfig> {
+  const store = await openStore(home);
+  if (!(await store.exists())) {
+    throw new Error(`no cluster configuration in ${store.location}; run "npm start" once, or "ganeti-temporal sim reset"`);
+  }
+  return store.config();
+}
+
+const clusterName = async (home: string): Promise<string> => (await clusterConfig(home)).cluster.name;
+
+/**
+ * First start: seeds the default cluster into an empty configuration store, and builds simulated
+ * hardware matching the configuration when there is none. Never overwrites a stored configuration.
+ */
+async function ensureStack(home: string, backend: Backend): Promise<ClusterConfig> {
+  const store = await openStore(home);
+  if (await store.initialiseIfEmpty(defaultClusterConfig(undefined, backend === 'qemu' ? QEMU_CLUSTER : {}))) {
+    say(`created the default ${backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
+  }
+  const cfg = await store.config();
+  const hw = SimHardware.forHome(home);
+  if (!hw.exists()) {
+    await hw.replace(buildHardware(cfg, DEMO_SIM));
+    say(`created the simulated hardware of cluster ${cfg.cluster.name} in ${home}`);
+  }
+  return cfg;
+}
 
 /** The cluster's payload key ring; `create`: make the key file (mode 0600) if there is none. */
 function payloadKeys(home: string, create: boolean): { ring: KeyRing; dataConverter: DataConverter } {
@@ -82,9 +114,8 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const uiPort = Number(process.env.GANETI_TEMPORAL_UI_PORT || DEFAULT_UI_PORT);
   const configured = temporalSettings();
   const settings = configured.embedded ? { ...configured, address: `localhost:${devPort}` } : configured;
-  if (await ensureCluster(FileConfigStore.forHome(home), SimHardware.forHome(home), opts.backend))
-    say(`created the default ${opts.backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
-  if (opts.backend === 'qemu') await prepareQemu(home);
+  const cfg = await ensureStack(home, opts.backend);
+  if (opts.backend === 'qemu') await prepareQemu(home, cfg);
   const { ring, dataConverter } = payloadKeys(home, true);
   runtime(opts);
   // The codec endpoint: always with the embedded Web UI; for another server's UI when asked for.
@@ -117,7 +148,6 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   }
   const connection = await NativeConnection.connect(connectOptions(settings));
   const client = await connectClient(settings, { dataConverter });
-  const cfg = FileConfigStore.forHome(home).file.read();
   const cluster = cfg.cluster.name;
   // One agent per node (worker/agent-lock.ts): this process runs them all.
   const locks = Object.keys(cfg.nodes).map((node) => lockNodeAgent(home, node));
@@ -160,8 +190,7 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
 }
 
 /** qemu backend: boots the instances marked up (re-attaching running ones) before the agents start. */
-async function prepareQemu(home: string): Promise<void> {
-  const cfg = FileConfigStore.forHome(home).file.read();
+async function prepareQemu(home: string, cfg: ClusterConfig): Promise<void> {
   const bad = await unusableSecondaryIps(cfg);
   if (bad.length) {
     say(
@@ -183,7 +212,7 @@ async function orchestrator(opts: RuntimeFlags): Promise<void> {
   runtime(opts);
   const connection = await NativeConnection.connect(connectOptions(settings));
   const client = await connectClient(settings, { dataConverter });
-  const cluster = clusterName(home);
+  const cluster = await clusterName(home);
   const w = await createOrchestratorWorker({
     connection,
     namespace: settings.namespace,
@@ -200,7 +229,7 @@ async function orchestrator(opts: RuntimeFlags): Promise<void> {
 async function nodeAgent(opts: RuntimeFlags & { node: string; backend: Backend; cluster?: string; hooksDir?: string }): Promise<void> {
   const home = homeDir();
   const settings = temporalSettings();
-  const cfg = clusterConfig(home);
+  const cfg = await clusterConfig(home);
   if (!cfg.nodes[opts.node]) {
     throw new Error(
       `node ${JSON.stringify(opts.node)} is not in the configuration of cluster ${cfg.cluster.name} (${home}); ` +

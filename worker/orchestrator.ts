@@ -5,7 +5,8 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import { createOrchestratorActivities } from '../activities/index.js';
 import { orchestratorQueue } from '../domain/naming.js';
 import type { OperationControl } from '../domain/ports.js';
-import { FileConfigStore } from '../adapters/store/config-store.js';
+import { openConfigStore } from '../adapters/store/open.js';
+import type { SqlConfigStore } from '../adapters/store/sql-store.js';
 import { heartbeatInterceptor } from './heartbeat.js';
 
 export interface OrchestratorOptions {
@@ -22,8 +23,8 @@ export interface OrchestratorOptions {
   workerOptions?: Partial<WorkerOptions>;
 }
 
-export function configStoreFor(home: string, client?: Client): FileConfigStore {
-  return FileConfigStore.forHome(home, {
+export function configStoreFor(home: string, client?: Client): SqlConfigStore {
+  return openConfigStore(home, {
     ...(client
       ? {
           isOperationRunning: async (workflowId: string, runId: string) => {

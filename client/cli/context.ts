@@ -1,7 +1,9 @@
 /** What commands work on: the cluster configuration, the simulated hardware, the Temporal client. */
 import type { Client } from '@temporalio/client';
 import { SimHardware } from '../../adapters/sim/hardware.js';
-import { FileConfigStore } from '../../adapters/store/config-store.js';
+import { openConfigStore } from '../../adapters/store/open.js';
+import type { SqlConfigStore } from '../../adapters/store/sql-store.js';
+import { orchestratorQueue } from '../../domain/naming.js';
 import type { ClusterConfig, Instance, Node } from '../../domain/types.js';
 import {
   clusterDataConverter,
@@ -12,19 +14,65 @@ import {
   type TemporalSettings,
 } from '../../connection/settings.js';
 import { PrereqFailedError } from '../api.js';
-import { ConnectionError, ConnectionSettingsError, isRefusedCredentials, NoClusterError, UnreachableError } from './errors.js';
+import {
+  ClusterBusyError,
+  ConnectionError,
+  ConnectionSettingsError,
+  isRefusedCredentials,
+  NoClusterError,
+  UnreachableError,
+} from './errors.js';
 
-export function configStore(): FileConfigStore {
+let opened: { key: string; store: SqlConfigStore } | undefined;
+
+/** The configuration store (GANETI_TEMPORAL_DATABASE_URL, else the SQLite file in the data directory), empty or not. */
+export function openStore(): SqlConfigStore {
   const home = homeDir();
-  const store = FileConfigStore.forHome(home);
-  if (!store.exists()) {
-    throw new NoClusterError(`no cluster configuration in ${home}: run "npm start" once or "ganeti-temporal sim reset"`);
+  const key = `${home}\n${process.env.GANETI_TEMPORAL_DATABASE_URL ?? ''}`;
+  if (opened?.key !== key) opened = { key, store: openConfigStore(home) };
+  return opened.store;
+}
+
+/** The configuration store holding a configuration (else a NoClusterError, exit 5). */
+export async function configStore(): Promise<SqlConfigStore> {
+  const store = openStore();
+  if (!(await store.exists())) {
+    throw new NoClusterError(`no cluster configuration in ${store.location}: run "npm start" once or "ganeti-temporal sim reset"`);
   }
   return store;
 }
 
-export function readConfig(): ClusterConfig {
-  return configStore().file.read();
+export async function readConfig(): Promise<ClusterConfig> {
+  return (await configStore()).config();
+}
+
+/**
+ * Refuses (ClusterBusyError, exit 4) while operations run on the cluster: workflows on its orchestrator
+ * queue (unknown if the server is down: a warning), and with `held`, also memory reservations or
+ * evacuation slots in the configuration.
+ */
+export async function refuseWhileOperationsRun(cluster: string, what: string, held: string[] = []): Promise<void> {
+  if (held.length) {
+    throw new ClusterBusyError(
+      `operations run on cluster ${cluster} (${held.sort().join(', ')}): wait for them or abort them before ${what}`,
+    );
+  }
+  let c;
+  try {
+    c = await client();
+  } catch (e) {
+    if (!(e instanceof UnreachableError)) throw e;
+    process.stderr.write(`warning: could not check for running operations (${e.message})\n`);
+    return;
+  }
+  const running: string[] = [];
+  const query = `ExecutionStatus = "Running" AND TaskQueue = "${orchestratorQueue(cluster)}"`;
+  for await (const wf of c.workflow.list({ query })) running.push(wf.workflowId);
+  if (running.length) {
+    throw new ClusterBusyError(
+      `operations run on cluster ${cluster} (${running.sort().join(', ')}): wait for them or abort them before ${what}`,
+    );
+  }
 }
 
 export function hardware(): SimHardware {

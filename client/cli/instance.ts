@@ -20,7 +20,7 @@ const targetNodeOption = () => new Option('-n, --target-node <node>', 'target no
  * it: Ganeti's convention is to ask, unless the source is marked offline (the operator said it is dead).
  */
 async function confirmIgnoreConsistency(name: string, force: boolean | undefined): Promise<void> {
-  const cfg = readConfig();
+  const cfg = await readConfig();
   const source = cfg.instances[name]?.primaryNode;
   if (!source || cfg.nodes[source]?.offline) return; // an unknown instance is the workflow's to refuse
   await confirm(
@@ -37,8 +37,8 @@ export function addInstanceCommands(program: Command): void {
     .command('list')
     .description('list instances')
     .option('--json', 'print a JSON array')
-    .action((o: { json?: boolean }) => {
-      const cfg = readConfig();
+    .action(async (o: { json?: boolean }) => {
+      const cfg = await readConfig();
       const views = Object.values(cfg.instances)
         .sort((a, b) => a.name.localeCompare(b.name))
         .map((i) => instanceView(cfg, i));
@@ -57,8 +57,8 @@ export function addInstanceCommands(program: Command): void {
     .command('info <name>')
     .description('show an instance')
     .option('--json', 'print JSON')
-    .action((name: string, o: { json?: boolean }) => {
-      const cfg = readConfig();
+    .action(async (name: string, o: { json?: boolean }) => {
+      const cfg = await readConfig();
       const inst = instanceOrFail(cfg, name);
       if (o.json) printJson(instanceView(cfg, inst));
       else print(instanceText(cfg, inst));
@@ -134,11 +134,11 @@ export function addInstanceCommands(program: Command): void {
     .addOption(new Option('--admin-state <state>', 'mark the instance up or down').choices(['up', 'down']).makeOptionMandatory())
     .option('--json', 'print the instance as JSON')
     .action(async (name: string, o: { adminState: 'up' | 'down'; json?: boolean }) => {
-      instanceOrFail(readConfig(), name);
+      instanceOrFail(await readConfig(), name);
       const running = await runningOperation(await client(), name);
       if (running) throw new InstanceBusyError(name, running);
-      const inst = await configStore().modifyInstance(name, { adminState: o.adminState });
-      if (o.json) printJson(instanceView(readConfig(), inst));
+      const inst = await (await configStore()).modifyInstance(name, { adminState: o.adminState });
+      if (o.json) printJson(instanceView(await readConfig(), inst));
       else print(`Modified instance ${name}: admin_state -> ${inst.adminState}`);
     });
 }

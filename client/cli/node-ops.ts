@@ -64,16 +64,16 @@ type Start<I> = (
 ) => Promise<WorkflowHandle & { firstExecutionRunId: string }>;
 
 /** The node, after its name passed the schema (a malformed name is wrong input, an unknown one an unknown entity). */
-function knownNode(name: string): ClusterConfig {
+async function knownNode(name: string): Promise<ClusterConfig> {
   const parsed = NameSchema.safeParse(name);
   if (!parsed.success) throw new PrereqFailedError(`node: ${describeZodError(parsed.error)}`, 'wrong_input');
-  const cfg = readConfig();
+  const cfg = await readConfig();
   if (!cfg.nodes[name]) throw new PrereqFailedError(`Node '${name}' not known`, 'unknown_entity');
   return cfg;
 }
 
 async function run<I extends { node: string }>(start: Start<I>, input: I, o: Record<string, unknown>): Promise<void> {
-  const cfg = knownNode(input.node);
+  const cfg = await knownNode(input.node);
   if (primaryInstances(cfg, input.node).length === 0 && !o.drain) {
     if (o.json) printJson({ node: input.node, instances: [], errors: 0 });
     else print(`No primary instances on node ${input.node}, exiting.`);
@@ -158,7 +158,7 @@ export function addNodeOperationCommands(node: Command): void {
     .option('-f, --force', 'do not ask for confirmation (--ignore-consistency with the node not marked offline)')
     .option('--json', 'print the result (or error) as JSON')
     .action(async (name: string, o: Record<string, unknown>) => {
-      const cfg = knownNode(name);
+      const cfg = await knownNode(name);
       const n = cfg.nodes[name]!;
       if (o.ignoreConsistency && !o.dryRun && !n.offline && primaryInstances(cfg, name).length > 0) {
         await confirm(

@@ -12,8 +12,8 @@ export function addNodeCommands(program: Command): void {
     .command('list')
     .description('list nodes')
     .option('--json', 'print a JSON array')
-    .action((o: { json?: boolean }) => {
-      const cfg = readConfig();
+    .action(async (o: { json?: boolean }) => {
+      const cfg = await readConfig();
       const views = Object.values(cfg.nodes)
         .sort((a, b) => a.name.localeCompare(b.name))
         .map((n) => nodeView(cfg, n));
@@ -40,8 +40,8 @@ export function addNodeCommands(program: Command): void {
     .command('info <node>')
     .description('show a node')
     .option('--json', 'print JSON')
-    .action((name: string, o: { json?: boolean }) => {
-      const cfg = readConfig();
+    .action(async (name: string, o: { json?: boolean }) => {
+      const cfg = await readConfig();
       const v = nodeView(cfg, nodeOrFail(cfg, name));
       if (o.json) {
         printJson(v);
@@ -76,8 +76,8 @@ export function addNodeCommands(program: Command): void {
       if (o.offline) change.offline = o.offline === 'yes';
       if (o.drained) change.drained = o.drained === 'yes';
       // An unknown node (ConfigError not-found) exits 3, the master marked offline (invalid) exits 2.
-      const n = await configStore().modifyNode(name, change);
-      if (o.json) printJson(nodeView(readConfig(), n));
+      const n = await (await configStore()).modifyNode(name, change);
+      if (o.json) printJson(nodeView(await readConfig(), n));
       else print(`Modified node ${name}: offline=${n.offline}, drained=${n.drained}`);
     });
   addNodeOperationCommands(node);

@@ -16,7 +16,7 @@ export type Starter<I> = (c: Client, input: I, opts: StartOptions) => Promise<Wo
 
 /** Starts an operation, then either returns at once (--submit) or follows it to its end. */
 export async function runOperation<I>(start: Starter<I>, input: I, flags: OpFlags): Promise<void> {
-  const cfg = readConfig();
+  const cfg = await readConfig();
   const c = await client();
   const handle = await start(c, input, { cluster: cfg.cluster.name, snapshot: cfg });
   const ui = webUiUrl(temporalSettings(), handle.workflowId, handle.firstExecutionRunId);

@@ -5,40 +5,18 @@ import { addFault, FAULT_MODES, type FaultMode } from '../../adapters/sim/faults
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { seedDefaultCluster } from '../../adapters/sim/seed.js';
 import { setTimeFactor } from '../../adapters/sim/state.js';
-import { FileConfigStore } from '../../adapters/store/config-store.js';
 import { homeDir } from '../../connection/settings.js';
 import { table } from '../views.js';
-import { orchestratorQueue } from '../../domain/naming.js';
 import { NODE_RPC_NAMES } from '../../domain/rpc-schemas.js';
 import { confirm, confirmable, decimalNumber, wholeNumber } from './args.js';
-import { client, hardware, instanceOrFail, nodeOrFail, readConfig } from './context.js';
-import { ClusterBusyError, UnreachableError, UsageError } from './errors.js';
+import { hardware, instanceOrFail, nodeOrFail, openStore, readConfig, refuseWhileOperationsRun } from './context.js';
+import { UsageError } from './errors.js';
 import { print, printJson } from './output.js';
 
 /** Bounds of the simulation parameters, the log tail and fault counts. */
 const SIM_MAX = 1_000_000;
 const LOG_TAIL_MAX = 100_000;
 const FAULT_COUNT_MAX = 1_000_000;
-
-/** `sim reset` under running operations would pull the cluster from under them (unknown if the server is down). */
-async function refuseWhileOperationsRun(cluster: string): Promise<void> {
-  let c;
-  try {
-    c = await client();
-  } catch (e) {
-    if (!(e instanceof UnreachableError)) throw e;
-    process.stderr.write(`warning: could not check for running operations (${e.message})\n`);
-    return;
-  }
-  const running: string[] = [];
-  const query = `ExecutionStatus = "Running" AND TaskQueue = "${orchestratorQueue(cluster)}"`;
-  for await (const wf of c.workflow.list({ query })) running.push(wf.workflowId);
-  if (running.length) {
-    throw new ClusterBusyError(
-      `operations run on cluster ${cluster} (${running.sort().join(', ')}): wait for them or abort them before resetting it`,
-    );
-  }
-}
 
 export function addSimCommands(program: Command): void {
   const sim = program.command('sim').description('the simulated cluster (hardware truth, faults, breakage)');
@@ -49,19 +27,20 @@ export function addSimCommands(program: Command): void {
     .option('--json', 'print {home} (or the error) as JSON')
     .action(async (o: { force?: boolean; json?: boolean }) => {
       const home = homeDir();
-      const store = FileConfigStore.forHome(home);
+      const store = openStore();
       const hw = SimHardware.forHome(home);
-      if (store.exists() || hw.exists()) {
+      const configured = await store.exists();
+      if (configured || hw.exists()) {
         // Something is there to lose: not under running operations, and not without a yes.
         confirmable('sim reset', o.force);
-        if (store.exists()) await refuseWhileOperationsRun(store.file.read().cluster.name);
+        if (configured) await refuseWhileOperationsRun((await store.config()).cluster.name, 'resetting it');
         await confirm(
           'sim reset',
           `This recreates the default simulated cluster in ${home}: its configuration and simulated hardware are overwritten. Continue?`,
           o.force,
         );
       }
-      await seedDefaultCluster(store, hw);
+      await seedDefaultCluster({ exists: () => configured, initialise: (d) => store.initialise(d), config: () => store.config() }, hw);
       if (o.json) printJson({ home });
       else print(`default cluster created in ${home}`);
     });
@@ -69,8 +48,8 @@ export function addSimCommands(program: Command): void {
     .command('status <instance>')
     .description("an instance's hardware truth: where it runs, DRBD roles and states")
     .option('--json', 'print JSON')
-    .action((name: string, o: { json?: boolean }) => {
-      const inst = instanceOrFail(readConfig(), name);
+    .action(async (name: string, o: { json?: boolean }) => {
+      const inst = instanceOrFail(await readConfig(), name);
       const { state, now } = hardware().read();
       const st = instanceHwStatus(state, now, inst);
       if (o.json) {
@@ -92,7 +71,7 @@ export function addSimCommands(program: Command): void {
     .addOption(new Option('--state <state>', 'what to make true').choices([...INJECT_STATES]).makeOptionMandatory())
     .option('--json', 'print {instance, node, state} (or the error) as JSON')
     .action(async (name: string, o: { node: string; state: InjectState; json?: boolean }) => {
-      const cfg = readConfig();
+      const cfg = await readConfig();
       const inst = instanceOrFail(cfg, name);
       nodeOrFail(cfg, o.node);
       // A breakage that does not fit the instance or node is an InjectRefusedError (exit 2).
@@ -106,7 +85,7 @@ export function addSimCommands(program: Command): void {
     .option('--json', 'print {node, power} (or the error) as JSON')
     .action(async (name: string, state: string, o: { json?: boolean }) => {
       if (state !== 'on' && state !== 'off') throw new UsageError(`power state must be on or off, not ${state}`);
-      nodeOrFail(readConfig(), name);
+      nodeOrFail(await readConfig(), name);
       await hardware().mutate((s, now) => setPower(s, now, name, state === 'on'));
       if (o.json) printJson({ node: name, power: state });
       else print(`${name} powered ${state}`);
@@ -183,7 +162,7 @@ function addFaultCommands(sim: Command): void {
     .option('--skip <k>', 'let this many calls through first', wholeNumber('--skip', 0, FAULT_COUNT_MAX))
     .option('--json', 'print the fault as JSON')
     .action(async (o: { rpc: string; node?: string; mode: FaultMode; times?: number; skip?: number; json?: boolean }) => {
-      if (o.node) nodeOrFail(readConfig(), o.node);
+      if (o.node) nodeOrFail(await readConfig(), o.node);
       const f = await hardware().mutate((s) => addFault(s, { rpc: o.rpc, node: o.node, mode: o.mode, times: o.times, skip: o.skip }));
       if (o.json) printJson(f);
       else print(`fault #${f.id}: ${f.mode} ${f.rpc}${f.node ? ` on ${f.node}` : ''}`);

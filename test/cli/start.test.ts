@@ -1,18 +1,21 @@
 /**
  * `npm start` itself (worker/main.ts start) as a child process: the embedded dev server with its
  * persistent SQLite file, Web UI (with the codec endpoint) and search attributes, the default
- * cluster and the payload key file created on first run, orchestrator and node agents answering;
- * and with TEMPORAL_ADDRESS set, no server started.
+ * cluster and the payload key file created on first run (and not overwritten on the next),
+ * orchestrator and node agents answering; and with TEMPORAL_ADDRESS set, no server started, a
+ * config.json of the earlier JSON store imported into the new configuration database.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterEach, expect, inject, test } from 'vitest';
 import { migrateInstance } from '../../client/api.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
-import { FileConfigStore } from '../../adapters/store/config-store.js';
+import { configPath } from '../../adapters/store/config-store.js';
+import { openSqliteStore } from '../../adapters/store/open.js';
+import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { instanceHwDetail } from '../../adapters/sim/cluster.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
@@ -96,7 +99,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
     const sas = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
     for (const k of SEARCH_ATTRIBUTES) expect(Object.keys(sas.customAttributes ?? {})).toContain(k.name);
     const client = new Client({ connection, dataConverter: clusterDataConverter(home) });
-    const cfg = FileConfigStore.forHome(home).file.read();
+    const cfg = openSqliteStore(home).readSync();
     expect(Object.keys(cfg.nodes)).toEqual(['node1', 'node2', 'node3']);
     const r = await migrateInstance(client, { instance: 'web1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
@@ -108,7 +111,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
       readKeyFile(keyFilePath(home)).current,
     );
     const { state, now } = SimHardware.forHome(home).read();
-    const inst = FileConfigStore.forHome(home).file.read().instances.web1!;
+    const inst = openSqliteStore(home).readSync().instances.web1!;
     expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, inst, instanceHwDetail(state, now, inst))).toEqual([]);
   } finally {
     await connection.close();
@@ -123,6 +126,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
   // Restarted on the same data directory: the cluster, its key and the server's history are still there.
   const second = await startStack(env);
   expect(second.output()).not.toContain('created the default simulated cluster');
+  expect(openSqliteStore(home).readSync().instances.web1!.primaryNode).toBe('node2');
   expect(second.output()).not.toContain('created the payload encryption key file');
   const again = await Connection.connect({ address: `localhost:${port}` });
   try {
@@ -138,6 +142,10 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
   homes.push(home);
   try {
+    // A config.json of the JSON store of earlier versions: imported into the new database, kept renamed.
+    const legacy = defaultClusterConfig('fromjson');
+    legacy.instances.web3!.adminState = 'down';
+    writeFileSync(configPath(home), JSON.stringify(legacy, null, 1));
     const metricsPort = await freePort();
     const stack = await startStack({ GANETI_TEMPORAL_HOME: home, TEMPORAL_ADDRESS: server.address }, [
       '--metrics',
@@ -151,11 +159,18 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
     expect(stack.output()).toContain(`Prometheus metrics on http://127.0.0.1:${metricsPort}/metrics`);
     expect(stack.output()).toContain(`Temporal server: ${server.address}, namespace default`);
     expect(stack.output()).not.toContain('codec endpoint');
-    const cfg = FileConfigStore.forHome(home).file.read();
+    expect(stack.output()).toContain(`imported ${configPath(home)} into the configuration database`);
+    expect(stack.output()).not.toContain('created the default simulated cluster');
+    expect(stack.output()).toContain('created the simulated hardware of cluster fromjson');
+    expect(existsSync(configPath(home))).toBe(false);
+    expect(readdirSync(home).filter((f) => f.startsWith('config.json.imported-'))).toHaveLength(1);
+    expect(statSync(join(home, 'config.db')).mode & 0o777).toBe(0o600);
+    const cfg = openSqliteStore(home).readSync();
+    expect(cfg).toEqual(legacy);
     const client = new Client({ connection: server.connection, dataConverter: clusterDataConverter(home) });
     const r = await migrateInstance(client, { instance: 'files1', targetNode: 'node1' }, { cluster: cfg.cluster.name });
     expect(r.outcome).toBe('migrated');
-    expect(FileConfigStore.forHome(home).file.read().instances.files1!.primaryNode).toBe('node1');
+    expect(openSqliteStore(home).readSync().instances.files1!.primaryNode).toBe('node1');
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/^temporal_activity_execution_latency/m);
     expect(metrics).toMatch(/^temporal_workflow_completed\{/m);

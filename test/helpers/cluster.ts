@@ -16,7 +16,8 @@ import {
 import { addFault, type FaultSpec } from '../../adapters/sim/faults.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import type { SimLogEntry, SimParams, SimState } from '../../adapters/sim/state.js';
-import { FileConfigStore } from '../../adapters/store/config-store.js';
+import { openSqliteStore } from '../../adapters/store/open.js';
+import type { SqlConfigStore } from '../../adapters/store/sql-store.js';
 import type { HookPath, HookPhase } from '../../domain/hook-env.js';
 import { TimingSchema, type ClusterConfig, type Instance, type Timing } from '../../domain/types.js';
 import { simHooksDir } from '../../worker/node-agent.js';
@@ -49,18 +50,18 @@ export interface TestClusterOptions {
 }
 
 export class TestCluster {
-  readonly config: FileConfigStore;
+  readonly config: SqlConfigStore;
   readonly hw: SimHardware;
   constructor(
     readonly name: string,
     readonly home: string,
   ) {
-    this.config = FileConfigStore.forHome(home);
+    this.config = openSqliteStore(home);
     this.hw = SimHardware.forHome(home);
   }
 
   cfg(): ClusterConfig {
-    return this.config.file.read();
+    return this.config.readSync();
   }
 
   instance(name: string): Instance {
@@ -106,7 +107,7 @@ export class TestCluster {
   }
 
   async setTiming(timing: Partial<Timing>): Promise<void> {
-    await this.config.file.update((c) => void Object.assign(c.cluster.timing, timing));
+    await this.config.update((c) => void Object.assign(c.cluster.timing, timing));
   }
 
   /** A hook script `<path>-<phase>.d/<name>` on `node` (a shell body, or a whole script with its own `#!`). */
@@ -129,6 +130,7 @@ export class TestCluster {
   }
 
   remove(): void {
+    void this.config.close();
     rmSync(this.home, { recursive: true, force: true });
   }
 }
@@ -142,6 +144,6 @@ export async function createTestCluster(opts: TestClusterOptions = {}): Promise<
   const c = new TestCluster(name, home);
   installTestKey(home);
   await c.config.initialise(cfg);
-  await c.hw.replace(buildHardware(c.config.file.read(), { ...FAST_SIM, ...opts.sim }));
+  await c.hw.replace(buildHardware(c.config.readSync(), { ...FAST_SIM, ...opts.sim }));
   return c;
 }

@@ -220,7 +220,7 @@ describe('migration RPCs', () => {
     const c = await cluster();
     const n1 = driver(c, 'node1');
     const n2 = driver(c, 'node2');
-    await c.config.file.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 2 }));
+    await c.config.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 2 }));
     await n1.instanceStart(ri(c, 'node1'), '');
     await sleep(300);
     await dualPrimary(c, n1, n2);
@@ -254,7 +254,7 @@ describe('migration RPCs', () => {
     const c = await cluster();
     const n1 = driver(c, 'node1');
     const n2 = driver(c, 'node2');
-    await c.config.file.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 256 }));
+    await c.config.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 256 }));
     await n1.instanceStart(ri(c, 'node1'), '');
     await dualPrimary(c, n1, n2);
     // A device hot-plugged into the source that the destination (built from the instance definition)
@@ -306,7 +306,7 @@ describe('migration RPCs', () => {
     const c = await cluster();
     const n1 = driver(c, 'node1');
     const n2 = driver(c, 'node2');
-    await c.config.file.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 256 }));
+    await c.config.update((cfg) => void (cfg.instances.web1!.hvparams = { migration_bandwidth: 256 }));
     await n1.instanceStart(ri(c, 'node1'), '');
     await dualPrimary(c, n1, n2);
     const info = await n1.migrationInfo(ri(c, 'node1'));

@@ -9,22 +9,26 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { createConfigActivities } from '../../activities/config.js';
 import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
-import { FileConfigStore } from '../../adapters/store/config-store.js';
+import { openSqliteStore } from '../../adapters/store/open.js';
+import type { SqlConfigStore } from '../../adapters/store/sql-store.js';
 import { operationSlice, sliceNodes, sliceScope } from '../../domain/slices.js';
 import type { ClusterSnapshot } from '../../domain/types.js';
 
 const dirs: string[] = [];
-afterEach(() => {
+const stores: SqlConfigStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
 /** The demo cluster (web1 node1/node2, web2 node2/node3, web3 node3/node1, db1 node1/node3, files1 on node2) plus a fourth node. */
-async function store(): Promise<FileConfigStore> {
+async function store(): Promise<SqlConfigStore> {
   const dir = mkdtempSync(join(tmpdir(), 'slices-test-'));
   dirs.push(dir);
   const cfg = defaultClusterConfig('slices');
   cfg.nodes.node4 = { ...cfg.nodes.node3!, name: 'node4', uuid: 'node-4', primaryIp: '192.0.2.14', secondaryIp: '198.51.100.14' };
-  const s = FileConfigStore.forHome(dir);
+  const s = openSqliteStore(dir);
+  stores.push(s);
   await s.initialise(cfg);
   return s;
 }
@@ -32,7 +36,7 @@ async function store(): Promise<FileConfigStore> {
 const keys = (s: ClusterSnapshot) => ({ instances: Object.keys(s.instances).sort(), nodes: Object.keys(s.nodes).sort() });
 const prereq = { failover: false, cleanup: false, allowFailover: true, ignoreIpolicy: false };
 
-describe('the JSON store scope', () => {
+describe('the configuration store scope', () => {
   test('primaryOn keeps the instances whose primary is the node; with names, both must hold', async () => {
     const s = await store();
     expect(Object.keys((await s.snapshot({ primaryOn: 'node1' })).instances).sort()).toEqual(['db1', 'web1']);

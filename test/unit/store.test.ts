@@ -1,7 +1,9 @@
 /**
  * The JSON document store (atomic replace, lock-serialised read-modify-write within and across
- * processes, stale locks) and the cluster configuration store built on it (memory reservations,
- * compare-and-set of the primary node, node flags).
+ * processes, stale locks; the simulator's hardware uses it) and the cluster configuration store on
+ * its embedded SQLite engine: the behaviour shared with PostgreSQL (test/helpers/store-cases.ts,
+ * test/store/postgres.test.ts), plus the file (mode 0600), writers in several processes, and the
+ * import of the JSON store's config.json on first start.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
@@ -9,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { ReserveMemoryRequest } from '../../domain/ports.js';
+import { configStoreCases, SQLITE } from '../helpers/store-cases.js';
 import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
-import { ConfigError, FileConfigStore, type FileConfigStoreOptions } from '../../adapters/store/config-store.js';
+import { configPath } from '../../adapters/store/config-store.js';
+import { databasePath, importJsonOnFirstStart, openSqliteStore } from '../../adapters/store/open.js';
 import { JsonFileStore, LockTimeoutError, type JsonFileStoreOptions } from '../../adapters/common/json-file.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -196,151 +199,70 @@ describe('JsonFileStore', () => {
   });
 });
 
-// ---- FileConfigStore ----------------------------------------------------------------------------
+configStoreCases(SQLITE);
 
-async function configStore(opts: FileConfigStoreOptions = {}): Promise<FileConfigStore> {
-  const store = FileConfigStore.forHome(tempDir(), opts);
-  await store.initialise(defaultClusterConfig('storetest'));
-  return store;
-}
-
-const req = (opId: string, over: Partial<ReserveMemoryRequest> = {}): ReserveMemoryRequest => ({
-  opId,
-  node: 'node2',
-  instance: 'web1',
-  needed: 1024,
-  wanted: 2048,
-  reportedFree: 3000,
-  workflowId: `wf-${opId}`,
-  runId: `run-${opId}`,
-  ...over,
-});
-
-describe('FileConfigStore memory reservations', () => {
-  test('three concurrent reservations never overcommit: the later ones see reduced free memory', async () => {
-    const store = await configStore();
-    const rs = await Promise.all(['a', 'b', 'c'].map((id) => store.reserveMemory(req(id))));
-    expect(rs.reduce((a, r) => a + r.reserved, 0)).toBeLessThanOrEqual(3000);
-    const sorted = [...rs].sort((x, y) => y.reserved - x.reserved);
-    // the first gets all it wants; then 952 MiB remain, less than the 1024 needed
-    expect(sorted).toEqual([
-      { free: 3000, reserved: 2048 },
-      { free: 952, reserved: 0 },
-      { free: 952, reserved: 0 },
-    ]);
-    expect(await store.reservedMemory()).toEqual({ node2: 2048 });
-    expect(Object.keys((await store.config()).reservations)).toHaveLength(1);
-  });
-
-  test('concurrent reservations that fit get min(wanted, free) and together use exactly the free memory', async () => {
-    const store = await configStore();
-    const rs = await Promise.all(['a', 'b', 'c'].map((id) => store.reserveMemory(req(id, { needed: 512, wanted: 1024 }))));
-    expect(rs.map((r) => r.reserved).sort((a, b) => a - b)).toEqual([952, 1024, 1024]);
-    expect(rs.map((r) => r.free).sort((a, b) => a - b)).toEqual([952, 1976, 3000]);
-    expect(await store.reservedMemory()).toEqual({ node2: 3000 });
-  });
-
-  test("reservations on other nodes do not reduce a node's free memory", async () => {
-    const store = await configStore();
-    await store.reserveMemory(req('a', { node: 'node3' }));
-    expect(await store.reserveMemory(req('b'))).toEqual({ free: 3000, reserved: 2048 });
-    expect(await store.reservedMemory()).toEqual({ node2: 2048, node3: 2048 });
-  });
-
-  test('reserving again under the same opId is idempotent', async () => {
-    const store = await configStore();
-    const first = await store.reserveMemory(req('a'));
-    const again = await store.reserveMemory(req('a'));
-    expect(again).toEqual(first);
-    expect(first).toEqual({ free: 3000, reserved: 2048 });
-    const cfg = await store.config();
-    expect(cfg.reservations).toEqual({ a: { node: 'node2', memory: 2048, instance: 'web1', workflowId: 'wf-a', runId: 'run-a' } });
-    expect(await store.reservedMemory()).toEqual({ node2: 2048 });
-    expect(await store.reservedMemory('a')).toEqual({});
-  });
-
-  test('releaseReservation frees the memory for the next operation', async () => {
-    const store = await configStore();
-    await store.reserveMemory(req('a'));
-    expect(await store.reserveMemory(req('b'))).toEqual({ free: 952, reserved: 0 });
-    await store.releaseReservation('a');
-    expect((await store.config()).reservations).toEqual({});
-    expect(await store.reserveMemory(req('b'))).toEqual({ free: 3000, reserved: 2048 });
-    const serial = (await store.config()).serial;
-    await store.releaseReservation('never-made');
-    expect((await store.config()).serial).toBe(serial);
-    expect(await store.reservedMemory()).toEqual({ node2: 2048 });
-  });
-
-  test('reservations of operations that no longer run are dropped; undecidable ones are kept', async () => {
+describe('SQLite configuration store', () => {
+  test('the database file is created with mode 0600, in WAL mode', async () => {
     const home = tempDir();
-    const plain = FileConfigStore.forHome(home);
-    await plain.initialise(defaultClusterConfig('storetest'));
-    await plain.reserveMemory(req('dead', { node: 'node2', wanted: 1024 }));
-    await plain.reserveMemory(req('unknown', { node: 'node2', wanted: 1024 }));
-    await plain.reserveMemory(req('alive', { node: 'node3' }));
-
-    const asked: string[] = [];
-    const store = FileConfigStore.forHome(home, {
-      isOperationRunning: async (workflowId) => {
-        asked.push(workflowId);
-        if (workflowId === 'wf-unknown') throw new Error('server unreachable');
-        return workflowId !== 'wf-dead';
-      },
-    });
-    // free 3000 minus only the undecidable 1024 on node2
-    expect(await store.reserveMemory(req('new'))).toEqual({ free: 1976, reserved: 1976 });
-    expect(Object.keys((await store.config()).reservations).sort()).toEqual(['alive', 'new', 'unknown']);
-    expect(asked.sort()).toEqual(['wf-alive', 'wf-dead', 'wf-unknown']);
-    expect(await store.reservedMemory()).toEqual({ node2: 1024 + 1976, node3: 2048 });
-  });
-});
-
-describe('FileConfigStore configuration changes', () => {
-  test('setInstancePrimary is a compare-and-set: a different expected primary is a conflict and changes nothing', async () => {
-    const store = await configStore();
-    const serial = (await store.config()).serial;
-    const err = await store.setInstancePrimary('web1', 'node3', 'node2').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).kind).toBe('conflict');
-    expect((err as ConfigError).message).toMatch(/primary is node1, expected node3/);
-    const cfg = await store.config();
-    expect(cfg.instances.web1!.primaryNode).toBe('node1');
-    expect(cfg.serial).toBe(serial);
+    const s = openSqliteStore(home);
+    await s.initialise(defaultClusterConfig('storetest'));
+    expect(statSync(databasePath(home)).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${databasePath(home)}-wal`)).toBe(true);
+    expect(statSync(`${databasePath(home)}-wal`).mode & 0o777).toBe(0o600);
+    await s.close();
   });
 
-  test('setInstancePrimary moves the primary when it matches, and is idempotent once moved', async () => {
-    const store = await configStore();
-    const serial = (await store.config()).serial;
-    expect((await store.setInstancePrimary('web1', 'node1', 'node2')).primaryNode).toBe('node2');
-    expect((await store.config()).serial).toBe(serial + 1);
-    // a retried activity: already the new primary
-    expect((await store.setInstancePrimary('web1', 'node1', 'node2')).primaryNode).toBe('node2');
-    const cfg = await store.config();
-    expect(cfg.instances.web1!.primaryNode).toBe('node2');
-    expect(cfg.serial).toBe(serial + 1);
-    expect((await store.snapshot()).instances.web1!.primaryNode).toBe('node2');
+  test('reservations from several processes at once never overcommit', async () => {
+    const home = tempDir();
+    const s = openSqliteStore(home);
+    await s.initialise(defaultClusterConfig('storetest'));
+    const child = (n: number) =>
+      runChild(`
+        import { openSqliteStore } from './adapters/store/open.ts';
+        const s = openSqliteStore(${JSON.stringify(home)});
+        const out = [];
+        for (let i = 0; i < 5; i++) {
+          const id = 'p${n}-' + i;
+          out.push((await s.reserveMemory({ opId: id, node: 'node2', instance: 'web1', needed: 100, wanted: 150, reportedFree: 4000, workflowId: 'wf-' + id, runId: 'r' })).reserved);
+        }
+        console.log(JSON.stringify(out));
+      `);
+    const outs = (await Promise.all([1, 2, 3, 4].map(child))).map((o) => JSON.parse(o) as number[]).flat();
+    const total = outs.reduce((a, b) => a + b, 0);
+    // 20 requests of 150 MiB against 4000: all fit, each took exactly its share
+    expect(total).toBe(3000);
+    expect(await s.reservedMemory()).toEqual({ node2: 3000 });
+    expect(Object.keys((await s.config()).reservations)).toHaveLength(20);
+    await s.close();
   });
 
-  test('setInstancePrimary rejects unknown instances and nodes as not-found', async () => {
-    const store = await configStore();
-    await expect(store.setInstancePrimary('nope', 'node1', 'node2')).rejects.toMatchObject({ kind: 'not-found' });
-    await expect(store.setInstancePrimary('web1', 'node1', 'node9')).rejects.toMatchObject({ kind: 'not-found' });
-    expect((await store.config()).instances.web1!.primaryNode).toBe('node1');
+  test('a config.json of the JSON store is imported into an empty database on first start and kept renamed', async () => {
+    const home = tempDir();
+    const cfg = defaultClusterConfig('fromjson');
+    cfg.instances.web1!.primaryNode = 'node2';
+    writeFileSync(configPath(home), JSON.stringify(cfg, null, 1));
+    const s = openSqliteStore(home);
+    const backup = await importJsonOnFirstStart(s, home);
+    expect(backup).toMatch(/config\.json\.imported-/);
+    expect(existsSync(configPath(home))).toBe(false);
+    expect(JSON.parse(readFileSync(backup!, 'utf8'))).toEqual(cfg);
+    expect(await s.config()).toEqual(cfg);
+    expect(s.readSync()).toEqual(cfg);
+    // A database that holds a configuration is never overwritten by a JSON file.
+    writeFileSync(configPath(home), JSON.stringify(defaultClusterConfig('other')));
+    expect(await importJsonOnFirstStart(s, home)).toBeNull();
+    expect((await s.config()).cluster.name).toBe('fromjson');
+    expect(readdirSync(home).filter((f) => f.startsWith('config.json'))).toHaveLength(2);
+    await s.close();
   });
 
-  test('modifyNode refuses to mark the master offline but marks other nodes offline', async () => {
-    const store = await configStore();
-    const serial = (await store.config()).serial;
-    const err = await store.modifyNode('node1', { offline: true }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).kind).toBe('invalid');
-    expect((await store.config()).nodes.node1!.offline).toBe(false);
-    expect((await store.config()).serial).toBe(serial);
-
-    expect((await store.modifyNode('node2', { offline: true })).offline).toBe(true);
-    const cfg = await store.config();
-    expect(cfg.nodes.node2!.offline).toBe(true);
-    expect(cfg.serial).toBe(serial + 1);
+  test('a config.json with fields this version does not know is refused and left in place', async () => {
+    const home = tempDir();
+    writeFileSync(configPath(home), JSON.stringify({ ...defaultClusterConfig('fromjson'), future: true }));
+    const s = openSqliteStore(home);
+    await expect(importJsonOnFirstStart(s, home)).rejects.toThrow(/future/);
+    expect(existsSync(configPath(home))).toBe(true);
+    expect(await s.exists()).toBe(false);
+    await s.close();
   });
 });

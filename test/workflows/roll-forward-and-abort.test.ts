@@ -11,7 +11,9 @@ import { abortOperation } from '../../client/jobs.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { cleanupCommand } from '../../domain/naming.js';
 import { createOrchestratorActivities } from '../../activities/index.js';
-import { configPath, FileConfigStore } from '../../adapters/store/config-store.js';
+import { sqliteEngine } from '../../adapters/store/engines.js';
+import { databasePath } from '../../adapters/store/open.js';
+import { SqlConfigStore } from '../../adapters/store/sql-store.js';
 import { ConfigError } from '../../domain/ports.js';
 import { cli } from '../helpers/cli.js';
 import { configShape, failure, migrate, outcomeOf, start, useHarness, waitForProgress } from '../helpers/harness.js';
@@ -193,13 +195,13 @@ describe('memory reservations', () => {
   test('a release that fails is a warning, never a failed operation; the next operation drops the reservation', async () => {
     const { c, w } = await h.cluster();
     // The configuration store refuses the release (as a store that lost its database would).
-    class RefusingRelease extends FileConfigStore {
+    class RefusingRelease extends SqlConfigStore {
       override releaseReservation(): Promise<void> {
         return Promise.reject(new ConfigError('the configuration store refused the write', 'invalid'));
       }
     }
     await w.stop(w.orch!);
-    await w.orchestrator({ activities: createOrchestratorActivities({ config: new RefusingRelease(configPath(c.home)) }) });
+    await w.orchestrator({ activities: createOrchestratorActivities({ config: new RefusingRelease(sqliteEngine(databasePath(c.home))) }) });
     const r = await migrate(h.env(), c, { instance: 'web1' });
     expect(r.ok && r.result.outcome).toBe('migrated');
     expect(r.ok && r.result.feedback).toContain(
@@ -215,7 +217,7 @@ describe('memory reservations', () => {
 
   test('a reservation of a run the server does not know is dropped by the next operation', async () => {
     const { c } = await h.cluster();
-    await c.config.file.update((cfg) => {
+    await c.config.update((cfg) => {
       cfg.reservations['instance/ghost@00000000-0000-4000-8000-000000000000'] = {
         node: 'node2',
         memory: 512,
