@@ -1,0 +1,270 @@
+/**
+ * `npm run bench:scale`: one orchestrator worker under 1,000 concurrent live migrations.
+ *
+ * A simulated cluster of BENCH_NODES (100) nodes and BENCH_INSTANCES (1,000) DRBD instances spread
+ * over them (instance i on node i mod N, its secondary on the next node), on the embedded dev server.
+ * The simulated resync and memory transfer are sized so that one migration alone takes about 10 s
+ * (BENCH_RESYNC MiB resynced at BENCH_SYNC_RATE MiB/s, BENCH_MEMORY MiB of guest RAM). First one
+ * migration runs alone (its history is the reference count), then every instance is migrated to its
+ * secondary at once. The orchestrator runs in its own process (`worker/main.ts orchestrator`), as in
+ * production; the 100 node agents run in this process.
+ *
+ * Printed per configuration engine (BENCH_ENGINES, default `sqlite,postgres`; PostgreSQL is started
+ * from Debian's package in a temporary directory, like the tests do): wall time, migrations per second,
+ * p50 and p95 activity schedule-to-start latency over all the migrations' histories, the
+ * orchestrator's peak RSS, and history events per migration against the single migration's count.
+ * Targets (issue 12): every migration completes, RSS ≤ 500 MB, dispatch p50 ≤ 50 ms, events per
+ * migration equal to the single-migration count.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { operationResult, startMigration } from '../client/api.js';
+import { ensureKeyFile, keyFilePath } from '../connection/codec.js';
+import { clusterDataConverter } from '../connection/settings.js';
+import { buildHardware } from '../adapters/sim/cluster.js';
+import { evacuationClusterConfig, evacuationInstanceName } from '../adapters/sim/evacuation.js';
+import { SimHardware } from '../adapters/sim/hardware.js';
+import { TimingSchema } from '../domain/types.js';
+import { workflowIdFor } from '../domain/naming.js';
+import { workflowBundle } from '../worker/bundle.js';
+import { createDevServer } from '../worker/dev-server.js';
+import { createNodeAgent, simBackend, simHooks } from '../worker/node-agent.js';
+import { PROJECT_ROOT, resolveTemporalCli } from '../worker/temporal-cli.js';
+import { openBenchStore, type BenchEngine } from './scale-store.js';
+
+const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
+const N = num('BENCH_INSTANCES', 1000);
+const NODES = num('BENCH_NODES', 100);
+const MEMORY = num('BENCH_MEMORY', 512);
+const RESYNC = num('BENCH_RESYNC', 120);
+const SYNC_RATE = num('BENCH_SYNC_RATE', 60);
+const TIME_FACTOR = num('BENCH_TIME_FACTOR', 1);
+const START_BATCH = num('BENCH_START_BATCH', 50);
+const ENGINES = (process.env.BENCH_ENGINES || 'sqlite,postgres').split(',').filter(Boolean) as BenchEngine[];
+const CLUSTER = 'bench-scale';
+
+const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+
+/** Peak resident set of a process (Linux VmHWM), MiB. */
+function peakRssMib(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+async function startOrchestrator(home: string, address: string, bundlePath: string, env: Record<string, string>): Promise<ChildProcess> {
+  const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      ...env,
+      GANETI_TEMPORAL_HOME: home,
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_NAMESPACE: 'default',
+      GANETI_TEMPORAL_WORKFLOW_BUNDLE: bundlePath,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    p.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('orchestrator for cluster')) resolve();
+    });
+    p.on('exit', (code) => reject(new Error(`the orchestrator exited (${code})`)));
+  });
+  return p;
+}
+
+const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+  t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+
+/** A finished migration's history: its event count and each activity's schedule-to-start latency. */
+async function historyStats(client: Client, workflowId: string): Promise<{ events: number; other: number; dispatch: number[] }> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const scheduled = new Map<string, number>();
+  const dispatch: number[] = [];
+  let tasks = 0;
+  for (const e of events) {
+    if (e.workflowTaskScheduledEventAttributes || e.workflowTaskStartedEventAttributes || e.workflowTaskCompletedEventAttributes) tasks++;
+    if (e.activityTaskScheduledEventAttributes) scheduled.set(String(e.eventId), ms(e.eventTime));
+    const started = e.activityTaskStartedEventAttributes;
+    if (started) dispatch.push(ms(e.eventTime) - (scheduled.get(String(started.scheduledEventId)) ?? ms(e.eventTime)));
+  }
+  // Workflow tasks vary with timing (two RPC completions arriving together share one task); the
+  // commands and activity events do not.
+  return { events: events.length, other: events.length - tasks, dispatch };
+}
+
+interface EngineResult {
+  engine: BenchEngine;
+  t1: number;
+  singleEvents: number;
+  singleOther: number;
+  wall: number;
+  completed: number;
+  failed: string[];
+  dispatchP50: number;
+  dispatchP95: number;
+  rssMib: number | null;
+  events: { min: number; max: number; mean: number };
+  other: { min: number; max: number };
+}
+
+async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode: string): Promise<EngineResult> {
+  const home = mkdtempSync(join(tmpdir(), `gt-bench-scale-${engine}-`));
+  const workers: Array<{ w: Worker; run: Promise<void> }> = [];
+  let env: TestWorkflowEnvironment | undefined;
+  let orch: ChildProcess | undefined;
+  const db = await openBenchStore(engine, home);
+  const { store } = db;
+  try {
+    const cfg = evacuationClusterConfig(CLUSTER, {
+      nodes: NODES,
+      instances: N,
+      memory: MEMORY,
+      nodeMemory: 4096 + 2 * Math.ceil(N / NODES) * MEMORY,
+      spread: true,
+    });
+    cfg.cluster.timing = TimingSchema.parse({});
+    await store.initialise(cfg);
+    const hw = SimHardware.forHome(home);
+    await hw.replace(
+      buildHardware(cfg, { timeFactor: TIME_FACTOR, reconnectResync: RESYNC, syncRate: SYNC_RATE, guestDirtyRate: 2, logLimit: 200 }),
+    );
+    ensureKeyFile(keyFilePath(home));
+    const dataConverter = clusterDataConverter(home);
+    env = await createDevServer(
+      { executable: { type: 'existing-path', path: cli.path }, log: { format: 'pretty', level: 'error' } },
+      { dataConverter },
+    );
+    const bundlePath = join(home, 'workflow-bundle.js');
+    writeFileSync(bundlePath, bundleCode);
+    orch = await startOrchestrator(home, env.address, bundlePath, db.env);
+    for (const node of Object.keys(cfg.nodes)) {
+      const w = await createNodeAgent({
+        connection: env.nativeConnection,
+        namespace: 'default',
+        cluster: CLUSTER,
+        node,
+        rpc: simBackend(home, node),
+        hooks: simHooks(home, node),
+        dataConverter,
+      });
+      workers.push({ w, run: w.run() });
+    }
+    const client = env.client;
+    const names = Array.from({ length: N }, (_, i) => evacuationInstanceName(i + 1));
+
+    // One migration alone: its time and its history are the reference.
+    const t0 = performance.now();
+    await operationResult(await startMigration(client, { instance: names[0]! }, { cluster: CLUSTER }));
+    const t1 = performance.now() - t0;
+    const single = await historyStats(client, workflowIdFor(names[0]!));
+    console.log(`[${engine}] one migration alone: ${sec(t1)}, ${single.events} history events`);
+    // Back to where it was, so all N migrate from the spread layout.
+    await operationResult(await startMigration(client, { instance: names[0]! }, { cluster: CLUSTER }));
+
+    const startedAt = performance.now();
+    const handles: Array<Awaited<ReturnType<typeof startMigration>>> = [];
+    for (let i = 0; i < names.length; i += START_BATCH) {
+      const batch = names.slice(i, i + START_BATCH);
+      handles.push(...(await Promise.all(batch.map((instance) => startMigration(client, { instance }, { cluster: CLUSTER })))));
+    }
+    console.log(`[${engine}] ${N} migrations started in ${sec(performance.now() - startedAt)}`);
+    const failed: string[] = [];
+    await Promise.all(
+      handles.map((h, i) =>
+        operationResult(h).catch((e: unknown) => {
+          failed.push(`${names[i]}: ${e instanceof Error ? e.message : String(e)}`);
+        }),
+      ),
+    );
+    const wall = performance.now() - startedAt;
+    const rssMib = orch.pid ? peakRssMib(orch.pid) : null;
+
+    const dispatch: number[] = [];
+    const counts: number[] = [];
+    const others: number[] = [];
+    for (let i = 0; i < names.length; i += 50) {
+      const stats = await Promise.all(names.slice(i, i + 50).map((n) => historyStats(client, workflowIdFor(n))));
+      for (const s of stats) {
+        counts.push(s.events);
+        others.push(s.other);
+        dispatch.push(...s.dispatch);
+      }
+    }
+    dispatch.sort((a, b) => a - b);
+    const cfgAfter = await store.config();
+    const moved = names.filter((n) => cfgAfter.instances[n]?.primaryNode === cfg.instances[n]!.disks[0]!.drbd!.nodes[1]).length;
+    if (moved !== N) failed.push(`${N - moved} instances not on their former secondary`);
+    return {
+      engine,
+      t1,
+      singleEvents: single.events,
+      singleOther: single.other,
+      wall,
+      completed: N - failed.length,
+      failed,
+      dispatchP50: pct(dispatch, 50),
+      dispatchP95: pct(dispatch, 95),
+      rssMib,
+      events: { min: Math.min(...counts), max: Math.max(...counts), mean: counts.reduce((a, b) => a + b, 0) / counts.length },
+      other: { min: Math.min(...others), max: Math.max(...others) },
+    };
+  } finally {
+    for (const { w } of workers) w.shutdown();
+    await Promise.all(workers.map(({ run }) => run.catch(() => undefined)));
+    orch?.kill('SIGTERM');
+    await env?.teardown();
+    await db.close();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const cli = await resolveTemporalCli({ log: console.log });
+  if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
+  const bundleCode = (await workflowBundle()).code;
+  console.log(
+    `bench:scale: ${NODES} nodes, ${N} DRBD instances of ${MEMORY} MiB; resync ${RESYNC} MiB at ${SYNC_RATE} MiB/s; ` +
+      `simulator ${TIME_FACTOR}x real time; engines ${ENGINES.join(', ')}`,
+  );
+  const results: EngineResult[] = [];
+  for (const engine of ENGINES) results.push(await runEngine(engine, cli, bundleCode));
+  for (const r of results) {
+    console.log(`\n${r.engine}:`);
+    console.log(`  migrations completed: ${r.completed}/${N}${r.failed.length ? ` (${r.failed.length} failed)` : ''}`);
+    for (const f of r.failed.slice(0, 10)) console.log(`    ${f}`);
+    console.log(`  wall time: ${sec(r.wall)} (one alone: ${sec(r.t1)}); ${(N / (r.wall / 1000)).toFixed(1)} migrations/s`);
+    console.log(
+      `  activity schedule-to-start: p50 ${r.dispatchP50.toFixed(0)} ms, p95 ${r.dispatchP95.toFixed(0)} ms (target p50 ≤ 50 ms)`,
+    );
+    console.log(`  orchestrator peak RSS: ${r.rssMib === null ? 'unknown' : `${r.rssMib.toFixed(0)} MiB`} (target ≤ 500 MB)`);
+    console.log(
+      `  history events per migration: ${r.events.min}–${r.events.max} (mean ${r.events.mean.toFixed(1)}); ` +
+        `one alone: ${r.singleEvents}${r.events.min === r.singleEvents && r.events.max === r.singleEvents ? ' (equal)' : ' (NOT equal)'}`,
+    );
+    const same = r.other.min === r.singleOther && r.other.max === r.singleOther;
+    console.log(
+      `  without workflow-task events (commands, activities): ${r.other.min}–${r.other.max}; one alone: ${r.singleOther}` +
+        (same ? ' (equal)' : ' (NOT equal)'),
+    );
+  }
+  console.log(`\nmachine load average at the end: ${loadavg()[0]!.toFixed(1)}`);
+  if (results.some((r) => r.failed.length)) process.exitCode = 1;
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
