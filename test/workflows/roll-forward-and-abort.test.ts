@@ -97,7 +97,8 @@ describe('an accepted abort always takes effect', () => {
   test('during the pre-hooks of a sharedfile failover (no cancellable step before the shutdown)', async () => {
     const { c } = await h.cluster();
     const gate = c.gate('pre-hooks');
-    c.hook('node2', 'instance-failover', 'pre', '10-slow', gate.body);
+    // Failover pre-hooks run on the master, the secondaries and the target, never on the source (behaviour §9.1).
+    c.hook('node1', 'instance-failover', 'pre', '10-slow', gate.body);
     const handle = await startFailover(h.env().client, { instance: 'files1', targetNode: 'node3' }, { cluster: c.name });
     await waitForProgress(handle, (p) => p.phase === 'pre-hooks');
     await abortOperation(h.env().client, 'files1');

@@ -62,7 +62,10 @@ async function read(handle: WorkflowHandle): Promise<{ text: string; snapshots: 
 function payloadsIn(o: unknown, out: Payload[] = []): Payload[] {
   if (!o || typeof o !== 'object' || o instanceof Uint8Array) return out;
   const p = o as Payload;
-  if (p.metadata && typeof p.metadata === 'object' && 'encoding' in p.metadata) return [...out, p];
+  if (p.metadata && typeof p.metadata === 'object' && 'encoding' in p.metadata) {
+    out.push(p);
+    return out;
+  }
   for (const v of Object.values(o)) payloadsIn(v, out);
   return out;
 }
