@@ -15,8 +15,8 @@
  * Environment: BENCH_INSTANCES (100), BENCH_NODES (11), BENCH_CONCURRENT (10), BENCH_OUTGOING (10),
  * BENCH_INCOMING (2), BENCH_MEMORY MiB per instance (1024; nodes have room for all of them), BENCH_TIME_FACTOR (2).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -33,8 +33,8 @@ import { openSqliteStore } from '../adapters/store/open.js';
 import { TimingSchema } from '../domain/types.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createDevServer } from '../worker/dev-server.js';
-import { createNodeAgent, simBackend, simHooks } from '../worker/node-agent.js';
-import { PROJECT_ROOT, resolveTemporalCli } from '../worker/temporal-cli.js';
+import { resolveTemporalCli } from '../worker/temporal-cli.js';
+import { cpuSeconds, eventMs, peakRssMib, startOrchestrator, startSimAgents } from './common.js';
 
 const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
 const N = num('BENCH_INSTANCES', 100);
@@ -48,53 +48,10 @@ const CLUSTER = 'bench-evacuate';
 
 const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-/** Peak resident set of a process (Linux VmHWM), MiB. */
-function peakRssMib(pid: number): number | null {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-/** CPU time a process used so far (Linux /proc/<pid>/stat utime + stime), seconds. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-/** The orchestrator as its own process (`worker/main.ts orchestrator`), with a prebuilt workflow bundle. */
-async function startOrchestrator(home: string, address: string, bundlePath: string): Promise<ChildProcess> {
-  const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'], {
-    cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      GANETI_TEMPORAL_HOME: home,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: 'default',
-      GANETI_TEMPORAL_WORKFLOW_BUNDLE: bundlePath,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    p.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('orchestrator for cluster')) resolve();
-    });
-    p.on('exit', (code) => reject(new Error(`the orchestrator exited (${code})`)));
-  });
-  return p;
-}
-
 /** Where a child's time went (BENCH_TRACE=1): activity queueing vs running, workflow-task queueing. */
 async function trace(client: TestWorkflowEnvironment['client'], workflowId: string): Promise<string> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-    t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+  const ms = eventMs;
   const at = new Map<string, number>();
   let actQueue = 0;
   let actRun = 0;
@@ -147,18 +104,7 @@ async function main(): Promise<void> {
     const bundlePath = join(home, 'workflow-bundle.js');
     writeFileSync(bundlePath, (await workflowBundle()).code);
     orch = await startOrchestrator(home, env.address, bundlePath);
-    for (const node of Object.keys(cfg.nodes)) {
-      const w = await createNodeAgent({
-        connection: env.nativeConnection,
-        namespace: 'default',
-        cluster: CLUSTER,
-        node,
-        rpc: simBackend(home, node),
-        hooks: simHooks(home, node),
-        dataConverter,
-      });
-      workers.push({ w, run: w.run() });
-    }
+    workers.push(...(await startSimAgents(env, { cluster: CLUSTER, home, nodes: Object.keys(cfg.nodes), dataConverter })));
     const client = env.client;
     console.log(
       `bench:evacuate: ${NODES} nodes, ${N} DRBD instances of ${MEMORY} MiB on node1; simulator ${TIME_FACTOR}x real time; ` +

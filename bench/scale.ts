@@ -16,8 +16,8 @@
  * Targets (issue 12): every migration completes, RSS ≤ 500 MB, dispatch p50 ≤ 50 ms, events per
  * migration equal to the single-migration count.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -33,8 +33,8 @@ import { TimingSchema } from '../domain/types.js';
 import { workflowIdFor } from '../domain/naming.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createDevServer } from '../worker/dev-server.js';
-import { createNodeAgent, simBackend, simHooks } from '../worker/node-agent.js';
-import { PROJECT_ROOT, resolveTemporalCli } from '../worker/temporal-cli.js';
+import { resolveTemporalCli } from '../worker/temporal-cli.js';
+import { eventMs, peakRssMib, startOrchestrator, startSimAgents } from './common.js';
 import { openBenchStore, type BenchEngine } from './scale-store.js';
 
 const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
@@ -51,40 +51,7 @@ const CLUSTER = 'bench-scale';
 const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 
-/** Peak resident set of a process (Linux VmHWM), MiB. */
-function peakRssMib(pid: number): number | null {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-async function startOrchestrator(home: string, address: string, bundlePath: string, env: Record<string, string>): Promise<ChildProcess> {
-  const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'], {
-    cwd: PROJECT_ROOT,
-    env: {
-      ...process.env,
-      ...env,
-      GANETI_TEMPORAL_HOME: home,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: 'default',
-      GANETI_TEMPORAL_WORKFLOW_BUNDLE: bundlePath,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    p.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('orchestrator for cluster')) resolve();
-    });
-    p.on('exit', (code) => reject(new Error(`the orchestrator exited (${code})`)));
-  });
-  return p;
-}
-
-const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-  t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+const ms = eventMs;
 
 /** A finished migration's history: its event count and each activity's schedule-to-start latency. */
 async function historyStats(client: Client, workflowId: string): Promise<{ events: number; other: number; dispatch: number[] }> {
@@ -149,18 +116,7 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     const bundlePath = join(home, 'workflow-bundle.js');
     writeFileSync(bundlePath, bundleCode);
     orch = await startOrchestrator(home, env.address, bundlePath, db.env);
-    for (const node of Object.keys(cfg.nodes)) {
-      const w = await createNodeAgent({
-        connection: env.nativeConnection,
-        namespace: 'default',
-        cluster: CLUSTER,
-        node,
-        rpc: simBackend(home, node),
-        hooks: simHooks(home, node),
-        dataConverter,
-      });
-      workers.push({ w, run: w.run() });
-    }
+    workers.push(...(await startSimAgents(env, { cluster: CLUSTER, home, nodes: Object.keys(cfg.nodes), dataConverter })));
     const client = env.client;
     const names = Array.from({ length: N }, (_, i) => evacuationInstanceName(i + 1));
 

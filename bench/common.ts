@@ -1,0 +1,85 @@
+/** What the benchmarks share: the orchestrator as its own process, simulated node agents, and /proc readings. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DataConverter } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { createNodeAgent, simBackend, simHooks } from '../worker/node-agent.js';
+import { PROJECT_ROOT } from '../worker/temporal-cli.js';
+
+/** Peak resident set of a process (Linux VmHWM), MiB. */
+export function peakRssMib(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time a process used so far (Linux /proc/<pid>/stat utime + stime), seconds. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A history event's time, ms since the epoch. */
+export const eventMs = (t: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
+  t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+
+/**
+ * The orchestrator as its own process (`worker/main.ts orchestrator`), as in production, with a
+ * prebuilt workflow bundle; resolves once its worker runs. `env`: e.g. the configuration database URL.
+ */
+export async function startOrchestrator(
+  home: string,
+  address: string,
+  bundlePath: string,
+  env: Record<string, string> = {},
+): Promise<ChildProcess> {
+  const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'], {
+    cwd: PROJECT_ROOT,
+    env: {
+      ...process.env,
+      ...env,
+      GANETI_TEMPORAL_HOME: home,
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_NAMESPACE: 'default',
+      GANETI_TEMPORAL_WORKFLOW_BUNDLE: bundlePath,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    p.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('orchestrator for cluster')) resolve();
+    });
+    p.on('exit', (code) => reject(new Error(`the orchestrator exited (${code})`)));
+  });
+  return p;
+}
+
+/** A simulated node agent per node, in this process, running until `stopAgents`. */
+export async function startSimAgents(
+  env: TestWorkflowEnvironment,
+  o: { cluster: string; home: string; nodes: string[]; dataConverter: DataConverter },
+): Promise<Array<{ w: Worker; run: Promise<void> }>> {
+  const workers: Array<{ w: Worker; run: Promise<void> }> = [];
+  for (const node of o.nodes) {
+    const w = await createNodeAgent({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      cluster: o.cluster,
+      node,
+      rpc: simBackend(o.home, node),
+      hooks: simHooks(o.home, node),
+      dataConverter: o.dataConverter,
+    });
+    workers.push({ w, run: w.run() });
+  }
+  return workers;
+}
