@@ -23,14 +23,19 @@ function opId(): { opId: string; workflowId: string; runId: string } {
 export function createConfigActivities({ config }: ConfigActivityDeps) {
   return {
     /**
-     * The configuration an operation starts from (reservations of runs that are gone are dropped
-     * first), without the DRBD secrets: it is recorded in the history. `slice` names what the
-     * operation acts on (domain/slices.ts); without it (executions started before slices) everything.
+     * The configuration an operation starts from, without the DRBD secrets: it is recorded in the
+     * history. `slice` names what the operation acts on (domain/slices.ts); without it (executions
+     * started before slices) everything. The memory reservations of runs that are gone are dropped on
+     * the nodes of the slice (the memory the operation's checks subtract is reserved there).
      */
     loadClusterSnapshot: async (slice?: SliceRequest): Promise<ClusterSnapshot> => {
-      await config.pruneReservations();
-      if (!slice) return snapshotWithoutSecrets(await config.snapshot());
-      return snapshotWithoutSecrets(sliceNodes(await config.snapshot(sliceScope(slice)), slice));
+      if (!slice) {
+        await config.pruneReservations();
+        return snapshotWithoutSecrets(await config.snapshot());
+      }
+      const snap = sliceNodes(await config.snapshot(sliceScope(slice)), slice);
+      await config.pruneReservations(Object.keys(snap.nodes));
+      return snapshotWithoutSecrets(snap);
     },
 
     /** Memory other running operations have reserved, per node. */

@@ -40,7 +40,7 @@ import { openBenchStore, type BenchEngine } from './scale-store.js';
 const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
 const N = num('BENCH_INSTANCES', 1000);
 const NODES = num('BENCH_NODES', 100);
-const MEMORY = num('BENCH_MEMORY', 512);
+const MEMORY = num('BENCH_MEMORY', 128);
 const RESYNC = num('BENCH_RESYNC', 120);
 const SYNC_RATE = num('BENCH_SYNC_RATE', 60);
 const TIME_FACTOR = num('BENCH_TIME_FACTOR', 1);

@@ -257,8 +257,8 @@ export interface ConfigStore {
    */
   acquireSlot(req: SlotRequest): Promise<SlotAnswer>;
   releaseSlot(id: string): Promise<void>;
-  /** Drops reservations of operations that no longer run; returns their ids. */
-  pruneReservations(): Promise<string[]>;
+  /** Drops reservations (on `nodes`, or on any node) of operations that no longer run; returns their ids. */
+  pruneReservations(nodes?: string[]): Promise<string[]>;
   /** Compare-and-set of the instance's primary node (idempotent when already `newPrimary`). */
   setInstancePrimary(instance: string, expected: string, newPrimary: string): Promise<Instance>;
   setDisksActive(instance: string, active: boolean): Promise<Instance>;

@@ -63,7 +63,23 @@ export function operationControl(client: Client): OperationControl {
   };
 }
 
+export const MAX_CACHED_WORKFLOWS_ENV = 'GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS';
+
+/**
+ * The sticky cache's size from GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS (a whole number ≥ 0), or
+ * undefined: the SDK's default, which sizes it from the heap limit (thousands of workflows, a few MiB
+ * each). A smaller cache bounds the orchestrator's memory under many concurrent operations; a
+ * workflow evicted from it replays its history on its next task.
+ */
+export function maxCachedWorkflows(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env[MAX_CACHED_WORKFLOWS_ENV];
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw)) throw new Error(`${MAX_CACHED_WORKFLOWS_ENV} must be a whole number (got ${JSON.stringify(raw)})`);
+  return Number(raw);
+}
+
 export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<Worker> {
+  const cache = maxCachedWorkflows();
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace,
@@ -80,6 +96,7 @@ export async function createOrchestratorWorker(o: OrchestratorOptions): Promise<
     // A workflow task queued for a killed orchestrator's sticky cache moves to the shared queue after
     // this (default 10 s); the replacement then replays the history, which takes milliseconds here.
     stickyQueueScheduleToStartTimeout: '3s',
+    ...(cache === undefined ? {} : { maxCachedWorkflows: cache }),
     ...o.workerOptions,
   });
 }

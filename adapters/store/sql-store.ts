@@ -199,7 +199,13 @@ export class SqlConfigStore implements ConfigStore {
   }
 
   async reserveMemory(req: ReserveMemoryRequest): Promise<{ free: number; reserved: number }> {
-    const dead = await this.deadHolders(await this.reservations(), req.opId);
+    // Whether the holders of the node's other reservations still run is asked only when they stand in
+    // the way (less free than wanted): with many operations at once, asking about every holder on
+    // every reservation would cost a server call per running operation, per operation.
+    const onNode = await this.reservations(req.node);
+    delete onNode[req.opId];
+    const held = Object.values(onNode).reduce((sum, r) => sum + r.memory, 0);
+    const dead = req.wanted > req.reportedFree - held ? await this.deadHolders(onNode, req.opId) : [];
     return this.write(async (tx) => {
       if (dead.length) await tx.deleteFrom('reservations').where('op_id', 'in', dead).execute();
       const others = await tx
@@ -224,9 +230,9 @@ export class SqlConfigStore implements ConfigStore {
     });
   }
 
-  /** Drops the reservations of operations that no longer run (e.g. terminated workflows). */
-  async pruneReservations(): Promise<string[]> {
-    const dead = await this.deadHolders(await this.reservations(), '');
+  /** Drops the reservations (on `nodes`, or all) of operations that no longer run (e.g. terminated workflows). */
+  async pruneReservations(nodes?: string[]): Promise<string[]> {
+    const dead = await this.deadHolders(await this.reservations(nodes), '');
     if (dead.length) await this.write((tx) => tx.deleteFrom('reservations').where('op_id', 'in', dead).execute());
     return dead;
   }
@@ -345,8 +351,16 @@ export class SqlConfigStore implements ConfigStore {
     await this.engine.close();
   }
 
-  private async reservations(): Promise<Record<string, Holder>> {
-    const rows = await this.read((tx) => tx.selectFrom('reservations').selectAll().execute());
+  /** The reservations (on `nodes`, or all), by operation id. */
+  private async reservations(nodes?: string | string[]): Promise<Record<string, Holder & { memory: number }>> {
+    const names = typeof nodes === 'string' ? [nodes] : nodes;
+    const rows = await this.read((tx) =>
+      tx
+        .selectFrom('reservations')
+        .selectAll()
+        .$if(names !== undefined, (q) => q.where('node', 'in', nonEmpty(names)))
+        .execute(),
+    );
     return Object.fromEntries(rows.map((r) => [r.op_id, reservationFromRow(r)]));
   }
 

@@ -134,11 +134,52 @@ export function configStoreCases(e: StoreEngineCase): void {
           return workflowId !== 'wf-dead';
         },
       });
-      // free 3000 minus only the undecidable 1024 on node2
+      // free 3000 minus only the undecidable 1024 on node2; only node2's holders are asked
       expect(await store.reserveMemory(req('new'))).toEqual({ free: 1976, reserved: 1976 });
       expect(Object.keys((await store.config()).reservations).sort()).toEqual(['alive', 'new', 'unknown']);
-      expect(asked.sort()).toEqual(['wf-alive', 'wf-dead', 'wf-unknown']);
+      expect(asked.sort()).toEqual(['wf-dead', 'wf-unknown']);
       expect(await store.reservedMemory()).toEqual({ node2: 1024 + 1976, node3: 2048 });
+    });
+
+    test('holders are asked about only when their reservations stand in the way', async () => {
+      const home = await e.fresh();
+      const plain = open(home);
+      await plain.initialise(defaultClusterConfig('storetest'));
+      await plain.reserveMemory(req('dead', { node: 'node2', wanted: 1024, needed: 512 }));
+      const asked: string[] = [];
+      const store = open(home, {
+        isOperationRunning: async (workflowId) => {
+          asked.push(workflowId);
+          return workflowId !== 'wf-dead';
+        },
+      });
+      // 3000 free, 1024 held: 1000 wanted fits without asking
+      expect(await store.reserveMemory(req('small', { wanted: 1000, needed: 512 }))).toEqual({ free: 1976, reserved: 1000 });
+      expect(asked).toEqual([]);
+      // 2000 wanted does not fit beside 'dead' and 'small': their holders are asked, the dead one dropped
+      expect(await store.reserveMemory(req('big', { wanted: 2000, needed: 512 }))).toEqual({ free: 2000, reserved: 2000 });
+      expect(asked.sort()).toEqual(['wf-dead', 'wf-small']);
+      expect(Object.keys((await store.config()).reservations).sort()).toEqual(['big', 'small']);
+    });
+
+    test('pruning on some nodes asks about and drops only their reservations', async () => {
+      const home = await e.fresh();
+      const plain = open(home);
+      await plain.initialise(defaultClusterConfig('storetest'));
+      await plain.reserveMemory(req('dead2', { node: 'node2', wanted: 512, needed: 512 }));
+      await plain.reserveMemory(req('dead3', { node: 'node3', wanted: 512, needed: 512 }));
+      const asked: string[] = [];
+      const store = open(home, {
+        isOperationRunning: async (workflowId) => {
+          asked.push(workflowId);
+          return false;
+        },
+      });
+      expect(await store.pruneReservations(['node3', 'node9'])).toEqual(['dead3']);
+      expect(asked).toEqual(['wf-dead3']);
+      expect(Object.keys((await store.config()).reservations)).toEqual(['dead2']);
+      expect(await store.pruneReservations()).toEqual(['dead2']);
+      expect((await store.config()).reservations).toEqual({});
     });
   });
 
