@@ -3,8 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createNodeAgent, simBackend, simHooks } from '../worker/node-agent.js';
 import { PROJECT_ROOT } from '../worker/temporal-cli.js';
 
@@ -65,13 +64,13 @@ export async function startOrchestrator(
 
 /** A simulated node agent per node, in this process, running until `stopAgents`. */
 export async function startSimAgents(
-  env: TestWorkflowEnvironment,
+  connection: NativeConnection,
   o: { cluster: string; home: string; nodes: string[]; dataConverter: DataConverter },
 ): Promise<Array<{ w: Worker; run: Promise<void> }>> {
   const workers: Array<{ w: Worker; run: Promise<void> }> = [];
   for (const node of o.nodes) {
     const w = await createNodeAgent({
-      connection: env.nativeConnection,
+      connection,
       namespace: 'default',
       cluster: o.cluster,
       node,
@@ -82,4 +81,32 @@ export async function startSimAgents(
     workers.push({ w, run: w.run() });
   }
   return workers;
+}
+
+/**
+ * The simulated node agents in `procs` processes of their own (bench/agent-host.ts), the nodes dealt
+ * round-robin; resolves once all poll.
+ */
+export async function startAgentHosts(
+  procs: number,
+  o: { cluster: string; home: string; address: string; nodes: string[] },
+): Promise<ChildProcess[]> {
+  const groups: string[][] = Array.from({ length: Math.max(1, Math.min(procs, o.nodes.length)) }, () => []);
+  o.nodes.forEach((n, i) => groups[i % groups.length]!.push(n));
+  return Promise.all(
+    groups.map(async (nodes) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'bench/agent-host.ts'), nodes.join(',')], {
+        cwd: PROJECT_ROOT,
+        env: { ...process.env, GANETI_TEMPORAL_HOME: o.home, TEMPORAL_ADDRESS: o.address, BENCH_CLUSTER: o.cluster },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        p.stdout!.on('data', (d: Buffer) => {
+          if (d.toString().includes('agents ready')) resolve();
+        });
+        p.on('exit', (code) => reject(new Error(`an agent host exited (${code})`)));
+      });
+      return p;
+    }),
+  );
 }

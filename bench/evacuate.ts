@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     const bundlePath = join(home, 'workflow-bundle.js');
     writeFileSync(bundlePath, (await workflowBundle()).code);
     orch = await startOrchestrator(home, env.address, bundlePath);
-    workers.push(...(await startSimAgents(env, { cluster: CLUSTER, home, nodes: Object.keys(cfg.nodes), dataConverter })));
+    workers.push(...(await startSimAgents(env.nativeConnection, { cluster: CLUSTER, home, nodes: Object.keys(cfg.nodes), dataConverter })));
     const client = env.client;
     console.log(
       `bench:evacuate: ${NODES} nodes, ${N} DRBD instances of ${MEMORY} MiB on node1; simulator ${TIME_FACTOR}x real time; ` +

@@ -22,7 +22,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { operationResult, startMigration } from '../client/api.js';
 import { ensureKeyFile, keyFilePath } from '../connection/codec.js';
 import { clusterDataConverter } from '../connection/settings.js';
@@ -34,7 +34,7 @@ import { workflowIdFor } from '../domain/naming.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createDevServer } from '../worker/dev-server.js';
 import { resolveTemporalCli } from '../worker/temporal-cli.js';
-import { eventMs, peakRssMib, startOrchestrator, startSimAgents } from './common.js';
+import { eventMs, peakRssMib, startAgentHosts, startOrchestrator } from './common.js';
 import { openBenchStore, type BenchEngine } from './scale-store.js';
 
 const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
@@ -45,6 +45,10 @@ const RESYNC = num('BENCH_RESYNC', 120);
 const SYNC_RATE = num('BENCH_SYNC_RATE', 60);
 const TIME_FACTOR = num('BENCH_TIME_FACTOR', 1);
 const START_BATCH = num('BENCH_START_BATCH', 50);
+const AGENT_PROCS = num('BENCH_AGENT_PROCS', 4);
+const HEARTBEAT = num('BENCH_RPC_HEARTBEAT', 120);
+/** The orchestrator's sticky cache (GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS); empty: the SDK's default. */
+const CACHE = process.env.BENCH_CACHE ?? '200';
 const ENGINES = (process.env.BENCH_ENGINES || 'sqlite,postgres').split(',').filter(Boolean) as BenchEngine[];
 const CLUSTER = 'bench-scale';
 
@@ -88,7 +92,7 @@ interface EngineResult {
 
 async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode: string): Promise<EngineResult> {
   const home = mkdtempSync(join(tmpdir(), `gt-bench-scale-${engine}-`));
-  const workers: Array<{ w: Worker; run: Promise<void> }> = [];
+  let agents: ChildProcess[] = [];
   let env: TestWorkflowEnvironment | undefined;
   let orch: ChildProcess | undefined;
   const db = await openBenchStore(engine, home);
@@ -101,7 +105,9 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
       nodeMemory: 4096 + 2 * Math.ceil(N / NODES) * MEMORY,
       spread: true,
     });
-    cfg.cluster.timing = TimingSchema.parse({});
+    // Ganeti's timings, except a longer RPC heartbeat timeout: a thousand simulated nodes' RPCs share
+    // a few agent processes on two cores, whose event loops can be busy for seconds at a time.
+    cfg.cluster.timing = TimingSchema.parse({ rpcHeartbeatTimeoutSec: HEARTBEAT });
     await store.initialise(cfg);
     const hw = SimHardware.forHome(home);
     await hw.replace(
@@ -115,8 +121,8 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     );
     const bundlePath = join(home, 'workflow-bundle.js');
     writeFileSync(bundlePath, bundleCode);
-    orch = await startOrchestrator(home, env.address, bundlePath, db.env);
-    workers.push(...(await startSimAgents(env, { cluster: CLUSTER, home, nodes: Object.keys(cfg.nodes), dataConverter })));
+    orch = await startOrchestrator(home, env.address, bundlePath, { ...db.env, GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS: CACHE });
+    agents = await startAgentHosts(AGENT_PROCS, { cluster: CLUSTER, home, address: env.address, nodes: Object.keys(cfg.nodes) });
     const client = env.client;
     const names = Array.from({ length: N }, (_, i) => evacuationInstanceName(i + 1));
 
@@ -177,8 +183,9 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
       other: { min: Math.min(...others), max: Math.max(...others) },
     };
   } finally {
-    for (const { w } of workers) w.shutdown();
-    await Promise.all(workers.map(({ run }) => run.catch(() => undefined)));
+    await Promise.all(
+      agents.map((p) => new Promise((done) => (p.exitCode !== null ? done(null) : (p.once('exit', done), p.kill('SIGTERM'))))),
+    );
     orch?.kill('SIGTERM');
     await env?.teardown();
     await db.close();
@@ -193,7 +200,8 @@ async function main(): Promise<void> {
   const bundleCode = (await workflowBundle()).code;
   console.log(
     `bench:scale: ${NODES} nodes, ${N} DRBD instances of ${MEMORY} MiB; resync ${RESYNC} MiB at ${SYNC_RATE} MiB/s; ` +
-      `simulator ${TIME_FACTOR}x real time; engines ${ENGINES.join(', ')}`,
+      `simulator ${TIME_FACTOR}x real time; engines ${ENGINES.join(', ')}; orchestrator cache ${CACHE || 'SDK default'}; ` +
+      `agents in ${AGENT_PROCS} processes, RPC heartbeat timeout ${HEARTBEAT} s`,
   );
   const results: EngineResult[] = [];
   for (const engine of ENGINES) results.push(await runEngine(engine, cli, bundleCode));
