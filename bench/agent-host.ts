@@ -20,7 +20,11 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address });
   const workers = await startSimAgents(connection, { cluster, home, nodes, dataConverter: clusterDataConverter(home) });
   console.log('agents ready');
-  const stop = () => workers.forEach(({ w }) => w.shutdown());
+  const stop = () => {
+    workers.forEach(({ w }) => w.shutdown());
+    // Running waits get the agents' grace time; then the process ends whatever still runs.
+    setTimeout(() => process.exit(0), 15_000).unref();
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   await Promise.all(workers.map(({ run }) => run.catch(() => undefined)));
