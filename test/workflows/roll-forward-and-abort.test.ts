@@ -193,7 +193,7 @@ describe('memory reservations', () => {
     expect((await outcomeOf(operationResult(handle))).ok).toBe(true);
   });
 
-  test('a release that fails is a warning, never a failed operation; the next operation drops the reservation', async () => {
+  test('a release that fails is a warning, never a failed operation; the next operation on its node drops the reservation', async () => {
     const { c, w } = await h.cluster();
     // The configuration store refuses the release (as a store that lost its database would).
     class RefusingRelease extends SqlConfigStore {
@@ -211,12 +211,16 @@ describe('memory reservations', () => {
     expect(Object.values(c.cfg().reservations).map((x) => x.instance)).toEqual(['web1']);
     await w.stop(w.orch!);
     await w.orchestrator();
-    const next = await migrate(h.env(), c, { instance: 'web3', dryRun: true });
+    // An operation on other nodes leaves it (it prunes only its own nodes); the next one on node2 drops it.
+    const other = await migrate(h.env(), c, { instance: 'web3', dryRun: true });
+    expect(other.ok && other.result.outcome).toBe('dry-run');
+    expect(Object.values(c.cfg().reservations).map((x) => x.instance)).toEqual(['web1']);
+    const next = await migrate(h.env(), c, { instance: 'web2', dryRun: true });
     expect(next.ok && next.result.outcome).toBe('dry-run');
     expect(c.cfg().reservations).toEqual({});
   });
 
-  test('a reservation of a run the server does not know is dropped by the next operation', async () => {
+  test('a reservation of a run the server does not know is dropped by the next operation on its node', async () => {
     const { c } = await h.cluster();
     await c.config.update((cfg) => {
       cfg.reservations['instance/ghost@00000000-0000-4000-8000-000000000000'] = {
@@ -227,7 +231,7 @@ describe('memory reservations', () => {
         runId: '00000000-0000-4000-8000-000000000000',
       };
     });
-    const r = await migrate(h.env(), c, { instance: 'web3', dryRun: true });
+    const r = await migrate(h.env(), c, { instance: 'web2', dryRun: true }); // node2 → node3
     expect(r.ok && r.result.outcome).toBe('dry-run');
     expect(c.cfg().reservations).toEqual({});
   });
