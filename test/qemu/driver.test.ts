@@ -287,7 +287,7 @@ describe('migration RPCs', () => {
       [{ ...info, memory: TEST_MEMORY * 4, deviceMemory: TEST_MEMORY * 4 }, /device memory 512 \(the instance has 128\)/],
       [{ ...info, vcpus: 64 }, /vcpus 64 \(the instance has 2\)/],
       [{ ...info, name: 'db1' }, /name "db1" \(the instance has "web1"\)/],
-      [{ ...info, kernel: '/tmp/evil' }, /Unrecognized key/],
+      [{ ...info, kernel: 'evil' }, /Unrecognized key/],
     ];
     const logBefore = c.state().log.length;
     for (const [rt, why] of forged) {

@@ -89,9 +89,9 @@ describe('the schemas the node agents apply', () => {
   test.each([
     ['files1/disk0.img', true],
     ['disk0.img', true],
-    ['/etc/shadow', false],
+    ['/disk0.img', false],
     ['../outside.img', false],
-    ['files1/../../etc/shadow', false],
+    ['files1/../../outside.img', false],
     ['./disk0.img', false],
     ['files1//disk0.img', false],
     ['', false],
@@ -125,14 +125,14 @@ describe('the hook runner, behind the schema', () => {
     const home = tmp();
     const hooks = join(home, 'hooks');
     script(join(hooks, 'instance-migrate-pre.d'), '10-env', 'env | sort');
-    const r = await new DirectoryHookRunner(hooks, '/var/lib/ganeti').run(
+    const r = await new DirectoryHookRunner(hooks, join(home, 'data')).run(
       'instance-migrate',
       'pre',
       {
         GANETI_INSTANCE_NAME: 'web1',
-        LD_PRELOAD: '/tmp/evil.so',
-        BASH_ENV: '/tmp/evil.sh',
-        PATH: '/tmp/evil',
+        LD_PRELOAD: 'evil.so',
+        BASH_ENV: 'evil.sh',
+        PATH: 'evil',
         NODE_OPTIONS: '--require /x',
       },
       10,
@@ -144,7 +144,7 @@ describe('the hook runner, behind the schema', () => {
         .map((l) => l.split('='))
         .map(([k, ...v]) => [k, v.join('=')]),
     );
-    expect(env).toMatchObject({ GANETI_INSTANCE_NAME: 'web1', PATH: HOOK_PATH_ENV, GANETI_DATA_DIR: '/var/lib/ganeti' });
+    expect(env).toMatchObject({ GANETI_INSTANCE_NAME: 'web1', PATH: HOOK_PATH_ENV, GANETI_DATA_DIR: join(home, 'data') });
     for (const k of ['LD_PRELOAD', 'BASH_ENV', 'NODE_OPTIONS']) expect(env).not.toHaveProperty(k);
   });
 
