@@ -8,7 +8,7 @@ import { Connection } from '@temporalio/client';
 import { describe, expect, test } from 'vitest';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import type { TestCluster } from '../helpers/cluster.js';
-import { cli } from '../helpers/cli.js';
+import { cli, cliOnTerminal } from '../helpers/cli.js';
 import { start, useHarness, waitForProgress } from '../helpers/harness.js';
 import { temporalCli } from '../helpers/temporal.js';
 
@@ -106,22 +106,7 @@ test('setup registers the search attributes on an existing server, once', async 
 
 test('on a terminal the CLI shows a live progress bar for the memory transfer', async () => {
   const { c } = await h.cluster({ sim: { timeFactor: 4 } });
-  const { spawn } = await import('node:child_process');
-  const { join } = await import('node:path');
-  const { PROJECT_ROOT } = await import('../../worker/temporal-cli.js');
-  // `script` runs the CLI on a pseudo-terminal, as an operator's shell would.
-  const cmd = [process.execPath, '--import', 'tsx', join(PROJECT_ROOT, 'client/cli.ts'), 'instance', 'migrate', 'web1']
-    .map((a) => `'${a}'`)
-    .join(' ');
-  const out = await new Promise<string>((resolve) => {
-    let text = '';
-    const p = spawn('script', ['-qec', cmd, '/dev/null'], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, ...envFor(c), GANETI_TEMPORAL_CLI_MAIN: '1', COLUMNS: '120' },
-    });
-    p.stdout.on('data', (d) => (text += d));
-    p.on('close', () => resolve(text));
-  });
+  const out = await cliOnTerminal(['instance', 'migrate', 'web1'], envFor(c));
   expect(out).toMatch(/memory transfer \(node1\) \[[█░]+\] +\d{1,3}% \d+\/1024 MiB/);
   expect(out).not.toMatch(/\d+\.\d+% \d+\/1024/); // whole percentages
   expect(out).toContain('* done');

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { OperationError } from '../../client/api.js';
 import { nodeOperationResult, startNodeMigration } from '../../client/node-api.js';
 import { orchestratorQueue } from '../../domain/naming.js';
-import { cli } from '../helpers/cli.js';
+import { cli, cliOnTerminal } from '../helpers/cli.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { evacuationCluster } from '../helpers/evacuate.js';
 import { configShape, hardwareShape } from '../helpers/harness.js';
@@ -191,37 +191,12 @@ describe('the operator surface', () => {
   });
 
   test('on a terminal, node migrate shows a progress bar over the instances', async () => {
-    const { spawn } = await import('node:child_process');
-    const { join } = await import('node:path');
-    const { PROJECT_ROOT } = await import('../../worker/temporal-cli.js');
     const counts = new Map<string, number>();
     for (const i of Object.values(c.cfg().instances)) counts.set(i.primaryNode, (counts.get(i.primaryNode) ?? 0) + 1);
     const [node, n] = [...counts.entries()].sort((a, b) => b[1] - a[1])[0]!;
     const hook = c.hook('node3', 'instance-migrate', 'pre', '10-slow', 'sleep 1'); // each child takes a visible while
     try {
-      // `script` runs the CLI on a pseudo-terminal, as an operator's shell would.
-      const cmd = [
-        process.execPath,
-        '--import',
-        'tsx',
-        join(PROJECT_ROOT, 'client/cli.ts'),
-        'node',
-        'migrate',
-        node,
-        '--max-concurrent',
-        '1',
-      ]
-        .map((a) => `'${a}'`)
-        .join(' ');
-      const out = await new Promise<string>((resolve) => {
-        let text = '';
-        const p = spawn('script', ['-qec', cmd, '/dev/null'], {
-          cwd: PROJECT_ROOT,
-          env: { ...process.env, ...env(), GANETI_TEMPORAL_CLI_MAIN: '1', COLUMNS: '120' },
-        });
-        p.stdout.on('data', (d) => (text += d));
-        p.on('close', () => resolve(text));
-      });
+      const out = await cliOnTerminal(['node', 'migrate', node, '--max-concurrent', '1'], env());
       expect(out).toMatch(new RegExp(`instances \\[[█░]+\\] \\d/${n} finished, \\d running`));
       expect(out).toContain('All instances migrated successfully.');
       expect(Object.values(c.cfg().instances).filter((i) => i.primaryNode === node)).toEqual([]);

@@ -25,3 +25,17 @@ export function cli(args: string[], env: Record<string, string>): Promise<Run> {
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr, json: () => JSON.parse(stdout) }));
   });
 }
+
+/** Runs the CLI on a pseudo-terminal (`script`), as an operator's shell would; resolves to what it printed. */
+export function cliOnTerminal(args: string[], env: Record<string, string>): Promise<string> {
+  const cmd = [process.execPath, '--import', 'tsx', join(PROJECT_ROOT, 'client/cli.ts'), ...args].map((a) => `'${a}'`).join(' ');
+  return new Promise((resolve) => {
+    let text = '';
+    const p = spawn('script', ['-qec', cmd, '/dev/null'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...env, GANETI_TEMPORAL_CLI_MAIN: '1', COLUMNS: '120' },
+    });
+    p.stdout.on('data', (d) => (text += d));
+    p.on('close', () => resolve(text));
+  });
+}
