@@ -14,7 +14,19 @@ const NODE_IO = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.tools/**', 'test-results/**', 'reports/**', '.stryker-tmp/**', 'test/histories/**/*.json'] },
+  {
+    ignores: [
+      'node_modules/**',
+      'dist/**',
+      'dist.tmp-*/**',
+      '.data/**',
+      '.tools/**',
+      'test-results/**',
+      'reports/**',
+      '.stryker-tmp/**',
+      'test/histories/**/*.json',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -63,7 +63,7 @@ export async function main(argv = process.argv): Promise<number> {
   }
 }
 
-const isMain = process.argv[1] && /(?:^|[\\/])(?:cli\.ts|ganeti-temporal(?:\.mjs)?)$/.test(process.argv[1]);
+const isMain = process.argv[1] && /(?:^|[\\/])(?:cli\.ts|client[\\/]cli\.js|ganeti-temporal(?:\.mjs)?)$/.test(process.argv[1]);
 if (isMain || process.env.GANETI_TEMPORAL_CLI_MAIN === '1') {
   void main().then((code) => process.exit(code));
 }

