@@ -17,6 +17,7 @@ import { readHeartbeat } from '../../adapters/qemu/guest.js';
 import { isOurQemu } from '../../adapters/qemu/process.js';
 import { qmpArg } from '../../adapters/qemu/runtime.js';
 import { qemuNode } from '../../worker/backends.js';
+import type { workerWorkflowBundle } from '../../worker/bundle.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { ensureCommand, which } from '../helpers/system-packages.js';
@@ -143,6 +144,10 @@ function statField(pid: number, n: number): string {
 test('the compiled CLI runs without TypeScript: help, and commands against a Temporal server', async () => {
   expect(existsSync(join(DIST, 'workflow-bundle.js'))).toBe(true);
   expect(existsSync(join(DIST, 'adapters/qemu/guest/heartbeat.S'))).toBe(true);
+  // The compiled workers load the prebuilt bundle (an explicit GANETI_TEMPORAL_WORKFLOW_BUNDLE wins).
+  const compiled = (await import(join(DIST, 'worker/bundle.js'))) as { workerWorkflowBundle: typeof workerWorkflowBundle };
+  expect(await compiled.workerWorkflowBundle({})).toEqual({ codePath: join(DIST, 'workflow-bundle.js') });
+  expect(await compiled.workerWorkflowBundle({ GANETI_TEMPORAL_WORKFLOW_BUNDLE: '/b.js' })).toEqual({ codePath: '/b.js' });
   const help = await bin(['--help'], prodEnv({}));
   expect(help.code, help.out).toBe(0);
   expect(help.stdout).toContain('Usage: ganeti-temporal');
@@ -159,21 +164,25 @@ test('the compiled CLI runs without TypeScript: help, and commands against a Tem
   expect(JSON.parse(jobs.stdout)).toEqual([]);
 });
 
-test('the upgrade gate on the compiled code: every recorded history replays against the prebuilt bundle', async () => {
-  const histories = join(PROJECT_ROOT, 'test/histories');
-  const count = readdirSync(histories)
-    .filter((d) => statSync(join(histories, d)).isDirectory())
-    .reduce((n, d) => n + readdirSync(join(histories, d)).filter((f) => f.endsWith('.json')).length, 0);
-  expect(count).toBeGreaterThan(10);
-  const r = await run(
-    process.execPath,
-    [...guard, join(DIST, 'scripts/replay.js'), histories],
-    prodEnv({ GANETI_TEMPORAL_HOME: guardDir }),
-  );
-  expect(r.code, r.out).toBe(0);
-  expect(r.stdout.match(/^OK\s/gm)?.length).toBe(count);
-  expect(r.stdout).toContain('all histories replay');
-});
+test(
+  'the upgrade gate on the compiled code: every recorded history replays against the prebuilt bundle',
+  { timeout: 300_000 },
+  async () => {
+    const histories = join(PROJECT_ROOT, 'test/histories');
+    const count = readdirSync(histories)
+      .filter((d) => statSync(join(histories, d)).isDirectory())
+      .reduce((n, d) => n + readdirSync(join(histories, d)).filter((f) => f.endsWith('.json')).length, 0);
+    expect(count).toBeGreaterThan(10);
+    const r = await run(
+      process.execPath,
+      [...guard, join(DIST, 'scripts/replay.js'), histories],
+      prodEnv({ GANETI_TEMPORAL_HOME: guardDir }),
+    );
+    expect(r.code, r.out).toBe(0);
+    expect(r.stdout.match(/^OK\s/gm)?.length).toBe(count);
+    expect(r.stdout).toContain('all histories replay');
+  },
+);
 
 test.skipIf(!which('systemd-analyze'))('the systemd units verify cleanly; the agent unit signals the agent alone', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-units-'));
