@@ -24,7 +24,8 @@ import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster } from '../helpers/cluster.js';
 import { failure, outcomeOf, start } from '../helpers/harness.js';
-import { NetHosts } from '../helpers/netns.js';
+import { NetHosts } from '../../worker/netns.js';
+import { capBandwidth, heal, partition, uncap } from '../helpers/netns-faults.js';
 import { ensureCommand } from '../helpers/system-packages.js';
 import { startServer, Workers } from '../helpers/temporal.js';
 import { QemuCluster, TEST_GUEST, TEST_MEMORY, killClusterQemus } from '../qemu/qemu-harness.js';
@@ -40,6 +41,8 @@ const cleanups: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
   ensureCommand('as', 'binutils');
+  ensureCommand('ip', 'iproute2');
+  ensureCommand('nft', 'nftables');
   hosts = NetHosts.create(NODES);
   env = await startServer();
   temporalAddress = await hosts.forward(Number(env.address.split(':').pop()));
@@ -214,8 +217,8 @@ describe('nodes as network hosts', () => {
     const handle = await start(env, q.c, { instance: 'web1' });
     await waitForTransfer(q, 'node1');
     const during = await q.heartbeat('node1', 'web1');
-    hosts.partition('node2', 'r');
-    cleanups.push(() => hosts.heal('node2', 'r'));
+    partition(hosts, 'node2', 'r');
+    cleanups.push(() => heal(hosts, 'node2', 'r'));
 
     const r = await outcomeOf(operationResult(handle));
     const err = failure(r);
@@ -232,11 +235,11 @@ describe('nodes as network hosts', () => {
     const q = await hostCluster({ migration_bandwidth: 4 });
     const handle = await start(env, q.c, { instance: 'web1' });
     await waitForTransfer(q, 'node1');
-    hosts.partition('node1', 'm');
-    cleanups.push(() => hosts.heal('node1', 'm'));
+    partition(hosts, 'node1', 'm');
+    cleanups.push(() => heal(hosts, 'node1', 'm'));
     // Longer than the heartbeat timeout (3 s): the server gives up on the attempt under way.
     await sleep(8_000);
-    hosts.heal('node1', 'm');
+    heal(hosts, 'node1', 'm');
 
     const r = await outcomeOf(operationResult(handle));
     expect(r.ok, r.ok ? '' : r.error.message).toBe(true);
@@ -250,8 +253,8 @@ describe('nodes as network hosts', () => {
 
   test("a bandwidth cap on the target's link: the transfer takes longer with progress lines rising, the guest keeps running", async () => {
     const q = await hostCluster({ migration_bandwidth: 64 });
-    hosts.capBandwidth('node2', 'r', 40); // 5 MB/s, against QEMU's 64 MiB/s
-    cleanups.push(() => hosts.uncap('node2', 'r'));
+    capBandwidth(hosts, 'node2', 'r', 40); // 5 MB/s, against QEMU's 64 MiB/s
+    cleanups.push(() => uncap(hosts, 'node2', 'r'));
     const before = await q.heartbeat('node1', 'web1');
     const t0 = Date.now();
     const r = await outcomeOf(start(env, q.c, { instance: 'web1' }).then((h) => operationResult(h)));

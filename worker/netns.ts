@@ -1,20 +1,19 @@
 /**
- * Nodes as network hosts on this machine (issue 15): one network namespace per node, each with two
- * links, as a Ganeti node has two networks:
+ * Nodes as network hosts on this machine (issue 15; used by the tests and by `npm start -- --hosts
+ * netns`): one network namespace per node, each with two links, as a Ganeti node has two networks:
  * - the management network (`m`): the node agent reaches Temporal over it; the root namespace holds
  *   the bridge's first address, where `forward` relays to a server on loopback (the dev server);
  * - the replication network (`r`): the node's secondary IP, where QEMU listens for and sends the
  *   migration stream, so the stream crosses the veth links.
  * Each namespace has a veth pair per network, its root end on that network's bridge. Nothing but
- * addresses of these namespaces is used: two private /24 networks picked at random among unused
- * ones. Every link, bridge, namespace and firewall table carries the run's prefix and is removed by
- * `teardown()`, and by the next run if this process died before (namespaces whose pid is gone).
- * Needs root (CAP_NET_ADMIN) and iproute2; partitions use nftables (installed on demand).
+ * addresses of these namespaces is used: two private /24 networks (picked at random among unused
+ * ones for a test). Every link, bridge and namespace carries the hosts' id; `teardown()` removes
+ * them. A test's id holds its pid, so the next run removes what a killed run left behind.
+ * Needs root (CAP_NET_ADMIN) and iproute2 (`ip`); the tests' partitions use nftables (`nft`).
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { ensureCommand } from './system-packages.js';
 
 export type Net = 'm' | 'r';
 
@@ -30,10 +29,23 @@ export interface Host {
   link: Record<Net, string>;
 }
 
-const PREFIX = 'gtn';
+/** The prefix of a test run's hosts: `gtn<pid>`. */
+const TEST_PREFIX = 'gtn';
 
+export interface NetHostsOptions {
+  /** Prefix of every name (at most 10 characters: link names have 15); default `gtn<pid>`. */
+  id?: string;
+  /** The management and replication networks' first three octets (default: two unused ones at random). */
+  networks?: { m: string; r: string };
+  /** Hosts of this id that exist already are kept (their namespaces may hold running guests). */
+  reuse?: boolean;
+}
 function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function linkExists(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}`);
 }
 
 function tryIp(...args: string[]): void {
@@ -54,23 +66,23 @@ function sweepStale(): void {
     return;
   }
   for (const n of names) {
-    const m = /^gtn(\d+)-/.exec(n);
+    const m = new RegExp(`^${TEST_PREFIX}(\\d+)-`).exec(n);
     if (m && !alive(Number(m[1]))) tryIp('netns', 'del', n);
   }
   for (const l of ip('-o', 'link', 'show').split('\n')) {
-    const m = /^\d+: (gtn(\d+)[a-z0-9]*)[@:]/.exec(l);
+    const m = new RegExp(`^\\d+: (${TEST_PREFIX}(\\d+)[a-z0-9]*)[@:]`).exec(l);
     if (m && !alive(Number(m[2]))) tryIp('link', 'del', m[1]!);
   }
 }
 
 /** Two /24 networks of 10.0.0.0/8 that no interface here uses. */
-function freeNetworks(): [string, string] {
+function freeNetworks(): Record<Net, string> {
   const used = ip('-o', '-4', 'addr', 'show');
   for (let tries = 0; tries < 100; tries++) {
     const a = 64 + Math.floor(Math.random() * 128);
     const b = Math.floor(Math.random() * 254);
-    const nets: [string, string] = [`10.${a}.${b}`, `10.${a}.${(b + 1) % 255}`];
-    if (nets.every((n) => !used.includes(` ${n}.`))) return nets;
+    const nets = { m: `10.${a}.${b}`, r: `10.${a}.${(b + 1) % 255}` };
+    if ([nets.m, nets.r].every((n) => !used.includes(` ${n}.`))) return nets;
   }
   throw new Error('no free private /24 networks for the test hosts');
 }
@@ -79,7 +91,7 @@ export class NetHosts {
   readonly hosts = new Map<string, Host>();
   /** The root namespace's address on the management network (the dev server listens here). */
   readonly gateway: string;
-  private readonly id: string;
+  readonly id: string;
   private readonly bridges: Record<Net, string>;
   private torndown = false;
   private readonly relays: Array<{ server: Server; sockets: Set<Socket> }> = [];
@@ -87,33 +99,45 @@ export class NetHosts {
   private constructor(
     nodes: string[],
     private readonly nets: Record<Net, string>,
+    id: string,
+    reuse: boolean,
   ) {
-    this.id = `${PREFIX}${process.pid}`;
+    this.id = id;
     this.bridges = { m: `${this.id}bm`, r: `${this.id}br` };
     this.gateway = `${nets.m}.1`;
     try {
       for (const net of ['m', 'r'] as const) {
+        if (reuse && linkExists(this.bridges[net])) continue;
         ip('link', 'add', this.bridges[net], 'type', 'bridge');
         ip('addr', 'add', `${nets[net]}.1/24`, 'dev', this.bridges[net]);
         ip('link', 'set', this.bridges[net], 'up');
       }
-      nodes.forEach((node, i) => this.addHost(node, i));
+      nodes.forEach((node, i) => this.addHost(node, i, reuse));
     } catch (e) {
-      this.teardown();
+      if (!reuse) this.teardown();
       throw e;
     }
   }
 
-  /** Namespaces for `nodes` (torn down on failure); needs root. */
-  static create(nodes: string[]): NetHosts {
-    if (process.getuid?.() !== 0) throw new Error('network namespaces need root (CAP_NET_ADMIN)');
-    ensureCommand('ip', 'iproute2');
+  /** Namespaces for `nodes`, in this order (node i has the addresses `.11+i`); needs root. */
+  static create(nodes: string[], o: NetHostsOptions = {}): NetHosts {
+    const why = netnsUnavailable();
+    if (why) throw new Error(`cannot create network namespaces: ${why}`);
     sweepStale();
-    const [m, r] = freeNetworks();
-    return new NetHosts(nodes, { m, r });
+    const id = o.id ?? `${TEST_PREFIX}${process.pid}`;
+    if (id.length > 10) throw new Error(`host id ${id} is longer than 10 characters`);
+    if (o.networks) {
+      const used = ip('-o', '-4', 'addr', 'show');
+      for (const n of [o.networks.m, o.networks.r]) {
+        const taken = used.split('\n').find((l) => l.includes(` ${n}.`) && !l.includes(` ${id}`));
+        if (taken) throw new Error(`the network ${n}.0/24 is in use here: ${taken.trim()}`);
+      }
+    }
+    const nets = o.networks ?? freeNetworks();
+    return new NetHosts(nodes, nets, id, o.reuse ?? false);
   }
 
-  private addHost(node: string, i: number): void {
+  private addHost(node: string, i: number, reuse: boolean): void {
     const ns = `${this.id}-${node}`;
     const host: Host = {
       node,
@@ -122,8 +146,9 @@ export class NetHosts {
       replIp: `${this.nets.r}.${11 + i}`,
       link: { m: `${this.id}m${i}`, r: `${this.id}r${i}` },
     };
-    ip('netns', 'add', ns);
     this.hosts.set(node, host);
+    if (reuse && existsSync(`/run/netns/${ns}`) && linkExists(host.link.m) && linkExists(host.link.r)) return;
+    ip('netns', 'add', ns);
     ip('-n', ns, 'link', 'set', 'lo', 'up');
     for (const net of ['m', 'r'] as const) {
       const inner = `${host.link[net]}i`;
@@ -150,51 +175,6 @@ export class NetHosts {
   /** `command args…` inside the node's namespace, to completion; returns its output. */
   exec(node: string, command: string, args: string[]): string {
     return execFileSync('ip', ['netns', 'exec', this.host(node).ns, command, ...args], { encoding: 'utf8' });
-  }
-
-  /**
-   * Cuts the node off `net`: every packet from or to the node's address on it is refused (TCP with
-   * a reset, everything else dropped), as a firewall or a dead switch port the kernel reports. On
-   * the management network the agent's connection to Temporal is held instead of reset (dropped
-   * silently), as a cable pulled: it resumes when the link returns.
-   */
-  partition(node: string, net: Net): void {
-    const h = this.host(node);
-    ensureCommand('nft', 'nftables');
-    const table = `${this.id}${net}`;
-    const iface = `${h.link[net]}i`;
-    const verdict = net === 'r' ? 'reject with tcp reset' : 'drop';
-    const rules = [
-      `table inet ${table} {`,
-      `  chain in { type filter hook input priority 0; policy accept; iifname "${iface}" meta l4proto tcp ${verdict}; iifname "${iface}" drop; }`,
-      // The resets the input chain sends go out through the output chain: let them pass.
-      `  chain out { type filter hook output priority 0; policy accept; oifname "${iface}" tcp flags & rst == rst ${net === 'r' ? 'accept' : 'drop'}; oifname "${iface}" meta l4proto tcp ${verdict}; oifname "${iface}" drop; }`,
-      '}',
-    ].join('\n');
-    execFileSync('ip', ['netns', 'exec', h.ns, 'nft', '-f', '-'], { input: rules });
-  }
-
-  /** Ends a partition of the node on `net`. */
-  heal(node: string, net: Net): void {
-    try {
-      execFileSync('ip', ['netns', 'exec', this.host(node).ns, 'nft', 'delete', 'table', 'inet', `${this.id}${net}`], { stdio: 'ignore' });
-    } catch {
-      // no partition
-    }
-  }
-
-  /** Caps the traffic towards the node on `net` at `mbit` Mbit/s (a token bucket on the root end). */
-  capBandwidth(node: string, net: Net, mbit: number): void {
-    const link = this.host(node).link[net];
-    execFileSync('tc', ['qdisc', 'replace', 'dev', link, 'root', 'tbf', 'rate', `${mbit}mbit`, 'burst', '64kb', 'latency', '400ms']);
-  }
-
-  uncap(node: string, net: Net): void {
-    try {
-      execFileSync('tc', ['qdisc', 'del', 'dev', this.host(node).link[net], 'root'], { stdio: 'ignore' });
-    } catch {
-      // no cap
-    }
   }
 
   /** Bytes the node received on `net` (what its root-end link sent towards it). */
@@ -228,14 +208,24 @@ export class NetHosts {
     return `${this.gateway}:${port}`;
   }
 
-  /** Removes every namespace, link and bridge of this run (idempotent; processes inside are the caller's). */
-  teardown(): void {
-    if (this.torndown) return;
-    this.torndown = true;
-    for (const r of this.relays) {
+  /** Stops relaying (the hosts stay). */
+  closeRelays(): void {
+    for (const r of this.relays.splice(0)) {
       r.server.close();
       for (const s of r.sockets) s.destroy();
     }
+  }
+
+  /** The pids of the processes in the node's namespace. */
+  pids(node: string): number[] {
+    return ip('netns', 'pids', this.host(node).ns).split('\n').filter(Boolean).map(Number);
+  }
+
+  /** Removes every namespace, link and bridge of these hosts (idempotent; processes inside are the caller's). */
+  teardown(): void {
+    if (this.torndown) return;
+    this.torndown = true;
+    this.closeRelays();
     for (const h of this.hosts.values()) {
       for (const net of ['m', 'r'] as const) tryIp('link', 'del', h.link[net]);
       tryIp('netns', 'del', h.ns);
@@ -246,7 +236,7 @@ export class NetHosts {
 
 /** Whether this machine can create the hosts (root, iproute2, netns support), and why not. */
 export function netnsUnavailable(): string | null {
-  if (process.getuid?.() !== 0) return 'not root';
+  if (process.getuid?.() !== 0) return 'not root (CAP_NET_ADMIN is needed)';
   try {
     ip('netns', 'list');
     return null;
