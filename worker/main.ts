@@ -28,9 +28,10 @@ import { BACKENDS, createBackend, createNodeAgent, simHooks, simHooksDir, type B
 import { createOrchestratorWorker } from './orchestrator.js';
 import { installRuntime, type LogFormat } from './runtime.js';
 import { DEMO_SIM, QEMU_CLUSTER } from '../adapters/sim/seed.js';
-import { buildHardware, defaultClusterConfig } from '../adapters/sim/cluster.js';
+import { buildHardware, defaultClusterConfig, type DefaultClusterOptions } from '../adapters/sim/cluster.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { lockNodeAgent } from './agent-lock.js';
+import { DEMO_HOST_ADDRESSES, demoNodes, startHostsDemo, type HostsDemo } from './hosts-demo.js';
 
 const say = (msg: string) => console.log(`[ganeti-temporal] ${msg}`);
 
@@ -67,9 +68,9 @@ const clusterName = async (home: string): Promise<string> => (await clusterConfi
  * First start: seeds the default cluster into an empty configuration store, and builds simulated
  * hardware matching the configuration when there is none. Never overwrites a stored configuration.
  */
-async function ensureStack(home: string, backend: Backend): Promise<ClusterConfig> {
+async function ensureStack(home: string, backend: Backend, seed: DefaultClusterOptions = {}): Promise<ClusterConfig> {
   const store = await openStore(home);
-  if (await store.initialiseIfEmpty(defaultClusterConfig(undefined, backend === 'qemu' ? QEMU_CLUSTER : {}))) {
+  if (await store.initialiseIfEmpty(defaultClusterConfig(undefined, { ...(backend === 'qemu' ? QEMU_CLUSTER : {}), ...seed }))) {
     say(`created the default ${backend === 'qemu' ? 'qemu' : 'simulated'} cluster in ${home}`);
   }
   const cfg = await store.config();
@@ -107,15 +108,18 @@ async function runAll(workers: Worker[], onStopped?: () => Promise<void>): Promi
   }
 }
 
-async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
+async function start(opts: RuntimeFlags & { backend: Backend; hosts: 'local' | 'netns' }): Promise<void> {
+  const netns = opts.hosts === 'netns';
   const home = homeDir();
   // GANETI_TEMPORAL_DEV_PORT / GANETI_TEMPORAL_UI_PORT move the embedded server off 7233 / 8233.
   const devPort = Number(process.env.GANETI_TEMPORAL_DEV_PORT || 7233);
   const uiPort = Number(process.env.GANETI_TEMPORAL_UI_PORT || DEFAULT_UI_PORT);
   const configured = temporalSettings();
   const settings = configured.embedded ? { ...configured, address: `localhost:${devPort}` } : configured;
-  const cfg = await ensureStack(home, opts.backend);
-  if (opts.backend === 'qemu') await prepareQemu(home, cfg);
+  if (netns && !configured.embedded) throw new Error('--hosts netns runs with the embedded dev server (unset TEMPORAL_ADDRESS)');
+  const cfg = await ensureStack(home, opts.backend, netns ? DEMO_HOST_ADDRESSES : {});
+  if (netns) demoNodes(cfg); // refused before anything starts
+  if (opts.backend === 'qemu' && !netns) await prepareQemu(home, cfg);
   const { ring, dataConverter } = payloadKeys(home, true);
   runtime(opts);
   // The codec endpoint: always with the embedded Web UI; for another server's UI when asked for.
@@ -149,8 +153,8 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
   const connection = await NativeConnection.connect(connectOptions(settings));
   const client = await connectClient(settings, { dataConverter });
   const cluster = cfg.cluster.name;
-  // One agent per node (worker/agent-lock.ts): this process runs them all.
-  const locks = Object.keys(cfg.nodes).map((node) => lockNodeAgent(home, node));
+  // One agent per node (worker/agent-lock.ts): this process runs them all (with hosts, each its own).
+  const locks = netns ? [] : Object.keys(cfg.nodes).map((node) => lockNodeAgent(home, node));
   const bundle = await workerWorkflowBundle();
   const workers = [
     await createOrchestratorWorker({
@@ -163,7 +167,9 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
       dataConverter,
     }),
   ];
-  for (const node of Object.keys(cfg.nodes).sort()) {
+  let demo: HostsDemo | undefined;
+  if (netns) demo = await startHostsDemo({ cfg, backend: opts.backend, home, devPort, say });
+  for (const node of netns ? [] : Object.keys(cfg.nodes).sort()) {
     workers.push(
       await createNodeAgent({
         connection,
@@ -176,12 +182,15 @@ async function start(opts: RuntimeFlags & { backend: Backend }): Promise<void> {
       }),
     );
   }
-  say(`cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (backend: ${opts.backend})`);
+  say(
+    `cluster ${cluster}: orchestrator + node agents for ${Object.keys(cfg.nodes).sort().join(', ')} (backend: ${opts.backend}${netns ? ', each agent in its host' : ''})`,
+  );
   if (settings.embedded) say(`Temporal Web UI: http://localhost:${uiPort}/namespaces/${settings.namespace}/workflows`);
   if (codec) say(`codec endpoint: ${codec.url} (payloads are encrypted; the Web UI decodes them through it)`);
   say(`Temporal server: ${settings.address}, namespace ${settings.namespace}`);
   say('try: npm run --silent cli -- instance list      (Ctrl-C stops everything)');
   await runAll(workers, async () => {
+    await demo?.stop();
     locks.forEach((l) => l.release());
     await connection.close();
     await env?.teardown();
@@ -203,6 +212,16 @@ async function prepareQemu(home: string, cfg: ClusterConfig): Promise<void> {
   );
   for (const f of r.failed) say(`qemu: could not start ${f.instance}: ${f.error}`);
   say(`qemu: processes, monitors and logs under ${home}/qemu/<node>/; they keep running when this process stops`);
+}
+
+/** `qemu-boot --node <n>` (internal, run by --hosts netns inside the node's host): boots the node's instances marked up. */
+async function qemuBoot(opts: { node: string }): Promise<void> {
+  const home = homeDir();
+  const cfg = await clusterConfig(home);
+  const own = { ...cfg, instances: Object.fromEntries(Object.entries(cfg.instances).filter(([, i]) => i.primaryNode === opts.node)) };
+  const r = await bootInstances(own, (node) => qemuNode({ ...qemuNodeOptions({ home, node }), watchMs: 0 }));
+  say(`qemu on ${opts.node}: ${r.started.length} instance(s) started, ${r.running.length} re-attached`);
+  for (const f of r.failed) say(`qemu on ${opts.node}: could not start ${f.instance}: ${f.error}`);
 }
 
 async function orchestrator(opts: RuntimeFlags): Promise<void> {
@@ -281,8 +300,17 @@ const backend = () =>
     .choices([...BACKENDS])
     .default('sim');
 logOptions(
-  program.command('start').description('embedded dev server + orchestrator + all node agents of the cluster').addOption(backend()),
+  program
+    .command('start')
+    .description('embedded dev server + orchestrator + all node agents of the cluster')
+    .addOption(backend())
+    .addOption(
+      new Option('--hosts <hosts>', 'local: the agents in this process; netns: each node a network namespace with its agent (root)')
+        .choices(['local', 'netns'])
+        .default('local'),
+    ),
 ).action(start);
+program.command('qemu-boot', { hidden: true }).requiredOption('--node <name>').action(qemuBoot);
 logOptions(program.command('orchestrator').description('the orchestrator worker')).action(orchestrator);
 logOptions(program.command('node-agent'))
   .description("one node's agent")

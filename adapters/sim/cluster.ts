@@ -110,6 +110,8 @@ export interface DefaultClusterOptions {
    * (all of 127.0.0.0/8 is loopback on Linux).
    */
   secondaryNet?: string;
+  /** Primary (management) IPs are `<primaryNet><11+i>`; default `192.0.2.` (documentation addresses). */
+  primaryNet?: string;
   /** Every instance's maxmem (minmem is half of it); default 1024/2048 MiB as in the demo. */
   instanceMemory?: number;
 }
@@ -188,7 +190,7 @@ export function defaultClusterConfig(name = 'ganeti-sim', opts: DefaultClusterOp
         {
           name: n,
           uuid: `node-${i + 1}`,
-          primaryIp: `192.0.2.${i + 11}`,
+          primaryIp: `${opts.primaryNet ?? '192.0.2.'}${i + 11}`,
           secondaryIp: `${secondaryNet}${i + 11}`,
           memoryTotal: 16384,
           hvVersion: hv[n],
