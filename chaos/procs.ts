@@ -150,6 +150,8 @@ export class Stack {
       TEMPORAL_ADDRESS: this.address,
       TEMPORAL_NAMESPACE: 'default',
       GANETI_TEMPORAL_LOG_LEVEL: 'WARN',
+      // The planned faults reach the qemu backend's agents too (off on the production path).
+      GANETI_TEMPORAL_FAULT_INJECTION: '1',
       ...(this.o.workflowBundlePath ? { GANETI_TEMPORAL_WORKFLOW_BUNDLE: this.o.workflowBundlePath } : {}),
     };
   }

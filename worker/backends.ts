@@ -1,6 +1,8 @@
 /**
- * The node backends a node agent can run (`--backend`). Each returns the node's RPC surface,
- * wrapped in the fault-injection table of the simulated cluster's hardware document.
+ * The node backends a node agent can run (`--backend`). Each returns the node's RPC surface; the
+ * simulated node always answers the fault-injection table of the simulated cluster's hardware
+ * document, the qemu backend only when fault injection is asked for (tests and chaos runs:
+ * `faultInjection`, or GANETI_TEMPORAL_FAULT_INJECTION=1), never on the production path.
  *
  *   sim    the simulated node (hypervisor and DRBD in the hardware document)
  *   qemu   real QEMU processes driven over QMP for the hypervisor RPCs (adapters/qemu/node.ts;
@@ -32,7 +34,12 @@ export interface BackendOptions {
   kernel?: string | null;
   /** qemu: directory of sharedfile images (default $GANETI_TEMPORAL_HOME/shared; GANETI_TEMPORAL_SHARED_DIR). */
   sharedDir?: string;
+  /** qemu: answer the fault-injection table (default: GANETI_TEMPORAL_FAULT_INJECTION=1). */
+  faultInjection?: boolean;
 }
+
+/** GANETI_TEMPORAL_FAULT_INJECTION=1: a qemu node answers the fault-injection table (tests, chaos runs). */
+export const faultInjectionFromEnv = (env: NodeJS.ProcessEnv = process.env): boolean => env.GANETI_TEMPORAL_FAULT_INJECTION === '1';
 
 /** The simulated node, behind the fault-injection table; a hanging fault waits for cancellation. */
 export function simBackend(home: string, node: string): NodeRpc {
@@ -77,10 +84,11 @@ export function qemuNode(o: QemuNodeOptions): QemuNode {
   return new QemuNode(o, { storage: new SimStorage(hw, o.node), mirror: new SimHardwareMirror(hw, o.node) });
 }
 
-/** A real-QEMU node behind the same fault-injection table as the simulated one. */
+/** A real-QEMU node; behind the simulated cluster's fault-injection table only when asked for. */
 export function qemuBackend(o: BackendOptions): NodeRpc {
-  const hw = SimHardware.forHome(o.home);
-  return withFaults(qemuNode(qemuNodeOptions(o)), hw, { hang: () => Context.current().cancelled });
+  const node = qemuNode(qemuNodeOptions(o));
+  if (!(o.faultInjection ?? faultInjectionFromEnv())) return node;
+  return withFaults(node, SimHardware.forHome(o.home), { hang: () => Context.current().cancelled });
 }
 
 export function createBackend(kind: Backend, o: BackendOptions): NodeRpc {

@@ -280,6 +280,7 @@ async function spawnNodeAgent(q: QemuCluster, node: string): Promise<ChildProces
         TEMPORAL_ADDRESS: h.env().address,
         GANETI_TEMPORAL_QEMU_KERNEL: q.kernel,
         GANETI_TEMPORAL_QEMU_ACCEL: 'tcg',
+        GANETI_TEMPORAL_FAULT_INJECTION: '1',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     },

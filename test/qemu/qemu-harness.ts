@@ -158,7 +158,7 @@ export function useQemuHarness() {
         },
       });
       const w = server.workers(c, {
-        rpcFor: (node) => qemuBackend({ home: c.home, node, accel: 'tcg', kernel }),
+        rpcFor: (node) => qemuBackend({ home: c.home, node, accel: 'tcg', kernel, faultInjection: true }),
         afterStop: () => killClusterQemus(c.home),
       });
       const q = new QemuCluster(c, w, kernel);
