@@ -5,12 +5,12 @@
  * orchestrator and node agents answering; and with TEMPORAL_ADDRESS set, no server started, a
  * config.json of the earlier JSON store imported into the new configuration database.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { afterEach, expect, inject, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { migrateInstance } from '../../client/api.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { configPath } from '../../adapters/store/config-store.js';
@@ -19,57 +19,21 @@ import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
 import { instanceHwDetail } from '../../adapters/sim/cluster.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/messages.js';
-import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { freePort } from '../../adapters/common/net.js';
 import { keyFilePath, readKeyFile } from '../../connection/codec.js';
 import { clusterDataConverter } from '../../connection/settings.js';
+import { interrupt, startStack } from '../helpers/processes.js';
 import { startServer } from '../helpers/temporal.js';
 
 const children: ChildProcess[] = [];
 const homes: string[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) await stop(c);
+  for (const c of children.splice(0)) await interrupt(c);
   for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
 });
 
-/** Starts `worker/main.ts start` and resolves with its output once it says it is ready. */
-function startStack(env: Record<string, string>, args: string[] = []): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'start', ...args], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, TEMPORAL_CLI: inject('temporalCli'), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not ready after 60 s:\n${out}`)), 60_000);
-    const check = setInterval(() => {
-      if (out.includes('try: npm run --silent cli')) {
-        clearTimeout(t);
-        clearInterval(check);
-        resolve({ child, output: () => out });
-      }
-    }, 100);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      clearInterval(check);
-      reject(new Error(`exited with ${code}:\n${out}`));
-    });
-  });
-}
-
 const encoding = (p: { metadata?: Record<string, Uint8Array> | null } | null | undefined) =>
   Buffer.from(p?.metadata?.encoding ?? []).toString();
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.on('exit', r));
-  child.kill('SIGINT');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-  if (child.exitCode === null) child.kill('SIGKILL');
-}
 
 test('npm start: embedded dev server with persistent SQLite, Web UI, search attributes, default cluster and workers', async () => {
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-start-'));
@@ -82,7 +46,7 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
     GANETI_TEMPORAL_CODEC_PORT: String(codecPort),
     TEMPORAL_ADDRESS: '',
   };
-  const first = await startStack(env);
+  const first = await startStack(env, [], { track: children });
   expect(first.output()).toContain(`created the default simulated cluster in ${home}`);
   expect(first.output()).toContain(`created the payload encryption key file ${keyFilePath(home)} (mode 0600)`);
   expect(statSync(keyFilePath(home)).mode & 0o777).toBe(0o600);
@@ -118,13 +82,15 @@ test('npm start: embedded dev server with persistent SQLite, Web UI, search attr
   }
 
   // A key file others may read is refused.
-  await stop(first.child);
+  await interrupt(first.child);
   chmodSync(keyFilePath(home), 0o644);
-  await expect(startStack(env)).rejects.toThrow(`it must be readable by its owner only: chmod 600 ${keyFilePath(home)}`);
+  await expect(startStack(env, [], { track: children })).rejects.toThrow(
+    `it must be readable by its owner only: chmod 600 ${keyFilePath(home)}`,
+  );
   chmodSync(keyFilePath(home), 0o600);
 
   // Restarted on the same data directory: the cluster, its key and the server's history are still there.
-  const second = await startStack(env);
+  const second = await startStack(env, [], { track: children });
   expect(second.output()).not.toContain('created the default simulated cluster');
   expect(openSqliteStore(home).readSync().instances.web1!.primaryNode).toBe('node2');
   expect(second.output()).not.toContain('created the payload encryption key file');
@@ -147,14 +113,11 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
     legacy.instances.web3!.adminState = 'down';
     writeFileSync(configPath(home), JSON.stringify(legacy, null, 1));
     const metricsPort = await freePort();
-    const stack = await startStack({ GANETI_TEMPORAL_HOME: home, TEMPORAL_ADDRESS: server.address }, [
-      '--metrics',
-      `127.0.0.1:${metricsPort}`,
-      '--log-format',
-      'json',
-      '--log-level',
-      'INFO',
-    ]);
+    const stack = await startStack(
+      { GANETI_TEMPORAL_HOME: home, TEMPORAL_ADDRESS: server.address },
+      ['--metrics', `127.0.0.1:${metricsPort}`, '--log-format', 'json', '--log-level', 'INFO'],
+      { track: children },
+    );
     expect(stack.output()).not.toContain('starting the embedded Temporal dev server');
     expect(stack.output()).toContain(`Prometheus metrics on http://127.0.0.1:${metricsPort}/metrics`);
     expect(stack.output()).toContain(`Temporal server: ${server.address}, namespace default`);
@@ -184,7 +147,7 @@ test('npm start with TEMPORAL_ADDRESS starts no server and runs the workers agai
       level: 'INFO',
       taskQueue: expect.stringContaining('ganeti.'),
     });
-    await stop(stack.child);
+    await interrupt(stack.child);
   } finally {
     await server.teardown();
   }

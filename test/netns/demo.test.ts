@@ -4,12 +4,12 @@
  * the embedded dev server through the management network, a migration through them; Ctrl-C ends
  * the agents and removes the hosts. A cluster created without hosts is refused with a clear error.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { afterEach, expect, inject, test } from 'vitest';
+import { afterEach, expect, test } from 'vitest';
 import { migrateInstance } from '../../client/api.js';
 import { freePort } from '../../adapters/common/net.js';
 import { instanceHwDetail } from '../../adapters/sim/cluster.js';
@@ -18,54 +18,14 @@ import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { openSqliteStore } from '../../adapters/store/open.js';
 import { clusterDataConverter } from '../../connection/settings.js';
 import { DEMO_HOSTS_ID } from '../../worker/hosts-demo.js';
-import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
+import { interrupt, startStack } from '../helpers/processes.js';
 
 const children: ChildProcess[] = [];
 const homes: string[] = [];
 afterEach(async () => {
-  for (const c of children.splice(0)) await stop(c);
+  for (const c of children.splice(0)) await interrupt(c, 20_000);
   for (const h of homes.splice(0)) rmSync(h, { recursive: true, force: true });
 });
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGINT');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
-/** `worker/main.ts start …`; resolves once `ready` appears in its output. */
-function startStack(
-  env: Record<string, string>,
-  args: string[],
-  ready: (out: string) => boolean,
-): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'start', ...args], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, TEMPORAL_CLI: inject('temporalCli'), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`not ready after 90 s:\n${out}`)), 90_000);
-    const check = setInterval(() => {
-      if (ready(out)) {
-        clearTimeout(t);
-        clearInterval(check);
-        resolve({ child, output: () => out });
-      }
-    }, 100);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      clearInterval(check);
-      reject(new Error(`exited with ${code}:\n${out}`));
-    });
-  });
-}
 
 async function stackEnv(): Promise<Record<string, string>> {
   const home = mkdtempSync(join(tmpdir(), 'ganeti-temporal-hosts-'));
@@ -85,7 +45,7 @@ test('npm start -- --hosts netns: each agent in its host, a migration through th
   const env = await stackEnv();
   const home = env.GANETI_TEMPORAL_HOME!;
   const agentsUp = (out: string) => ['node1', 'node2', 'node3'].every((n) => out.includes(`node agent for ${n} (sim)`));
-  const stack = await startStack(env, ['--hosts', 'netns'], agentsUp);
+  const stack = await startStack(env, ['--hosts', 'netns'], { ready: agentsUp, timeoutMs: 90_000, track: children });
   const cfg = openSqliteStore(home).readSync();
   expect(Object.values(cfg.nodes).map((n) => [n.name, n.primaryIp, n.secondaryIp])).toEqual([
     ['node1', '10.213.1.11', '10.213.2.11'],
@@ -111,15 +71,15 @@ test('npm start -- --hosts netns: each agent in its host, a migration through th
   expect(inst.primaryNode).toBe('node2');
   expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, inst, instanceHwDetail(state, now, inst))).toEqual([]);
 
-  await stop(stack.child);
+  await interrupt(stack.child, 20_000);
   for (const n of ['node1', 'node2', 'node3']) expect(existsSync(nsPath(n))).toBe(false);
 });
 
 test('npm start -- --hosts netns on a cluster created without hosts is refused and changes nothing', async () => {
   const env = await stackEnv();
-  const local = await startStack(env, [], (out) => out.includes('try: npm run --silent cli'));
-  await stop(local.child);
-  await expect(startStack(env, ['--hosts', 'netns'], () => false)).rejects.toThrow(
+  const local = await startStack(env, [], { track: children, timeoutMs: 90_000 });
+  await interrupt(local.child, 20_000);
+  await expect(startStack(env, ['--hosts', 'netns'], { ready: () => false, track: children })).rejects.toThrow(
     /was not created for --hosts netns \(secondary IPs of node1, node2, node3 are not on 10\.213\.2\.0\/24\); start with a fresh GANETI_TEMPORAL_HOME/,
   );
   for (const n of ['node1', 'node2', 'node3']) expect(existsSync(nsPath(n))).toBe(false);

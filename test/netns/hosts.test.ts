@@ -27,6 +27,7 @@ import { failure, outcomeOf, start } from '../helpers/harness.js';
 import { NetHosts } from '../../worker/netns.js';
 import { capBandwidth, heal, partition, uncap } from '../helpers/netns-faults.js';
 import { ensureCommand } from '../helpers/system-packages.js';
+import { spawnQemuAgent } from '../helpers/processes.js';
 import { startServer, Workers } from '../helpers/temporal.js';
 import { QemuCluster, TEST_GUEST, TEST_MEMORY, killClusterQemus } from '../qemu/qemu-harness.js';
 
@@ -59,44 +60,6 @@ afterAll(async () => {
   hosts?.teardown();
   if (guestDir) rmSync(guestDir, { recursive: true, force: true });
 });
-
-/** A node agent (`node-agent --backend qemu`) as its own process inside the node's namespace. */
-async function spawnAgent(q: QemuCluster, node: string): Promise<ChildProcess> {
-  const child = hosts.spawn(
-    node,
-    process.execPath,
-    ['--import', 'tsx', 'worker/main.ts', 'node-agent', '--backend', 'qemu', '--node', node, '--cluster', q.c.name],
-    {
-      cwd: PROJECT_ROOT,
-      env: {
-        ...process.env,
-        GANETI_TEMPORAL_HOME: q.c.home,
-        TEMPORAL_ADDRESS: temporalAddress,
-        GANETI_TEMPORAL_QEMU_KERNEL: kernel,
-        GANETI_TEMPORAL_QEMU_ACCEL: 'tcg',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the node agent of ${node} did not start: ${out}`)), 60_000);
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      if (out.includes(`node agent for ${node}`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the node agent of ${node} exited (${code}): ${out}`));
-    });
-  });
-  return child;
-}
 
 async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -148,7 +111,11 @@ async function hostCluster(hvparams: Record<string, unknown>): Promise<QemuClust
     kernel,
     JSON.stringify(q.ri('web1', primary)),
   ]);
-  const agents = await Promise.all(NODES.map((n) => spawnAgent(q, n)));
+  const agents = await Promise.all(
+    NODES.map((node) =>
+      spawnQemuAgent({ node, cluster: c.name, home: c.home, address: temporalAddress, kernel, netns: hosts.host(node).ns }),
+    ),
+  );
   cleanups.push(() => Promise.all(agents.map(stopProcess)).then(() => undefined));
   await w.orchestrator();
   return q;

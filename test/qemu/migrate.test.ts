@@ -5,7 +5,6 @@
  * Every test checks the real processes (pids, QMP run states, the guest's heartbeat) and the
  * hardware document through the invariant checker.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, test } from 'vitest';
@@ -13,8 +12,8 @@ import { operationResult } from '../../client/api.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
-import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { failure, outcomeOf, start, waitForProgress } from '../helpers/harness.js';
+import { spawnQemuAgent } from '../helpers/processes.js';
 import { mutatingCounts, mutatingSteps, withoutProgress } from '../helpers/steps.js';
 import { useQemuHarness, type QemuCluster } from './qemu-harness.js';
 
@@ -237,7 +236,7 @@ test('a node-agent process killed mid-migration leaves its QEMU running; a new a
   // node2's agent runs as its own process (the worker entry point, qemu backend), so that the
   // destination QEMU is the child of a process that gets SIGKILLed.
   await q.w.stop(q.w.agents.get('node2')!);
-  const agent = await spawnNodeAgent(q, 'node2');
+  const agent = await spawnQemuAgent({ node: 'node2', cluster: q.c.name, home: q.c.home, address: h.env().address, kernel: q.kernel });
   try {
     const handle = await start(h.env(), q.c, { instance: 'web1' });
     await waitForProgress(handle, (p) => p.phase === 'memory-transfer');
@@ -265,41 +264,6 @@ test('a node-agent process killed mid-migration leaves its QEMU running; a new a
 function parentOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-}
-
-/** `node-agent --backend qemu` as a child process (one process: node with the tsx loader), once it polls. */
-async function spawnNodeAgent(q: QemuCluster, node: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'worker/main.ts', 'node-agent', '--backend', 'qemu', '--node', node, '--cluster', q.c.name],
-    {
-      cwd: PROJECT_ROOT,
-      env: {
-        ...process.env,
-        GANETI_TEMPORAL_HOME: q.c.home,
-        TEMPORAL_ADDRESS: h.env().address,
-        GANETI_TEMPORAL_QEMU_KERNEL: q.kernel,
-        GANETI_TEMPORAL_QEMU_ACCEL: 'tcg',
-        GANETI_TEMPORAL_FAULT_INJECTION: '1',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node agent did not start: ${out}`)), 30_000);
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      if (out.includes(`node agent for ${node}`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`node agent exited (${code}): ${out}`)));
-  });
-  return child;
 }
 
 test('a failure after the memory transfer leaves the guest on the target, and --cleanup adopts it there', async () => {
