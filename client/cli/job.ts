@@ -115,7 +115,8 @@ export function addJobCommands(program: Command): void {
     .option('--reason <text>', 'why')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { reason?: string; json?: boolean }) => {
-      const r = await forceCompleteOperation(await client(), toWorkflowId(id), o.reason);
+      const c = await client();
+      const r = await orNoSuchOperation(id, () => forceCompleteOperation(c, toWorkflowId(id), o.reason));
       if (o.json) printJson(r);
       else print(`Force-complete accepted (${r.action}): ${r.message} (follow it with: ganeti-temporal job watch ${toWorkflowId(id)})`);
     });
