@@ -176,9 +176,11 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, DEADLINE_S * 1000)));
     await Promise.race([all, deadline]);
     clearTimeout(timer);
-    const completed = finished.size - failed.length;
+    // What failed by the deadline (those still running may fail later, e.g. at the teardown).
+    const failures = [...failed];
+    const completed = finished.size - failures.length;
     const running = names.filter((n) => !finished.has(n));
-    if (running.length) failed.push(`${running.length} still running after ${DEADLINE_S} s (BENCH_DEADLINE)`);
+    if (running.length) failures.push(`${running.length} still running after ${DEADLINE_S} s (BENCH_DEADLINE)`);
     const wall = performance.now() - startedAt;
     const rssMib = orch.pid ? peakRssMib(orch.pid) : null;
 
@@ -208,7 +210,7 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     }
     const cfgAfter = await store.config();
     const moved = names.filter((n) => cfgAfter.instances[n]?.primaryNode === cfg.instances[n]!.disks[0]!.drbd!.nodes[1]).length;
-    if (moved !== N) failed.push(`${N - moved} instances not on their former secondary`);
+    if (moved !== N) failures.push(`${N - moved} instances not on their former secondary`);
     return {
       engine,
       t1,
@@ -216,7 +218,7 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
       singleOther: single.other,
       wall,
       completed,
-      failed,
+      failed: failures,
       dispatchP50: pct(dispatch, 50),
       dispatchP95: pct(dispatch, 95),
       orchP50: pct(orchDispatch, 50),
