@@ -75,6 +75,6 @@ export function createConfigActivities({ config }: ConfigActivityDeps) {
 
     /** The memory reservations of running operations (a node operation places instances with them). */
     memoryReservations: async (): Promise<Array<{ node: string; memory: number; workflowId: string }>> =>
-      Object.values((await config.config()).reservations).map((r) => ({ node: r.node, memory: r.memory, workflowId: r.workflowId })),
+      Object.values(await config.reservations()).map((r) => ({ node: r.node, memory: r.memory, workflowId: r.workflowId })),
   };
 }

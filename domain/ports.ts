@@ -11,7 +11,7 @@
 import type { RpcInstance } from './instance.js';
 import type { HookPath, HookPhase, HookScriptResult } from './hook-env.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from './prereq.js';
-import type { ClusterConfig, ClusterSnapshot, EvacuationLimits, Instance, Node } from './types.js';
+import type { ClusterConfig, ClusterSnapshot, EvacuationLimits, Instance, Node, Reservation } from './types.js';
 
 export class NodeRpcError extends Error {
   override readonly name = 'NodeRpcError';
@@ -292,6 +292,8 @@ export interface ConfigStore {
    */
   reserveMemory(req: ReserveMemoryRequest): Promise<{ free: number; reserved: number }>;
   releaseReservation(opId: string): Promise<void>;
+  /** The memory reservations of running operations, by operation id (the configuration's `reservations`). */
+  reservations(): Promise<Record<string, Reservation>>;
   /**
    * Atomically: drops the leases of node operations that no longer run, then grants `req` if the
    * leases of all node operations leave room under its limits (C in the cluster, O from its source,

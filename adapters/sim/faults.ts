@@ -68,7 +68,7 @@ export function withFaults(port: NodeRpc, hw: SimHardware, opts: FaultOptions = 
       return async (...args: unknown[]) => {
         if (hw.exists()) {
           const instance = (args[0] as { name?: unknown } | undefined)?.name;
-          const fault = await hw.mutate((s) => {
+          const fault = await hw.mutateNodes([], (s) => {
             const f = takeFault(s, rpc, port.node);
             if (f) {
               SimHardware.log(s, {
@@ -104,7 +104,7 @@ export function withSimHooks<H extends { run: (...a: never[]) => Promise<unknown
     ...hooks,
     run: async (...args: Parameters<H['run']>) => {
       if (hw.exists()) {
-        const { fault, powered } = await hw.mutate((s) => {
+        const { fault, powered } = await hw.mutateNodes([node], (s) => {
           const powered = s.nodes[node]?.powered !== false;
           const f = powered ? takeFault(s, 'hooks_runner', node) : null;
           if (f) SimHardware.log(s, { node, rpc: 'hooks_runner', outcome: 'fault', detail: `${f.mode} fault #${f.id}` });

@@ -3,10 +3,12 @@
  * in WAL mode), shared by node agents, the CLI and tests: one connection per process and file, one
  * immediate transaction per mutation. Every access first advances the time-dependent state.
  *
- * A mutation loads every row (the time-dependent state spans nodes: a migration's progress needs
- * its destination, a resync ends on both peers) but writes back only the rows that changed, so RPCs
- * on different nodes do not rewrite each other's state. A `sim/hardware.json` of an earlier version
- * found on first open is imported and renamed to `sim/hardware.json.bak`.
+ * A node's RPC loads that node's rows and those of the nodes its time-dependent state involves (a
+ * migration's other end, its DRBD devices' peers: `HardwareRows.load`), advances only what those rows
+ * hold, and writes back only the rows that changed, so RPCs on different nodes neither read nor
+ * rewrite each other's state. The CLI, the invariant checker and tests load everything. A
+ * `sim/hardware.json` of an earlier version found on first open is imported and renamed to
+ * `sim/hardware.json.bak`.
  */
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
@@ -14,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StoreBusyError } from '../../domain/ports.js';
 import { appendPending, HardwareRows, SCHEMA } from './hardware-rows.js';
-import { advance, LOG_LIMIT, simNow, type SimLogEntry, type SimState } from './state.js';
+import { advance, LOG_LIMIT, settleClocks, simNow, type SimLogEntry, type SimState } from './state.js';
 
 export const hardwarePath = (home: string): string => join(home, 'sim', 'hardware.db');
 
@@ -51,8 +53,10 @@ export class SimHardware {
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      const indexed = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'`).get() !== undefined;
       db.exec(SCHEMA);
       const rows = new HardwareRows(db);
+      if (!indexed) db.transaction(() => rows.reindex()).immediate();
       this.importLegacy(db, rows);
       this.conn = { db, rows };
       return this.conn;
@@ -87,11 +91,24 @@ export class SimHardware {
 
   /** Runs `fn` on the advanced state in one transaction; writes (the changed rows) only if `fn` returns. */
   async mutate<R>(fn: (s: SimState, now: number) => R): Promise<R> {
+    return this.mutateIn(null, fn);
+  }
+
+  /**
+   * `mutate` on the rows of `nodes` and of the nodes their state involves (`HardwareRows.load`):
+   * `s.nodes` holds those alone, and only they are advanced and written.
+   */
+  async mutateNodes<R>(nodes: readonly string[], fn: (s: SimState, now: number) => R): Promise<R> {
+    return this.mutateIn(nodes, fn);
+  }
+
+  private async mutateIn<R>(nodes: readonly string[] | null, fn: (s: SimState, now: number) => R): Promise<R> {
     return this.write((rows) => {
-      const loaded = rows.load();
+      const loaded = rows.load(nodes);
       const now = simNow(loaded.state);
-      advance(loaded.state, now);
+      advance(loaded.state, now, loaded.view);
       const r = fn(loaded.state, now);
+      settleClocks(loaded.state, now, loaded.view);
       rows.save(loaded);
       return r;
     });
@@ -99,10 +116,21 @@ export class SimHardware {
 
   /** A consistent, advanced view of the state (nothing written). */
   read(): { state: SimState; now: number } {
+    const r = this.readIn(null);
+    r.state.advancedTo = Math.max(r.state.advancedTo, r.now); // every device is accounted up to now
+    return r;
+  }
+
+  /** `read` of the rows of `nodes` and of the nodes their state involves (as `mutateNodes`). */
+  readNodes(nodes: readonly string[]): { state: SimState; now: number } {
+    return this.readIn(nodes);
+  }
+
+  private readIn(nodes: readonly string[] | null): { state: SimState; now: number } {
     const rows = this.required();
-    const { state } = this.conn!.db.transaction(() => rows.load()).deferred();
+    const { state, view } = this.conn!.db.transaction(() => rows.load(nodes)).deferred();
     const now = simNow(state);
-    advance(state, now);
+    advance(state, now, view);
     return { state, now };
   }
 

@@ -67,7 +67,7 @@ export class SimHardwareMirror implements HardwareMirror {
   }
 
   node(): MirroredNode | null {
-    const { state: s } = this.hw.read();
+    const { state: s } = this.hw.readNodes([this.nodeName]);
     const n = s.nodes[this.nodeName];
     if (!n) return null;
     return {
@@ -84,7 +84,7 @@ export class SimHardwareMirror implements HardwareMirror {
 
   wouldChange(edits: MirrorEdit[]): boolean {
     if (!edits.length) return false;
-    const { state, now } = this.hw.read();
+    const { state, now } = this.hw.readNodes([this.nodeName]);
     const n = state.nodes[this.nodeName];
     if (!n) return false;
     const before = JSON.stringify(n.processes);
@@ -93,7 +93,7 @@ export class SimHardwareMirror implements HardwareMirror {
   }
 
   async apply(edits: MirrorEdit[], log?: MirrorLogEntry): Promise<void> {
-    await this.hw.mutate((s, now) => {
+    await this.hw.mutateNodes([this.nodeName], (s, now) => {
       const n = s.nodes[this.nodeName];
       if (n) for (const e of edits) applyEdit(n, e, now);
       if (log) SimHardware.log(s, { node: this.nodeName, ...log });

@@ -28,16 +28,20 @@ export class SimNodeFrame {
     return n;
   }
 
-  /** Runs one RPC step atomically and records it in the RPC log. */
+  /**
+   * Runs one RPC step atomically and records it in the RPC log. It sees this node, the nodes its
+   * state involves and `also` (`SimHardware.mutateNodes`).
+   */
   protected async rpc<R>(
     rpc: string,
     instance: string | undefined,
     detail: string | undefined,
     fn: (s: SimState, n: SimNodeHw, now: number) => R,
+    also: readonly string[] = [],
   ): Promise<R> {
     const base = { node: this.node, rpc, ...(instance ? { instance } : {}), ...(detail ? { detail } : {}) };
     try {
-      return await this.hw.mutate((s, now) => {
+      return await this.hw.mutateNodes([this.node, ...also], (s, now) => {
         const r = fn(s, this.hwNode(s), now);
         SimHardware.log(s, { ...base, outcome: 'ok' });
         return r;

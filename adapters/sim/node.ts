@@ -111,40 +111,46 @@ export class SimNode extends SimStorage implements NodeRpc {
   }
 
   async instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean, settings?: HvMigrationSettings): Promise<void> {
-    return this.rpc('instance_migrate', inst.name, migrateDetail(target, live, settings), (s, n, now) => {
-      const p = n.processes[inst.name];
-      if (!p || p.state === 'incoming') return fail('Failed to migrate instance: Instance not running, cannot migrate');
-      const m = p.migration;
-      if (m && (m.status === 'active' || m.status === 'postcopy-active' || m.status === 'completed')) {
-        if (m.targetNode === target.node && m.port === target.port) return; // already under way: re-attach
-        return fail("Failed to migrate instance: Can't migrate the vm that was paused due to previous migration");
-      }
-      if (!live) {
-        p.state = 'paused';
-        p.pausedBy = 'stop';
-      }
-      p.migration = {
-        targetNode: target.node,
-        targetIp: target.ip,
-        port: target.port,
-        live,
-        startedAt: now,
-        ram: p.memory,
-        bandwidth: settings?.bandwidth ?? inst.hvparams.migration_bandwidth,
-        dirtyRate: p.dirtyRate,
-        status: 'active',
-        downtimeMs: settings?.downtimeMs ?? inst.hvparams.migration_downtime,
-      };
-      if (settings?.autoConverge) p.migration.autoConverge = true;
-      if (settings?.postcopy) p.migration.postcopy = true;
-      const dstNode = s.nodes[target.node];
-      const dst = dstNode?.processes[inst.name];
-      if (!dstNode || dstNode.secondaryIp !== target.ip || dst?.state !== 'incoming' || dst.incoming?.port !== target.port) {
-        p.migration.status = 'failed';
-        p.migration.endedAt = now;
-        p.migration.error = 'Failed to connect socket: Connection refused';
-      }
-    });
+    return this.rpc(
+      'instance_migrate',
+      inst.name,
+      migrateDetail(target, live, settings),
+      (s, n, now) => {
+        const p = n.processes[inst.name];
+        if (!p || p.state === 'incoming') return fail('Failed to migrate instance: Instance not running, cannot migrate');
+        const m = p.migration;
+        if (m && (m.status === 'active' || m.status === 'postcopy-active' || m.status === 'completed')) {
+          if (m.targetNode === target.node && m.port === target.port) return; // already under way: re-attach
+          return fail("Failed to migrate instance: Can't migrate the vm that was paused due to previous migration");
+        }
+        if (!live) {
+          p.state = 'paused';
+          p.pausedBy = 'stop';
+        }
+        p.migration = {
+          targetNode: target.node,
+          targetIp: target.ip,
+          port: target.port,
+          live,
+          startedAt: now,
+          ram: p.memory,
+          bandwidth: settings?.bandwidth ?? inst.hvparams.migration_bandwidth,
+          dirtyRate: p.dirtyRate,
+          status: 'active',
+          downtimeMs: settings?.downtimeMs ?? inst.hvparams.migration_downtime,
+        };
+        if (settings?.autoConverge) p.migration.autoConverge = true;
+        if (settings?.postcopy) p.migration.postcopy = true;
+        const dstNode = s.nodes[target.node];
+        const dst = dstNode?.processes[inst.name];
+        if (!dstNode || dstNode.secondaryIp !== target.ip || dst?.state !== 'incoming' || dst.incoming?.port !== target.port) {
+          p.migration.status = 'failed';
+          p.migration.endedAt = now;
+          p.migration.error = 'Failed to connect socket: Connection refused';
+        }
+      },
+      [target.node],
+    );
   }
 
   async instanceGetMigrationStatus(inst: RpcInstance): Promise<MigrationStatusPayload> {
@@ -233,7 +239,7 @@ export class SimNode extends SimStorage implements NodeRpc {
 
   /** Soft shutdown (ACPI); a guest that ignores it is killed when the timeout runs out. */
   async instanceShutdown(inst: RpcInstance, timeoutSec: number, reason: string): Promise<void> {
-    const { state } = this.hw.read();
+    const { state } = this.hw.readNodes([this.node]);
     const p = this.hwNode(state).processes[inst.name];
     let detail = reason || undefined;
     if (p?.ignoresAcpi) {

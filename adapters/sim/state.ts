@@ -159,7 +159,10 @@ export const DEFAULT_SIM_PARAMS: SimParams = {
 export interface SimState {
   version: 1;
   clock: { realBase: number; simBase: number; factor: number };
-  /** Sim time up to which `advance` has accounted for. */
+  /**
+   * Sim time up to which a device without a clock of its own (`AdvanceView.clocks`) has its
+   * out-of-sync data accounted: hardware created or imported whole starts from it.
+   */
   advancedTo: number;
   params: SimParams;
   nodes: Record<string, SimNodeHw>;
@@ -254,16 +257,48 @@ export function dropLink(s: SimState, d: SimDrbd, now: number): void {
 export { migrationProgress } from './migration-model.js';
 
 /**
- * Brings the time-dependent state up to `now`: migrations complete or fail, resyncs finish, and
- * Primaries without a connected peer accumulate out-of-sync data.
+ * What a mutation loaded: the nodes (null: all of them) and each DRBD device's own clock. Time-based
+ * state is advanced per unit (a migration and its two ends, a DRBD pair) and only for units whose
+ * nodes are all loaded, so that an RPC on one node can load that node and its peers alone.
  */
-export function advance(s: SimState, now: number): void {
-  const from = Math.min(s.advancedTo, now);
-  const dt = Math.max(0, (now - from) / 1000);
-  for (const node of Object.values(s.nodes)) {
+export interface AdvanceView {
+  /** The node names loaded (a name without a row counts: that node is known not to exist). */
+  nodes: ReadonlySet<string> | null;
+  /**
+   * `clockKey(node, minor)` → sim time up to which that device's out-of-sync data is accounted. Only
+   * devices accumulating have one; a device without one is accounted up to `advancedTo`.
+   */
+  clocks: Map<string, number>;
+}
+
+export const clockKey = (node: string, minor: string): string => `${node}\t${minor}`;
+
+export function inView(v: AdvanceView, node: string): boolean {
+  return v.nodes === null || v.nodes.has(node);
+}
+
+/** Every DRBD device of `instance` on `node` has its peer loaded (so its connection can be judged). */
+export function peersInView(s: SimState, v: AdvanceView, node: string, instance: string): boolean {
+  const n = s.nodes[node];
+  return !n || Object.values(n.drbd).every((d) => d.instance !== instance || inView(v, d.peerNode));
+}
+
+/** A Primary whose guest runs without a connected peer: it accumulates out-of-sync data. */
+export function accumulates(s: SimState, node: SimNodeHw, d: SimDrbd): boolean {
+  return d.role === 'Primary' && node.processes[d.instance]?.state === 'running' && !isConnected(s, d);
+}
+
+/**
+ * Brings the time-dependent state of the loaded units up to `now`: migrations complete or fail,
+ * resyncs finish, and Primaries without a connected peer accumulate out-of-sync data (from their
+ * own clock). A unit with a node not loaded is left as it is (it is advanced when it is loaded).
+ */
+export function advance(s: SimState, now: number, v: AdvanceView): void {
+  for (const [nodeName, node] of Object.entries(s.nodes)) {
     for (const [name, proc] of Object.entries(node.processes)) {
       const m = proc.migration;
       if (!m || (m.status !== 'active' && m.status !== 'postcopy-active')) continue;
+      if (!inView(v, m.targetNode) || !peersInView(s, v, nodeName, name) || !peersInView(s, v, m.targetNode, name)) continue;
       const dst = s.nodes[m.targetNode]?.processes[name];
       // In post-copy the destination runs (it no longer listens).
       const listening =
@@ -288,7 +323,8 @@ export function advance(s: SimState, now: number): void {
         m.status = 'completed';
       }
     }
-    for (const d of Object.values(node.drbd)) {
+    for (const [minor, d] of Object.entries(node.drbd)) {
+      if (!inView(v, d.peerNode)) continue;
       if (d.resync && d.resync.role === 'SyncTarget') {
         const pct = resyncPercent(d, now) ?? 0;
         if (pct >= 100) {
@@ -302,11 +338,28 @@ export function advance(s: SimState, now: number): void {
           }
         }
       }
-      const writer = node.processes[d.instance];
-      if (d.role === 'Primary' && writer?.state === 'running' && !isConnected(s, d)) {
-        d.outOfSync += dt * s.params.diskWriteRate;
+      if (accumulates(s, node, d)) {
+        const from = Math.min(v.clocks.get(clockKey(nodeName, minor)) ?? s.advancedTo, now);
+        d.outOfSync += Math.max(0, (now - from) / 1000) * s.params.diskWriteRate;
       }
     }
   }
-  s.advancedTo = Math.max(s.advancedTo, now);
+}
+
+/**
+ * After a mutation at `now`: every loaded device that accumulates out-of-sync data is accounted up to
+ * `now`, the others need no clock (they start one when they begin to accumulate).
+ */
+export function settleClocks(s: SimState, now: number, v: AdvanceView): void {
+  for (const k of [...v.clocks.keys()]) {
+    const [node, minor] = k.split('\t') as [string, string];
+    if (inView(v, node) && !s.nodes[node]?.drbd[minor]) v.clocks.delete(k);
+  }
+  for (const [nodeName, node] of Object.entries(s.nodes)) {
+    for (const [minor, d] of Object.entries(node.drbd)) {
+      if (!inView(v, d.peerNode)) continue;
+      if (accumulates(s, node, d)) v.clocks.set(clockKey(nodeName, minor), now);
+      else v.clocks.delete(clockKey(nodeName, minor));
+    }
+  }
 }

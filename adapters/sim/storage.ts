@@ -151,10 +151,10 @@ export class SimStorage extends SimNodeFrame implements NodeStorage {
         }
       });
     await configure(false);
-    const deadline = this.scaledDeadline(120_000, this.hw.read().state.clock.factor);
+    const deadline = this.scaledDeadline(120_000, this.hw.readNodes([this.node]).state.clock.factor);
     let delay = 100;
     for (;;) {
-      const { state: s } = this.hw.read();
+      const { state: s } = this.hw.readNodes([this.node]);
       const n = this.hwNode(s);
       const devs = inst.disks.map((d) => this.attachedDev(n, inst, d));
       if (devs.some((d) => !d.net)) {
@@ -186,7 +186,7 @@ export class SimStorage extends SimNodeFrame implements NodeStorage {
     if (!this.isDrbd(inst)) return { allDone: true, minPercent: 100 };
     let deadline = 0;
     for (;;) {
-      const { state: s } = this.hw.read();
+      const { state: s } = this.hw.readNodes([this.node]);
       deadline ||= this.scaledDeadline(15_000, s.clock.factor);
       const n = this.hwNode(s);
       const devs = inst.disks.map((d) => this.attachedDev(n, inst, d));

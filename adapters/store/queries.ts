@@ -1,12 +1,12 @@
 /**
  * The queries and checks the configuration store (sql-store.ts) composes its transactions of: the
- * whole configuration read and replaced, an instance loaded, the serial bumped, and which holders of
- * reservations and leases no longer run.
+ * whole configuration read and replaced, the reservations read alone, an instance loaded, the serial
+ * bumped, and which holders of reservations and leases no longer run.
  */
 import { ConfigError } from '../../domain/ports.js';
-import { ClusterConfigSchema, InstanceSchema, type ClusterConfig, type Instance } from '../../domain/types.js';
+import { ClusterConfigSchema, InstanceSchema, type ClusterConfig, type Instance, type Reservation } from '../../domain/types.js';
 import type { Tx } from './engines.js';
-import { CLUSTER_ROW_ID, configFromRows, configToRows, instanceFromRows, type ConfigRows } from './schema.js';
+import { CLUSTER_ROW_ID, configFromRows, configToRows, instanceFromRows, reservationFromRow, type ConfigRows } from './schema.js';
 
 /** Rows per INSERT statement (bounded by SQLite's limit on bound parameters). */
 const CHUNK = 100;
@@ -34,10 +34,24 @@ export async function readAll(tx: Tx): Promise<ClusterConfig | null> {
     nodes: sortByName(await tx.selectFrom('nodes').selectAll().execute()),
     instances: sortByName(await tx.selectFrom('instances').selectAll().execute()),
     disks: await tx.selectFrom('disks').selectAll().execute(),
-    reservations: await tx.selectFrom('reservations').selectAll().orderBy('op_id').execute(),
+    reservations: await reservationRows(tx),
     leases: await tx.selectFrom('leases').selectAll().orderBy('id').execute(),
   };
   return ClusterConfigSchema.parse(configFromRows(rows));
+}
+
+function reservationRows(tx: Tx, nodes?: string[]) {
+  return tx
+    .selectFrom('reservations')
+    .selectAll()
+    .$if(nodes !== undefined, (q) => q.where('node', 'in', nonEmpty(nodes)))
+    .orderBy('op_id')
+    .execute();
+}
+
+/** The memory reservations (on `nodes`, or all) by operation id, as the configuration's `reservations` holds them. */
+export async function readReservations(tx: Tx, nodes?: string[]): Promise<Record<string, Reservation>> {
+  return Object.fromEntries((await reservationRows(tx, nodes)).map((r) => [r.op_id, reservationFromRow(r)]));
 }
 
 export async function replaceAll(tx: Tx, cfg: ClusterConfig): Promise<void> {

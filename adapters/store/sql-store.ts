@@ -24,21 +24,23 @@ import {
   type ClusterSnapshot,
   type Instance,
   type Node,
+  type Reservation,
 } from '../../domain/types.js';
 import { parseConfig } from './config-store.js';
 import type { Engine, Tx } from './engines.js';
 import { migrate } from './migrations.js';
-import { bumpSerial, deadHolders, loadInstance, nonEmpty, readAll, replaceAll, sortByName, type Holder } from './queries.js';
 import {
-  CLUSTER_ROW_ID,
-  configFromRows,
-  groupDisks,
-  instanceFromRows,
-  leaseFromRow,
-  nodeFromRow,
-  reservationFromRow,
-  type ConfigRows,
-} from './schema.js';
+  bumpSerial,
+  deadHolders,
+  loadInstance,
+  nonEmpty,
+  readAll,
+  readReservations,
+  replaceAll,
+  sortByName,
+  type Holder,
+} from './queries.js';
+import { CLUSTER_ROW_ID, configFromRows, groupDisks, instanceFromRows, leaseFromRow, nodeFromRow, type ConfigRows } from './schema.js';
 
 export interface SqlConfigStoreOptions {
   /**
@@ -202,7 +204,7 @@ export class SqlConfigStore implements ConfigStore {
     // Whether the holders of the node's other reservations still run is asked only when they stand in
     // the way (less free than wanted): with many operations at once, asking about every holder on
     // every reservation would cost a server call per running operation, per operation.
-    const onNode = await this.reservations(req.node);
+    const onNode = await this.read((tx) => readReservations(tx, [req.node]));
     delete onNode[req.opId];
     const held = Object.values(onNode).reduce((sum, r) => sum + r.memory, 0);
     const dead = req.wanted > req.reportedFree - held ? await this.deadHolders(onNode, req.opId) : [];
@@ -232,9 +234,13 @@ export class SqlConfigStore implements ConfigStore {
 
   /** Drops the reservations (on `nodes`, or all) of operations that no longer run (e.g. terminated workflows). */
   async pruneReservations(nodes?: string[]): Promise<string[]> {
-    const dead = await this.deadHolders(await this.reservations(nodes), '');
+    const dead = await this.deadHolders(await this.read((tx) => readReservations(tx, nodes)), '');
     if (dead.length) await this.write((tx) => tx.deleteFrom('reservations').where('op_id', 'in', dead).execute());
     return dead;
+  }
+
+  async reservations(): Promise<Record<string, Reservation>> {
+    return this.read((tx) => readReservations(tx));
   }
 
   async releaseReservation(opId: string): Promise<void> {
@@ -349,19 +355,6 @@ export class SqlConfigStore implements ConfigStore {
 
   async close(): Promise<void> {
     await this.engine.close();
-  }
-
-  /** The reservations (on `nodes`, or all), by operation id. */
-  private async reservations(nodes?: string | string[]): Promise<Record<string, Holder & { memory: number }>> {
-    const names = typeof nodes === 'string' ? [nodes] : nodes;
-    const rows = await this.read((tx) =>
-      tx
-        .selectFrom('reservations')
-        .selectAll()
-        .$if(names !== undefined, (q) => q.where('node', 'in', nonEmpty(names)))
-        .execute(),
-    );
-    return Object.fromEntries(rows.map((r) => [r.op_id, reservationFromRow(r)]));
   }
 
   /** The entries whose holding run no longer runs (kept when that cannot be told). */

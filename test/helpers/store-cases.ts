@@ -105,6 +105,17 @@ export function configStoreCases(e: StoreEngineCase): void {
       expect(await store.reservedMemory('a')).toEqual({});
     });
 
+    test('the reservations read alone are those the whole configuration holds', async () => {
+      const store = await configStore();
+      expect(await store.reservations()).toEqual({});
+      await store.reserveMemory(req('b', { node: 'node3' }));
+      await store.reserveMemory(req('a'));
+      const alone = await store.reservations();
+      expect(alone).toEqual((await store.config()).reservations);
+      expect(Object.keys(alone)).toEqual(['a', 'b']);
+      expect(alone.b).toEqual({ node: 'node3', memory: 2048, instance: 'web1', workflowId: 'wf-b', runId: 'run-b' });
+    });
+
     test('releaseReservation frees the memory for the next operation', async () => {
       const store = await configStore();
       await store.reserveMemory(req('a'));
