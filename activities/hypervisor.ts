@@ -7,7 +7,14 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ActivityFailure } from '../domain/errors.js';
 import { memoryProgressLine } from '../domain/feedback.js';
 import type { RpcInstance } from '../domain/instance.js';
-import type { HvMigrationStatus, MigrationTarget, NodeRpc } from '../domain/ports.js';
+import type {
+  HvAcceptSettings,
+  HvMigrationSettings,
+  HvMigrationStatus,
+  MigrationControl,
+  MigrationTarget,
+  NodeRpc,
+} from '../domain/ports.js';
 
 export interface HypervisorActivityDeps {
   rpc: NodeRpc;
@@ -25,6 +32,15 @@ export interface MigrationHeartbeat {
   lines: string[];
   lastProgressAt: number;
   unknownStatuses: number;
+}
+
+export interface WaitForMigrationOptions {
+  pollMs: number;
+  progressMs: number;
+  /** The whole transfer may take this long from the first wait, seconds; 0 or unset: no bound. */
+  completionTimeoutSec?: number;
+  /** A stall: the remaining bytes have not gone down for this long, seconds; 0 or unset: none. */
+  progressTimeoutSec?: number;
 }
 
 export interface WaitForMigrationResult {
@@ -61,9 +77,12 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
     bridgesExist: (bridges: string[]) => rpc.bridgesExist(bridges),
     instanceMigratable: (inst: RpcInstance) => rpc.instanceMigratable(inst),
     migrationInfo: (inst: RpcInstance) => rpc.migrationInfo(inst),
-    acceptInstance: (inst: RpcInstance, migrationInfo: string, targetIp: string) => rpc.acceptInstance(inst, migrationInfo, targetIp),
-    instanceMigrate: (inst: RpcInstance, target: MigrationTarget, live: boolean) => rpc.instanceMigrate(inst, target, live),
+    acceptInstance: (inst: RpcInstance, migrationInfo: string, targetIp: string, settings?: HvAcceptSettings) =>
+      settings ? rpc.acceptInstance(inst, migrationInfo, targetIp, settings) : rpc.acceptInstance(inst, migrationInfo, targetIp),
+    instanceMigrate: (inst: RpcInstance, target: MigrationTarget, live: boolean, settings?: HvMigrationSettings) =>
+      settings ? rpc.instanceMigrate(inst, target, live, settings) : rpc.instanceMigrate(inst, target, live),
     instanceGetMigrationStatus: (inst: RpcInstance) => rpc.instanceGetMigrationStatus(inst),
+    instanceMigrationControl: (inst: RpcInstance, control: MigrationControl) => rpc.instanceMigrationControl(inst, control),
     instanceFinalizeMigrationSrc: (inst: RpcInstance, success: boolean, live: boolean) =>
       rpc.instanceFinalizeMigrationSrc(inst, success, live),
     instanceFinalizeMigrationDst: (inst: RpcInstance, migrationInfo: string, success: boolean) =>
@@ -78,7 +97,7 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
      * A failed or cancelled migration is a non-retryable MigrationFailed; an RPC error fails the
      * attempt (retried if transient). Progress lives in the heartbeat details.
      */
-    async waitForMigration(inst: RpcInstance, opts: { pollMs: number; progressMs: number }): Promise<WaitForMigrationResult> {
+    async waitForMigration(inst: RpcInstance, opts: WaitForMigrationOptions): Promise<WaitForMigrationResult> {
       const ctx = Context.current();
       const prev = ctx.info.heartbeatDetails as MigrationHeartbeat | undefined;
       const hb: MigrationHeartbeat = prev ?? {

@@ -51,7 +51,47 @@ export interface MigrationStatusPayload {
   postcopyStatus?: 'postcopy-active';
   /** The hypervisor's error text for a failed migration. */
   error?: string;
+  /** MiB still to send (the dirty set, QEMU's `ram.remaining`). */
+  remainingRam?: number;
+  /** MiB/s the guest dirties (QEMU's `ram.dirty-pages-rate` × page size). */
+  dirtyRate?: number;
+  /** The auto-converge vCPU throttle, percent (QEMU's `cpu-throttle-percentage`). */
+  throttlePercent?: number;
+  /** The downtime the switch-over may take now, ms (QEMU's `downtime-limit`). */
+  downtimeLimitMs?: number;
+  /** Passes over the guest memory so far (QEMU's `ram.dirty-sync-count`). */
+  passes?: number;
 }
+
+/**
+ * How one migration is tuned (from its policy, domain/policy.ts). Without it, instance_migrate does
+ * what it always did: bandwidth and downtime from the instance's hvparams, no capabilities.
+ */
+export interface HvMigrationSettings {
+  /** MiB/s. */
+  bandwidth: number;
+  downtimeMs: number;
+  /** QEMU's `auto-converge` capability. */
+  autoConverge: boolean;
+  /** Enable the `postcopy-ram` capability (the switch itself is `instanceMigrationControl` start-postcopy). */
+  postcopy: boolean;
+}
+
+/** What accept_instance needs of the settings: QEMU wants `postcopy-ram` on the destination too. */
+export interface HvAcceptSettings {
+  postcopy: boolean;
+}
+
+/**
+ * A change to a running outgoing migration, sent to its source node. Idempotent: already in post-copy,
+ * already paused, the same downtime — all succeed. Refused (NodeRpcError) when no migration of the
+ * instance is active.
+ * - `start-postcopy`: QEMU's `migrate-start-postcopy` (needs the `postcopy-ram` capability); from
+ *   then on the destination holds the only current state.
+ * - `pause-source`: stop the guest on the source so the transfer completes (a non-live finish).
+ * - `set-downtime`: the downtime the switch-over may take, ms.
+ */
+export type MigrationControl = { action: 'start-postcopy' } | { action: 'pause-source' } | { action: 'set-downtime'; downtimeMs: number };
 
 export interface BlockdevStatus {
   isDegraded: boolean;
@@ -81,9 +121,11 @@ export interface NodeRpc {
   bridgesExist(bridges: string[]): Promise<void>;
   instanceMigratable(inst: RpcInstance): Promise<void>;
   migrationInfo(inst: RpcInstance): Promise<string>;
-  acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string): Promise<{ port: number }>;
-  instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean): Promise<void>;
+  acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string, settings?: HvAcceptSettings): Promise<{ port: number }>;
+  instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean, settings?: HvMigrationSettings): Promise<void>;
   instanceGetMigrationStatus(inst: RpcInstance): Promise<MigrationStatusPayload>;
+  /** Changes the running outgoing migration (see MigrationControl); answers the status after it. */
+  instanceMigrationControl(inst: RpcInstance, control: MigrationControl): Promise<MigrationStatusPayload>;
   instanceFinalizeMigrationSrc(inst: RpcInstance, success: boolean, live: boolean): Promise<void>;
   instanceFinalizeMigrationDst(inst: RpcInstance, migrationInfo: string, success: boolean): Promise<void>;
   instanceBalloonMemory(inst: RpcInstance, memory: number): Promise<void>;

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { HOOK_ENV_KEY_RE, HOOK_PATHS, HOOK_PHASES } from './hook-env.js';
+import { COMPLETION_TIMEOUT_MAX_SEC_PER_GIB, PROGRESS_TIMEOUT_MAX_SEC } from './policy.js';
 import { rpcName } from './ports.js';
 import {
   BANDWIDTH_MAX_MIBPS,
@@ -78,6 +79,43 @@ export const MigrationInfoSchema = z.string().min(1).max(MIGRATION_INFO_MAX_LENG
 
 export const MigrationTargetSchema = z.object({ node: NameSchema, ip: ipv4, port: PortSchema }).strict();
 
+/** domain/ports.ts HvMigrationSettings. */
+export const HvMigrationSettingsSchema = z
+  .object({
+    bandwidth: z.number().int().min(1).max(BANDWIDTH_MAX_MIBPS),
+    downtimeMs: z.number().int().min(1).max(DOWNTIME_MAX_MS),
+    autoConverge: z.boolean(),
+    postcopy: z.boolean(),
+  })
+  .strict();
+
+/** domain/ports.ts HvAcceptSettings. */
+export const HvAcceptSettingsSchema = z.object({ postcopy: z.boolean() }).strict();
+
+/** domain/ports.ts MigrationControl. */
+export const MigrationControlSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('start-postcopy') }).strict(),
+  z.object({ action: z.literal('pause-source') }).strict(),
+  z.object({ action: z.literal('set-downtime'), downtimeMs: z.number().int().min(1).max(DOWNTIME_MAX_MS) }).strict(),
+]);
+
+/** The bounds `waitForMigration` enforces (activities/hypervisor.ts); 0: none. */
+export const WaitForMigrationOptionsSchema = z
+  .object({
+    pollMs: z.number().int().positive().max(POLL_MAX_MS),
+    progressMs: z.number().int().nonnegative().max(POLL_MAX_MS),
+    /** The whole transfer, from its start (the first wait), seconds. */
+    completionTimeoutSec: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(COMPLETION_TIMEOUT_MAX_SEC_PER_GIB * 16 * 1024)
+      .optional(),
+    /** No decrease of the remaining bytes for this long, seconds. */
+    progressTimeoutSec: z.number().int().nonnegative().max(PROGRESS_TIMEOUT_MAX_SEC).optional(),
+  })
+  .strict();
+
 export const HookEnvSchema = z
   .record(
     z.string().regex(HOOK_ENV_KEY_RE, 'hook environment keys must be GANETI_[A-Z0-9_]+ (Ganeti hook keys only)'),
@@ -112,9 +150,10 @@ export const NODE_RPC_ARGS = {
   bridgesExist: z.tuple([z.array(LinkSchema).max(NICS_MAX)]),
   instanceMigratable: z.tuple([inst]),
   migrationInfo: z.tuple([inst]),
-  acceptInstance: z.tuple([inst, MigrationInfoSchema, ipv4]),
-  instanceMigrate: z.tuple([inst, MigrationTargetSchema, z.boolean()]),
+  acceptInstance: z.tuple([inst, MigrationInfoSchema, ipv4, HvAcceptSettingsSchema.optional()]),
+  instanceMigrate: z.tuple([inst, MigrationTargetSchema, z.boolean(), HvMigrationSettingsSchema.optional()]),
   instanceGetMigrationStatus: z.tuple([inst]),
+  instanceMigrationControl: z.tuple([inst, MigrationControlSchema]),
   instanceFinalizeMigrationSrc: z.tuple([inst, z.boolean(), z.boolean()]),
   instanceFinalizeMigrationDst: z.tuple([inst, MigrationInfoSchema, z.boolean()]),
   instanceBalloonMemory: z.tuple([inst, MibSchema]),
@@ -136,7 +175,7 @@ export const NODE_RPC_ARGS = {
   drbdAttachNet: z.tuple([inst, z.boolean()]),
   drbdWaitSync: z.tuple([inst]),
   waitForDiskSync: z.tuple([inst, z.object({ pollMs }).strict()]),
-  waitForMigration: z.tuple([inst, z.object({ pollMs, progressMs: z.number().int().nonnegative().max(POLL_MAX_MS) }).strict()]),
+  waitForMigration: z.tuple([inst, WaitForMigrationOptionsSchema]),
   runHooks: z.tuple([RunHooksRequestSchema]),
 } as const satisfies Record<string, z.ZodType<unknown[]>>;
 

@@ -21,6 +21,7 @@ export const RPC_TIMEOUT_CLASS = {
   acceptInstance: 'normal',
   instanceMigrate: 'slow',
   instanceGetMigrationStatus: 'slow',
+  instanceMigrationControl: 'normal',
   instanceFinalizeMigrationSrc: 'slow',
   instanceFinalizeMigrationDst: 'normal',
   instanceBalloonMemory: 'normal',

@@ -22,6 +22,7 @@ import {
   UuidSchema,
   VCPUS_MAX,
 } from './limits.js';
+import { ClusterMigrationPolicySchema, MigrationCapsSchema } from './policy.js';
 
 /** Names, UUIDs, links, disk paths and numbers are bounded by domain/limits.ts (the node agents check the same). */
 export { NAME_MAX_LENGTH, NAME_RE } from './limits.js';
@@ -126,9 +127,15 @@ export const HvParamsSchema = z.object({
   migration_bandwidth: z.number().int().positive().max(BANDWIDTH_MAX_MIBPS).optional(),
   /** ms. */
   migration_downtime: z.number().int().positive().max(DOWNTIME_MAX_MS).optional(),
+  /**
+   * Ganeti's KVM `migration_caps`: QEMU migration capabilities, ':'-separated ("auto-converge:postcopy-ram").
+   * Read by the migration policy (domain/policy.ts) only; not sent to the nodes with the instance.
+   */
+  migration_caps: MigrationCapsSchema.optional(),
 });
 export type HvParams = z.infer<typeof HvParamsSchema>;
-export type FilledHvParams = { [K in keyof HvParams]-?: NonNullable<HvParams[K]> };
+/** The hvparams every node RPC carries with the instance, filled from the cluster's. */
+export type FilledHvParams = { [K in Exclude<keyof HvParams, 'migration_caps'>]-?: NonNullable<HvParams[K]> };
 
 export const InstanceSchema = z
   .object({
@@ -254,6 +261,11 @@ export const ClusterSchema = z.object({
   groups: z.record(z.string(), NodeGroupSchema).default({}),
   timing: TimingSchema.default(TimingSchema.parse({})),
   evacuation: EvacuationLimitsSchema.default(EvacuationLimitsSchema.parse({})),
+  /**
+   * Migration policy defaults for what is not a Ganeti hvparam (domain/policy.ts). Snapshots recorded
+   * before it existed have none: the policy then resolves to the defaults.
+   */
+  migrationPolicy: ClusterMigrationPolicySchema.default(ClusterMigrationPolicySchema.parse({})),
 });
 export type Cluster = z.infer<typeof ClusterSchema>;
 

@@ -19,7 +19,17 @@
  * its own process group and outlives the agent.
  */
 import type { RpcInstance } from '../../domain/instance.js';
-import type { BlockdevStatus, MigrationStatusPayload, MigrationTarget, NodeRpc, WaitSyncPayload } from '../../domain/ports.js';
+import {
+  NodeRpcError,
+  type BlockdevStatus,
+  type HvAcceptSettings,
+  type HvMigrationSettings,
+  type MigrationControl,
+  type MigrationStatusPayload,
+  type MigrationTarget,
+  type NodeRpc,
+  type WaitSyncPayload,
+} from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import type { Located, QemuMeta } from './files.js';
 import { QemuFrame, type QemuNodeDeps, type QemuNodeOptions } from './frame.js';
@@ -128,12 +138,18 @@ export class QemuNode implements NodeRpc {
 
   // ---- migration ------------------------------------------------------------------------------
 
-  acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string): Promise<{ port: number }> {
+  // The migration settings (issue 14) are not applied by this driver yet: without them it does what
+  // it always did (bandwidth and downtime from the instance's hvparams).
+  acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string, _settings?: HvAcceptSettings): Promise<{ port: number }> {
     return acceptInstance(this.f, inst, migrationInfo, targetIp);
   }
 
-  instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean): Promise<void> {
+  instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean, _settings?: HvMigrationSettings): Promise<void> {
     return instanceMigrate(this.f, inst, target, live);
+  }
+
+  instanceMigrationControl(inst: RpcInstance, control: MigrationControl): Promise<MigrationStatusPayload> {
+    return Promise.reject(new NodeRpcError(`Cannot change the migration of ${inst.name} (${control.action}): not supported yet`));
   }
 
   instanceGetMigrationStatus(inst: RpcInstance): Promise<MigrationStatusPayload> {

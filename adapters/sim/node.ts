@@ -7,7 +7,14 @@
  */
 import type { RpcInstance } from '../../domain/instance.js';
 import { runningCopyRefusal, staleCopyRefusal } from '../../domain/naming.js';
-import type { MigrationStatusPayload, MigrationTarget, NodeRpc } from '../../domain/ports.js';
+import type {
+  HvAcceptSettings,
+  HvMigrationSettings,
+  MigrationControl,
+  MigrationStatusPayload,
+  MigrationTarget,
+  NodeRpc,
+} from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import { fail } from './node-frame.js';
 import { migrationProgress } from './state.js';
@@ -61,7 +68,12 @@ export class SimNode extends SimStorage implements NodeRpc {
 
   // ---- migration ------------------------------------------------------------------------------
 
-  async acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string): Promise<{ port: number }> {
+  async acceptInstance(
+    inst: RpcInstance,
+    migrationInfo: string,
+    targetIp: string,
+    _settings?: HvAcceptSettings,
+  ): Promise<{ port: number }> {
     return this.rpc('accept_instance', inst.name, targetIp, (s, n) => {
       const existing = n.processes[inst.name];
       if (existing) {
@@ -103,7 +115,7 @@ export class SimNode extends SimStorage implements NodeRpc {
     });
   }
 
-  async instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean): Promise<void> {
+  async instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean, settings?: HvMigrationSettings): Promise<void> {
     return this.rpc('instance_migrate', inst.name, `${target.node}:${target.port} ${live ? 'live' : 'non-live'}`, (s, n, now) => {
       const p = n.processes[inst.name];
       if (!p || p.state === 'incoming') return fail('Failed to migrate instance: Instance not running, cannot migrate');
@@ -123,7 +135,7 @@ export class SimNode extends SimStorage implements NodeRpc {
         live,
         startedAt: now,
         ram: p.memory,
-        bandwidth: inst.hvparams.migration_bandwidth,
+        bandwidth: settings?.bandwidth ?? inst.hvparams.migration_bandwidth,
         dirtyRate: p.dirtyRate,
         status: 'active',
       };
@@ -148,6 +160,12 @@ export class SimNode extends SimStorage implements NodeRpc {
       if (m.error) out.error = m.error;
       return out;
     });
+  }
+
+  async instanceMigrationControl(inst: RpcInstance, control: MigrationControl): Promise<MigrationStatusPayload> {
+    return this.rpc('instance_migration_control', inst.name, control.action, () =>
+      fail(`Cannot change the migration of ${inst.name} (${control.action}): not supported yet`),
+    );
   }
 
   async instanceFinalizeMigrationDst(inst: RpcInstance, migrationInfo: string, success: boolean): Promise<void> {

@@ -52,6 +52,7 @@ test("every node RPC has Ganeti's timeout class", () => {
     'instanceBalloonMemory',
     'instanceFinalizeMigrationDst',
     'instanceMigratable',
+    'instanceMigrationControl',
     'instanceShutdown',
     'instanceStart',
     'migrationInfo',

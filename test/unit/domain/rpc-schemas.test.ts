@@ -57,6 +57,9 @@ const fileDisk = (index: number, patch: Record<string, unknown> = {}) => ({
 });
 const HOOKS = { path: 'instance-migrate', phase: 'pre', env: { GANETI_INSTANCE_NAME: 'web1' }, timeoutSec: 300 };
 const TARGET = { node: 'node2', ip: '192.168.1.2', port: 8102 };
+const SETTINGS = { bandwidth: 32, downtimeMs: 30, autoConverge: true, postcopy: false };
+/** RPCs whose last argument may be left out (the migration settings of issue 14). */
+const OPTIONAL_LAST: readonly string[] = ['acceptInstance', 'instanceMigrate'];
 
 /** One well-formed argument list per node RPC, as the orchestrator sends it. */
 const VALID: Record<NodeRpcActivityName, unknown[]> = {
@@ -66,9 +69,10 @@ const VALID: Record<NodeRpcActivityName, unknown[]> = {
   bridgesExist: [['br0', 'vlan.10']],
   instanceMigratable: [INST],
   migrationInfo: [INST],
-  acceptInstance: [INST, '{"runtime":1}', '192.168.1.2'],
-  instanceMigrate: [INST, TARGET, true],
+  acceptInstance: [INST, '{"runtime":1}', '192.168.1.2', { postcopy: true }],
+  instanceMigrate: [INST, TARGET, true, SETTINGS],
   instanceGetMigrationStatus: [INST],
+  instanceMigrationControl: [INST, { action: 'set-downtime', downtimeMs: 300 }],
   instanceFinalizeMigrationSrc: [INST, true, false],
   instanceFinalizeMigrationDst: [INST, '{"runtime":1}', true],
   instanceBalloonMemory: [INST, 512],
@@ -83,7 +87,7 @@ const VALID: Record<NodeRpcActivityName, unknown[]> = {
   drbdAttachNet: [INST, true],
   drbdWaitSync: [INST],
   waitForDiskSync: [INST, { pollMs: 2000 }],
-  waitForMigration: [INST, { pollMs: 1000, progressMs: 10_000 }],
+  waitForMigration: [INST, { pollMs: 1000, progressMs: 10_000, completionTimeoutSec: 800, progressTimeoutSec: 150 }],
   runHooks: [HOOKS],
 };
 const RPCS = Object.keys(VALID) as NodeRpcActivityName[];
@@ -100,8 +104,10 @@ describe('the argument list of every node RPC', () => {
   test.each(RPCS)('%s refuses an extra argument and a missing one', (rpc) => {
     const args = VALID[rpc];
     expect(refusal(NODE_RPC_ARGS[rpc], [...args, 1])).toBe(`Too big: expected array to have <=${args.length} items`);
-    if (args.length > 0) {
-      expect(refusal(NODE_RPC_ARGS[rpc], args.slice(0, -1))).toBe(`Too small: expected array to have >=${args.length} items`);
+    const required = OPTIONAL_LAST.includes(rpc) ? args.length - 1 : args.length;
+    if (OPTIONAL_LAST.includes(rpc)) expect(refusal(NODE_RPC_ARGS[rpc], args.slice(0, -1))).toBeNull();
+    if (required > 0) {
+      expect(refusal(NODE_RPC_ARGS[rpc], args.slice(0, required - 1))).toBe(`Too small: expected array to have >=${required} items`);
     }
   });
 
@@ -135,6 +141,58 @@ describe('the argument list of every node RPC', () => {
     ],
     ['instanceMigrate', [INST, { ...TARGET, cmd: 'x' }, true], 'argument 1: Unrecognized key: "cmd"'],
     ['instanceMigrate', [INST, TARGET, 'yes'], `argument 2: ${BOOL}`],
+    ['instanceMigrate', [INST, TARGET, true, { ...SETTINGS, bandwidth: 0 }], 'argument 3.bandwidth: Too small: expected number to be >=1'],
+    [
+      'instanceMigrate',
+      [INST, TARGET, true, { ...SETTINGS, bandwidth: 1.5 }],
+      'argument 3.bandwidth: Invalid input: expected int, received number',
+    ],
+    [
+      'instanceMigrate',
+      [INST, TARGET, true, { ...SETTINGS, downtimeMs: 2_000_001 }],
+      'argument 3.downtimeMs: Too big: expected number to be <=2000000',
+    ],
+    ['instanceMigrate', [INST, TARGET, true, { ...SETTINGS, postcopy: 'yes' }], `argument 3.postcopy: ${BOOL}`],
+    ['instanceMigrate', [INST, TARGET, true, { ...SETTINGS, caps: 'x-colo' }], 'argument 3: Unrecognized key: "caps"'],
+    [
+      'instanceMigrate',
+      [INST, TARGET, true, { bandwidth: 32 }],
+      'argument 3.downtimeMs: Invalid input: expected number, received undefined; argument 3.autoConverge: Invalid input: expected boolean, received undefined; argument 3.postcopy: Invalid input: expected boolean, received undefined',
+    ],
+    [
+      'acceptInstance',
+      [INST, 'info', '10.0.0.1', { postcopy: 1 }],
+      'argument 3.postcopy: Invalid input: expected boolean, received number',
+    ],
+    ['acceptInstance', [INST, 'info', '10.0.0.1', { postcopy: true, x: 1 }], 'argument 3: Unrecognized key: "x"'],
+    ['instanceMigrationControl', [INST, { action: 'start-postcopy' }], null],
+    ['instanceMigrationControl', [INST, { action: 'pause-source' }], null],
+    [
+      'instanceMigrationControl',
+      [INST, { action: 'set-downtime', downtimeMs: 0 }],
+      'argument 1.downtimeMs: Too small: expected number to be >=1',
+    ],
+    [
+      'instanceMigrationControl',
+      [INST, { action: 'set-downtime' }],
+      'argument 1.downtimeMs: Invalid input: expected number, received undefined',
+    ],
+    ['instanceMigrationControl', [INST, { action: 'pause-source', downtimeMs: 3 }], 'argument 1: Unrecognized key: "downtimeMs"'],
+    [
+      'instanceMigrationControl',
+      [INST, { action: 'migrate-cancel' }],
+      "argument 1.action: Invalid discriminator value. Expected 'start-postcopy' | 'pause-source' | 'set-downtime'",
+    ],
+    [
+      'waitForMigration',
+      [INST, { pollMs: 1000, progressMs: 0, completionTimeoutSec: -1 }],
+      'argument 1.completionTimeoutSec: Too small: expected number to be >=0',
+    ],
+    [
+      'waitForMigration',
+      [INST, { pollMs: 1000, progressMs: 0, progressTimeoutSec: 86_401 }],
+      'argument 1.progressTimeoutSec: Too big: expected number to be <=86400',
+    ],
     ['instanceFinalizeMigrationSrc', [INST, 'yes', false], `argument 1: ${BOOL}`],
     ['instanceFinalizeMigrationSrc', [INST, true, 'no'], `argument 2: ${BOOL}`],
     ['instanceFinalizeMigrationDst', [INST, '', true], 'argument 1: Too small: expected string to have >=1 characters'],
@@ -400,6 +458,7 @@ describe('NODE_RPC_NAMES', () => {
       'instance_list',
       'instance_migratable',
       'instance_migrate',
+      'instance_migration_control',
       'instance_shutdown',
       'instance_start',
       'migration_info',

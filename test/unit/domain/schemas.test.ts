@@ -154,6 +154,13 @@ describe('the cluster model', () => {
         hookTimeoutSec: 300,
       },
       evacuation: { maxConcurrent: 5, maxOutgoing: 2, maxIncoming: 2 },
+      migrationPolicy: {
+        autoConverge: false,
+        postcopy: false,
+        completionTimeoutSecPerGiB: 800,
+        progressTimeoutSec: 150,
+        onTimeout: 'abort',
+      },
     });
     expect(cfg.nodes.node1).toEqual({ ...NODE, offline: false, drained: false, vmCapable: true, group: 'default' });
     const expected: Instance = {
