@@ -66,6 +66,22 @@ function migrationFailed(details: MigrationFailureDetails): ApplicationFailure {
   });
 }
 
+/**
+ * The pause between two status polls. On a node that offers it (the QEMU driver) it is spent waiting
+ * for the hypervisor's event, and ends as soon as the status changes (the transfer ended, or switched
+ * to post-copy); otherwise, or if the wait fails, it sleeps out the interval. Cancellable like a sleep.
+ */
+async function pauseUntilNextPoll(ctx: Context, rpc: NodeRpc, inst: RpcInstance, pollMs: number, was: HvMigrationStatus): Promise<void> {
+  const t0 = Date.now();
+  if (rpc.instanceWaitMigrationEvent) {
+    const waited = (async () => rpc.instanceWaitMigrationEvent!(inst, pollMs))().catch(() => null);
+    const now = await Promise.race([waited, ctx.cancelled]);
+    if (now && now.status !== was) return;
+  }
+  const left = pollMs - (Date.now() - t0);
+  if (left > 0) await ctx.sleep(left);
+}
+
 /** Ganeti's KVM gives up after 5 unusable status answers. */
 const MAX_UNKNOWN_STATUSES = 5;
 
@@ -143,7 +159,7 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
         }
         ctx.heartbeat(hb);
         try {
-          await ctx.sleep(opts.pollMs);
+          await pauseUntilNextPoll(ctx, rpc, inst, opts.pollMs, st.status);
         } catch (e) {
           // Cancelled (an abort): if the hypervisor completed the transfer meanwhile, the point of no
           // return is behind us and reporting completion lets the workflow roll forward.

@@ -1,16 +1,17 @@
 /**
  * Migration policies on real QEMU, at the driver (adapters/qemu/node.ts, no Temporal): a guest that
  * dirties memory faster than the bandwidth cap (DIRTY_GUEST) does not converge without a policy,
- * and an abort leaves it running on the source; the migration status is seen by QEMU's event as
- * soon as the transfer ends. After each migration exactly one QEMU runs the guest, and its heartbeat
- * counts on there.
+ * and an abort leaves it running on the source; auto-converge, post-copy, pausing the source and a
+ * raised downtime limit each complete it; the migration's end is seen by QEMU's event as soon as the
+ * transfer ends. After each migration exactly one QEMU runs the guest, and its heartbeat counts on there.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
+import { NodeRpcError, type MigrationStatusPayload } from '../../domain/ports.js';
 import { buildGuest, readHeartbeat } from '../../adapters/qemu/guest.js';
 import type { QemuNode, QemuNodeOptions } from '../../adapters/qemu/node.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
@@ -78,6 +79,13 @@ async function countsOn(n: QemuNode, ms = 300): Promise<[number, number]> {
   return [a.counter, b.counter];
 }
 
+/** The QMP commands the driver sent to web1's QEMU on `n` (`stop`, `migrate …`). */
+const journalCommands = (n: QemuNode): string[] =>
+  readFileSync(n.journalPath('web1'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(' -> '))
+    .map((l) => l.slice(l.indexOf(' -> ') + 4));
+
 /** The instance's live QEMU processes across both nodes (by recorded pid). */
 const running = (...ns: QemuNode[]) => ns.filter((n) => !!n.locate('web1')?.pid).map((n) => n.node);
 
@@ -126,4 +134,126 @@ test('without a policy the dirtying guest does not converge; an abort leaves it 
   expect(b).toBeGreaterThan(a);
   expect(c.status('web1').processes).toEqual({ node1: { state: 'running' } });
   expect(pidAlive(n1.readMeta('web1')!.pid!)).toBe(true);
+});
+
+/** Policy settings at DIRTY_BANDWIDTH with the hvparams' downtime. */
+const settings = (o: { autoConverge?: boolean; postcopy?: boolean } = {}) => ({
+  bandwidth: DIRTY_BANDWIDTH,
+  downtimeMs: 30,
+  autoConverge: o.autoConverge ?? false,
+  postcopy: o.postcopy ?? false,
+});
+
+/**
+ * The master's wait (activities/hypervisor.ts): event waits of `pollMs` until the transfer ends.
+ * Returns the last status, the statuses seen, and when the completing wait returned.
+ */
+async function waitEnd(n: QemuNode, inst: RpcInstance, pollMs = 5000, limitMs = 60_000) {
+  const seen: MigrationStatusPayload[] = [];
+  const t0 = Date.now();
+  for (;;) {
+    const st = await n.instanceWaitMigrationEvent(inst, pollMs);
+    seen.push(st);
+    if (!['active', 'setup', 'postcopy-active'].includes(st.status) || Date.now() - t0 > limitMs) return { st, seen, at: Date.now() };
+  }
+}
+
+/** After a completed transfer: finalize both sides; the guest then runs on node2 only, counting on. */
+async function finishOnTarget(c: TestCluster, n1: QemuNode, n2: QemuNode, info: string) {
+  await n1.instanceFinalizeMigrationSrc(ri(c, 'node1'), true, true);
+  await n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, true);
+  expect(await runState(n2)).toBe('running');
+  expect(running(n1, n2)).toEqual(['node2']);
+  const [a, b] = await countsOn(n2);
+  expect(b).toBeGreaterThan(a);
+  expect(c.status('web1').processes).toEqual({ node2: { state: 'running' } });
+}
+
+test('the wait for the migration returns on QEMU’s completion event, long before its poll interval; auto-converge completes', async () => {
+  const c = await cluster();
+  const { n1, n2, info, target } = await startMigration(c);
+  await n1.instanceMigrate(ri(c, 'node1'), target, true, settings({ autoConverge: true }));
+  expect(n1.readMeta('web1')!.migration).toMatchObject({ settings: settings({ autoConverge: true }), downtimeMs: 30 });
+  const { st, seen, at } = await waitEnd(n1, ri(c, 'node1'));
+  expect(st.status).toBe('completed');
+  // Auto-converge throttled the guest's vCPU until the dirty set fit the downtime.
+  expect(Math.max(...seen.map((s) => s.throttlePercent ?? 0))).toBeGreaterThan(0);
+  expect(seen[0]).toMatchObject({ status: 'active', downtimeLimitMs: 30 });
+  expect(seen[0]!.remainingRam).toBeGreaterThan(0);
+  expect(seen.some((s) => (s.passes ?? 0) >= 2 && (s.dirtyRate ?? 0) > 0)).toBe(true);
+  // QEMU completed at about migrate + total-time; the 5 s wait returned well within a second of it.
+  const m = await queryMigrate(n1);
+  const completedAt = n1.readMeta('web1')!.migration!.startedAt + m['total-time']!;
+  expect(at - completedAt).toBeLessThan(1000);
+  expect(journalCommands(n1)).toContainEqual(expect.stringMatching(/"capability":"auto-converge","state":true/));
+  await finishOnTarget(c, n1, n2, info);
+});
+
+test('post-copy completes the non-converging migration; from then on the source is never resumed', async () => {
+  const c = await cluster();
+  const { n1, n2, info, target } = await startMigration(c);
+  const accepted = await n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.32', { postcopy: true }); // a retry re-attaches
+  expect(accepted.port).toBe(target.port);
+  await n1.instanceMigrate(ri(c, 'node1'), target, true, settings({ postcopy: true }));
+  await sleep(1500);
+  expect((await n1.instanceGetMigrationStatus(ri(c, 'node1'))).status).toBe('active');
+  const st = await n1.instanceMigrationControl(ri(c, 'node1'), { action: 'start-postcopy' });
+  expect(['postcopy-active', 'completed']).toContain(st.status);
+  // A retry from a fresh driver (a restarted agent) finds it done.
+  expect(['postcopy-active', 'completed']).toContain(
+    (await driver(c, 'node1').instanceMigrationControl(ri(c, 'node1'), { action: 'start-postcopy' })).status,
+  );
+  expect(journalCommands(n1).filter((l) => l.startsWith('migrate-start-postcopy'))).toHaveLength(1);
+  expect(n1.readMeta('web1')!.migration).toMatchObject({ postcopy: true });
+  // An abort now would lose the guest: the source refuses to be resumed (and is not), the running
+  // destination refuses to be killed.
+  const e = await driver(c, 'node1')
+    .instanceFinalizeMigrationSrc(ri(c, 'node1'), false, true)
+    .then(
+      () => null,
+      (x: unknown) => x as NodeRpcError,
+    );
+  expect(e).toBeInstanceOf(NodeRpcError);
+  expect(e!.message).toMatch(/post-copy of web1 started: the destination holds the current state, refusing to resume this copy/);
+  expect(await runState(n1)).not.toBe('running');
+  expect(journalCommands(n1)).not.toContain('cont');
+  expect((await waitEnd(n1, ri(c, 'node1'))).st.status).toBe('completed');
+  await expect(n2.instanceFinalizeMigrationDst(ri(c, 'node2'), info, false)).rejects.toThrow(/refusing to stop it/);
+  await finishOnTarget(c, n1, n2, info);
+});
+
+test('pause-source completes the non-converging migration; the paused destination is resumed at finalize', async () => {
+  const c = await cluster();
+  const { n1, n2, info, target } = await startMigration(c);
+  await n1.instanceMigrate(ri(c, 'node1'), target, true, settings());
+  await sleep(1500);
+  await n1.instanceMigrationControl(ri(c, 'node1'), { action: 'pause-source' });
+  expect(n1.readMeta('web1')!.migration).toMatchObject({ pausedSource: true });
+  const { st } = await waitEnd(n1, ri(c, 'node1'));
+  expect(st.status).toBe('completed');
+  // Idempotent: the retry of the control that let it complete is answered, not refused.
+  expect((await n1.instanceMigrationControl(ri(c, 'node1'), { action: 'pause-source' })).status).toBe('completed');
+  expect(journalCommands(n1).filter((l) => l === 'stop')).toHaveLength(1);
+  expect(await runState(n2)).toBe('paused');
+  await finishOnTarget(c, n1, n2, info);
+  expect(journalCommands(n2)).toContain('cont');
+});
+
+test('set-downtime raises the downtime limit while the migration runs, and then it converges; a control without a migration is refused', async () => {
+  const c = await cluster();
+  const { n1, n2, info, target } = await startMigration(c);
+  const e = await n1.instanceMigrationControl(ri(c, 'node1'), { action: 'pause-source' }).then(
+    () => null,
+    (x: unknown) => x as NodeRpcError,
+  );
+  expect(e?.message).toMatch(/^Failed to control the migration: no migration of web1 is active on node1/);
+  expect(await runState(n1)).toBe('running');
+  await n1.instanceMigrate(ri(c, 'node1'), target, true);
+  await sleep(1000);
+  expect((await n1.instanceGetMigrationStatus(ri(c, 'node1'))).status).toBe('active');
+  const st = await n1.instanceMigrationControl(ri(c, 'node1'), { action: 'set-downtime', downtimeMs: 3000 });
+  expect(st.downtimeLimitMs).toBe(3000);
+  expect(journalCommands(n1)).toContain('migrate-set-parameters {"downtime-limit":3000}');
+  expect((await waitEnd(n1, ri(c, 'node1'))).st.status).toBe('completed');
+  await finishOnTarget(c, n1, n2, info);
 });
