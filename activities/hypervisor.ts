@@ -12,6 +12,7 @@ import type {
   HvMigrationSettings,
   HvMigrationStatus,
   MigrationControl,
+  MigrationStatusPayload,
   MigrationTarget,
   NodeRpc,
 } from '../domain/ports.js';
@@ -32,6 +33,19 @@ export interface MigrationHeartbeat {
   lines: string[];
   lastProgressAt: number;
   unknownStatuses: number;
+  /** When this wait started (ms since the epoch): the completion timeout counts from it. */
+  startedAt?: number;
+  /** The lowest remaining RAM seen (MiB), and when it was reached: the progress timeout counts from it. */
+  lowWater?: number | null;
+  lowWaterAt?: number;
+  remainingRam?: number | null;
+  dirtyRate?: number | null;
+  throttlePercent?: number | null;
+  passes?: number | null;
+  downtimeLimitMs?: number | null;
+  postcopy?: boolean;
+  /** The bounds of this wait, seconds (0: none). */
+  limits?: { completion: number; progress: number };
 }
 
 export interface WaitForMigrationOptions {
@@ -82,6 +96,90 @@ async function pauseUntilNextPoll(ctx: Context, rpc: NodeRpc, inst: RpcInstance,
   if (left > 0) await ctx.sleep(left);
 }
 
+/** Details attached to a MigrationTimedOut failure: which bound, and the last progress. */
+export interface MigrationTimeoutDetails {
+  timeout: 'completion' | 'progress';
+  /** The bound, seconds. */
+  limitSec: number;
+  /** How long this wait ran, seconds. */
+  elapsedSec: number;
+  lines: string[];
+  transferredRam: number | null;
+  totalRam: number | null;
+  remainingRam: number | null;
+  dirtyRate: number | null;
+  throttlePercent: number | null;
+  passes: number | null;
+  downtimeLimitMs: number | null;
+}
+
+function migrationTimedOut(which: 'completion' | 'progress', hb: MigrationHeartbeat, now: number): ApplicationFailure {
+  const limitSec = which === 'completion' ? hb.limits!.completion : hb.limits!.progress;
+  const details: MigrationTimeoutDetails = {
+    timeout: which,
+    limitSec,
+    elapsedSec: Math.round((now - hb.startedAt!) / 1000),
+    lines: hb.lines,
+    transferredRam: hb.transferredRam,
+    totalRam: hb.totalRam,
+    remainingRam: hb.remainingRam ?? null,
+    dirtyRate: hb.dirtyRate ?? null,
+    throttlePercent: hb.throttlePercent ?? null,
+    passes: hb.passes ?? null,
+    downtimeLimitMs: hb.downtimeLimitMs ?? null,
+  };
+  const message =
+    which === 'completion'
+      ? `the memory transfer did not complete within its completion timeout (${limitSec} s)`
+      : `the memory transfer made no progress for ${limitSec} s (progress timeout)`;
+  return ApplicationFailure.create({ message, type: ActivityFailure.MigrationTimedOut, nonRetryable: true, details: [details] });
+}
+
+/** Records what one status answer says in the heartbeat. */
+function observe(hb: MigrationHeartbeat, st: MigrationStatusPayload, now: number): void {
+  hb.status = st.status;
+  if (st.transferredRam !== undefined && st.totalRam) {
+    hb.transferredRam = st.transferredRam;
+    hb.totalRam = st.totalRam;
+    hb.percent = (100 * st.transferredRam) / st.totalRam;
+  }
+  if (st.remainingRam !== undefined) {
+    hb.remainingRam = st.remainingRam;
+    if (hb.lowWater === undefined || hb.lowWater === null || st.remainingRam < hb.lowWater) {
+      hb.lowWater = st.remainingRam;
+      hb.lowWaterAt = now;
+    }
+  }
+  if (st.dirtyRate !== undefined) hb.dirtyRate = st.dirtyRate;
+  if (st.throttlePercent !== undefined) hb.throttlePercent = st.throttlePercent;
+  if (st.passes !== undefined) hb.passes = st.passes;
+  if (st.downtimeLimitMs !== undefined) hb.downtimeLimitMs = st.downtimeLimitMs;
+  if ((st.status === 'postcopy-active' || st.postcopyStatus === 'postcopy-active') && !hb.postcopy) {
+    hb.postcopy = true;
+    hb.lines.push('* memory transfer has switched to postcopy');
+  }
+}
+
+/** Which bound `now` is past, if any (0 or unset: none). */
+function timeoutHit(hb: MigrationHeartbeat, opts: WaitForMigrationOptions, now: number): 'completion' | 'progress' | null {
+  hb.limits = { completion: opts.completionTimeoutSec ?? 0, progress: opts.progressTimeoutSec ?? 0 };
+  if (hb.limits.completion > 0 && now - hb.startedAt! >= hb.limits.completion * 1000) return 'completion';
+  if (hb.limits.progress > 0 && hb.lowWater !== undefined && hb.lowWater !== null && now - hb.lowWaterAt! >= hb.limits.progress * 1000) {
+    return 'progress';
+  }
+  return null;
+}
+
+/** Ms until the next bound could be hit (so the wait ends on time, not a poll later). */
+function untilDeadline(hb: MigrationHeartbeat, opts: WaitForMigrationOptions, now: number, status: HvMigrationStatus): number {
+  if (status === 'postcopy-active') return Number.POSITIVE_INFINITY;
+  const out: number[] = [];
+  if (opts.completionTimeoutSec) out.push(hb.startedAt! + opts.completionTimeoutSec * 1000 - now);
+  if (opts.progressTimeoutSec && hb.lowWater !== undefined && hb.lowWater !== null)
+    out.push(hb.lowWaterAt! + opts.progressTimeoutSec * 1000 - now);
+  return out.length ? Math.min(...out) : Number.POSITIVE_INFINITY;
+}
+
 /** Ganeti's KVM gives up after 5 unusable status answers. */
 const MAX_UNKNOWN_STATUSES = 5;
 
@@ -112,11 +210,18 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
      * hypervisor reports the migration completed, with a progress line at most every `progressMs`.
      * A failed or cancelled migration is a non-retryable MigrationFailed; an RPC error fails the
      * attempt (retried if transient). Progress lives in the heartbeat details.
+     *
+     * The policy's bounds (issue 14), while pre-copy runs: the whole wait may take
+     * `completionTimeoutSec`, and the remaining RAM must reach a new low at least every
+     * `progressTimeoutSec`; otherwise a non-retryable MigrationTimedOut says which bound was hit (the
+     * transfer still runs: the workflow decides what follows). Post-copy is not bounded: it ends by
+     * itself.
      */
     async waitForMigration(inst: RpcInstance, opts: WaitForMigrationOptions): Promise<WaitForMigrationResult> {
       const ctx = Context.current();
       const prev = ctx.info.heartbeatDetails as MigrationHeartbeat | undefined;
-      const hb: MigrationHeartbeat = prev ?? {
+      const now0 = Date.now();
+      const hb: MigrationHeartbeat = {
         phase: 'memory',
         node: rpc.node,
         status: 'setup',
@@ -124,17 +229,17 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
         totalRam: null,
         percent: null,
         lines: [],
-        lastProgressAt: Date.now(),
+        lastProgressAt: now0,
         unknownStatuses: 0,
+        ...prev,
       };
+      // Heartbeats of an attempt before these bounds existed carry no start (the wait restarts its clock).
+      hb.startedAt ??= now0;
+      hb.lowWaterAt ??= now0;
       for (;;) {
         const st = await rpc.instanceGetMigrationStatus(inst);
-        hb.status = st.status;
-        if (st.transferredRam !== undefined && st.totalRam) {
-          hb.transferredRam = st.transferredRam;
-          hb.totalRam = st.totalRam;
-          hb.percent = (100 * st.transferredRam) / st.totalRam;
-        }
+        const now = Date.now();
+        observe(hb, st, now);
         if (st.status === 'failed' || st.status === 'cancelled') {
           throw migrationFailed({ lines: hb.lines, status: st.status, ...(st.error ? { error: st.error } : {}) });
         }
@@ -146,20 +251,23 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
         } else {
           hb.unknownStatuses = 0;
         }
-        if (st.postcopyStatus === 'postcopy-active') hb.lines.push('* memory transfer has switched to postcopy');
         if (st.status === 'completed') {
           hb.lines.push('* memory transfer complete');
           ctx.heartbeat(hb);
           return { lines: hb.lines, transferredRam: hb.transferredRam, totalRam: hb.totalRam };
         }
-        const now = Date.now();
         if (now - hb.lastProgressAt >= opts.progressMs && hb.transferredRam !== null && hb.totalRam) {
           hb.lines.push(memoryProgressLine(hb.transferredRam, hb.totalRam));
           hb.lastProgressAt = now;
         }
+        const timedOut = st.status === 'postcopy-active' ? null : timeoutHit(hb, opts, now);
+        if (timedOut) {
+          ctx.heartbeat(hb);
+          throw migrationTimedOut(timedOut, hb, now);
+        }
         ctx.heartbeat(hb);
         try {
-          await pauseUntilNextPoll(ctx, rpc, inst, opts.pollMs, st.status);
+          await pauseUntilNextPoll(ctx, rpc, inst, Math.max(1, Math.min(opts.pollMs, untilDeadline(hb, opts, now, st.status))), st.status);
         } catch (e) {
           // Cancelled (an abort): if the hypervisor completed the transfer meanwhile, the point of no
           // return is behind us and reporting completion lets the workflow roll forward.

@@ -46,6 +46,11 @@ export const ActivityFailure = {
   /** The live hypervisor reported the migration failed or cancelled. Not retried. */
   MigrationFailed: 'MigrationFailed',
   /**
+   * The memory transfer hit its policy's completion or progress timeout (domain/policy.ts); it still
+   * runs, the workflow applies the policy's `onTimeout`. Not retried.
+   */
+  MigrationTimedOut: 'MigrationTimedOut',
+  /**
    * A node agent refused an RPC's arguments (domain/rpc-schemas.ts): a name, path, hook phase,
    * environment key or number out of bounds. Nothing ran on the node. Not retried.
    */
@@ -56,6 +61,7 @@ export const NON_RETRYABLE_ACTIVITY_FAILURES: string[] = [
   ActivityFailure.NodeRpcFailed,
   ActivityFailure.ConfigConflict,
   ActivityFailure.MigrationFailed,
+  ActivityFailure.MigrationTimedOut,
   ActivityFailure.InvalidRpcInput,
 ];
 

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { mirrorKind, secondaryNodes } from './instance.js';
 import { NameSchema, ReasonSchema, SHUTDOWN_TIMEOUT_MAX_SEC } from './limits.js';
+import { MigrationPolicyInputSchema } from './policy.js';
 import { EvacuationLimitsSchema, MigrationModeSchema, type ClusterSnapshot, type EvacuationLimits, type Instance } from './types.js';
 
 const name = NameSchema;
@@ -39,6 +40,8 @@ export const NodeMigrateInputSchema = z
     targetNode: name.optional(),
     allowFailover: z.boolean().default(false),
     allowRuntimeChanges: z.boolean().default(true),
+    /** Every child migration's policy (domain/policy.ts). */
+    policy: MigrationPolicyInputSchema.optional(),
   })
   .strict()
   .refine((i) => i.mode === undefined || i.live === undefined, {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { NameSchema, ReasonSchema, SHUTDOWN_TIMEOUT_MAX_SEC } from './limits.js';
+import { MigrationPolicyInputSchema } from './policy.js';
 import { MigrationModeSchema } from './types.js';
 
 const name = NameSchema;
@@ -26,6 +27,8 @@ export const MigrateInputSchema = z
     allowRuntimeChanges: z.boolean().default(true),
     ignoreIpolicy: z.boolean().default(false),
     ignoreHvversions: z.boolean().default(false),
+    /** How the memory transfer is tuned and bounded (domain/policy.ts); unset fields: the instance's, then the cluster's. */
+    policy: MigrationPolicyInputSchema.optional(),
     /** Run the prerequisites (and pre-hooks) only. */
     dryRun: z.boolean().default(false),
     reason: ReasonSchema.default(''),
@@ -88,6 +91,9 @@ export type ShutdownRequest = z.output<typeof ShutdownInputSchema>;
 
 /** The `abort` update's argument (workflows/messages.ts AbortRequest). */
 export const AbortRequestSchema = z.object({ reason: ReasonSchema.optional() }).strict();
+
+/** The `forceComplete` update's argument (workflows/messages.ts ForceCompleteRequest). */
+export const ForceCompleteRequestSchema = z.object({ reason: ReasonSchema.optional() }).strict();
 
 export const OUTCOMES = ['migrated', 'failed-over', 'cleaned-up', 'started', 'stopped', 'dry-run'] as const;
 export type Outcome = (typeof OUTCOMES)[number];

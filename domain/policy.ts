@@ -187,6 +187,17 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/** Why a resolved policy cannot be used (its fields contradict each other), or null. */
+export function policyProblem(p: MigrationPolicy): string | null {
+  if (p.onTimeout === 'postcopy' && !p.postcopy) return "on timeout 'postcopy' needs post-copy to be allowed";
+  return null;
+}
+
+/** The downtime a transfer starts with: `raise-downtime` starts at the hypervisor's and raises it on timeout. */
+export function initialDowntimeMs(p: MigrationPolicy, hvDowntimeMs: number): number {
+  return p.onTimeout === 'raise-downtime' ? Math.min(hvDowntimeMs, p.maxDowntimeMs) : p.maxDowntimeMs;
+}
+
 /** The completion timeout of a transfer of `memoryMib`, seconds (0: none). */
 export function completionTimeoutSec(policy: Pick<MigrationPolicy, 'completionTimeoutSecPerGiB'>, memoryMib: number): number {
   return Math.ceil((policy.completionTimeoutSecPerGiB * memoryMib) / 1024);

@@ -6,6 +6,7 @@ import type { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { NodeInstanceResult, NodeOperationKind } from '../domain/node-ops.js';
 import type { Phase, StepKey } from '../domain/plan.js';
+import type { ResolvedMigrationPolicy } from '../domain/policy.js';
 import type { EvacuationLimits } from '../domain/types.js';
 
 export type OperationKind = 'migrate' | 'failover' | 'cleanup' | 'start' | 'shutdown';
@@ -39,6 +40,18 @@ export interface ProgressView {
   /** Set when the operation ended in a state a human must repair; `repair` says how. */
   needsOperator: boolean;
   repair: string | null;
+  /** A migration's policy once resolved (absent in other operations, and before the prerequisites). */
+  migrationPolicy?: PolicyView | null;
+  /** What an accepted force-complete does (`postcopy`, `pause-source`), once requested. */
+  forceComplete?: 'postcopy' | 'pause-source' | null;
+}
+
+/** The chosen migration policy as the job shows it. */
+export interface PolicyView extends ResolvedMigrationPolicy {
+  /** The completion timeout of this transfer, seconds (0: none). */
+  completionTimeoutSec: number;
+  /** The feedback line that shows it. */
+  line: string;
 }
 
 export interface AbortRequest {
@@ -61,6 +74,24 @@ export const progressQuery = defineQuery<ProgressView>('progress');
  * failure); refused after it, with the reason, and the operation rolls forward.
  */
 export const abortUpdate = defineUpdate<AbortAccepted, [AbortRequest]>('abort');
+
+export interface ForceCompleteRequest {
+  reason?: string;
+}
+
+export interface ForceCompleteAccepted {
+  accepted: true;
+  /** `postcopy` when the policy allows post-copy, else `pause-source` (a non-live finish). */
+  action: 'postcopy' | 'pause-source';
+  message: string;
+}
+
+/**
+ * Force the memory transfer to complete: accepted only while it runs; switches to post-copy when the
+ * migration's policy allows it (the point of no return), otherwise pauses the guest on the source.
+ * Refused with the reason otherwise.
+ */
+export const forceCompleteUpdate = defineUpdate<ForceCompleteAccepted, [ForceCompleteRequest]>('forceComplete');
 
 /** `defineSearchAttributeKey` of @temporalio/common, which workflow code does not import (a key is plain data). */
 const key = <T extends SearchAttributeType>(name: string, type: T): ReturnType<typeof defineSearchAttributeKey<T>> => ({ name, type });

@@ -39,5 +39,6 @@ export async function migrateInstanceWorkflow(input: MigrateInput): Promise<Oper
     ignoreConsistency: false,
     allowRuntimeChanges: req.allowRuntimeChanges,
     ignoreHvversions: req.ignoreHvversions,
+    policy: req.policy,
   });
 }

@@ -19,6 +19,9 @@ import { cleanupCommand } from '../domain/naming.js';
 import type { StepKey } from '../domain/plan.js';
 import type { MigrationPlan } from '../domain/prereq.js';
 import type { MigrationFailureDetails } from '../activities/hypervisor.js';
+import { initialDowntimeMs, type MigrationPolicy } from '../domain/policy.js';
+import type { HvMigrationSettings } from '../domain/ports.js';
+import { PolicyTransfer, type TransferOutcome } from './transfer.js';
 import {
   closeInstanceDisks,
   diskConsistentOn,
@@ -36,12 +39,16 @@ export interface MigrationOptions {
   plan: MigrationPlan;
   allowRuntimeChanges: boolean;
   ignoreHvversions: boolean;
+  /** The resolved migration policy (issue 14); null in histories recorded before it existed. */
+  policy?: MigrationPolicy | null;
 }
 
 /** What the transfer and its abort need: the source's migration information and the mode. */
 export interface Transfer {
   info: string;
   live: boolean;
+  /** Unset in a cleanup's abort (no transfer of its own). */
+  policy?: MigrationPolicy | null;
 }
 
 const DISK_STEPS: StepKey[] = ['close-target', 'standalone', 'dual-master', 'sync', 'open-shared'];
@@ -59,7 +66,7 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
   const { source: S, target: T, inst } = x;
   const drbd = isDrbd(inst);
   let stage: 'prepare' | 'disks' | 'transfer' = 'prepare';
-  const t: Transfer = { info: '', live: o.plan.live };
+  const t: Transfer = { info: '', live: o.plan.live, policy: o.policy ?? null };
   try {
     await prepare(x, o);
     // M4: migration info
@@ -178,28 +185,50 @@ async function transferInstance(x: Exec, t: Transfer): Promise<void> {
   const { source: S, target: T, inst } = x;
   x.op.step('accept');
   x.op.fb(`* preparing ${T} to accept the instance`);
-  const acc = await x.rpc.call(T, 'acceptInstance', [ri(x, T), t.info, x.snap.nodes[T]!.secondaryIp]);
+  const policy = t.policy ?? null;
+  const ip = x.snap.nodes[T]!.secondaryIp;
+  const acc = policy
+    ? await x.rpc.call(T, 'acceptInstance', [ri(x, T), t.info, ip, { postcopy: policy.postcopy }])
+    : await x.rpc.call(T, 'acceptInstance', [ri(x, T), t.info, ip]);
   if (!acc.ok) return abortAndFail(x, t, 'Pre-migration failed, aborting', `Could not pre-migrate instance ${inst.name}: ${acc.msg}`);
 
   x.op.step('migrate');
   x.op.fb(`* migrating instance to ${T}`);
   const target = { node: T, ip: x.snap.nodes[T]!.secondaryIp, port: acc.payload.port };
-  const mig = await x.rpc.call(S, 'instanceMigrate', [ri(x, S), target, t.live], t.live ? 'live' : 'non-live');
+  const settings = policy && hvSettings(policy, ri(x, S).hvparams.migration_downtime);
+  const mode = t.live ? 'live' : 'non-live';
+  const mig = settings
+    ? await x.rpc.call(S, 'instanceMigrate', [ri(x, S), target, t.live, settings], mode)
+    : await x.rpc.call(S, 'instanceMigrate', [ri(x, S), target, t.live], mode);
   if (!mig.ok) return abortAndFail(x, t, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${mig.msg}`);
 
   x.op.step('memory-transfer');
   x.op.fb('* starting memory transfer');
+  const st = policy && settings ? await new PolicyTransfer(x, policy, settings.downtimeMs).run() : await plainWait(x);
+  if (st.kind === 'abort') {
+    if (await transferCompleted(x)) return;
+    return abortAndFail(x, t, 'Migration timed out, aborting', `Could not migrate instance ${inst.name}: ${st.message}`);
+  }
+  if (st.kind === 'failed') {
+    progressLinesOf(st.failure).forEach((l) => x.op.fb(l));
+    if (await transferCompleted(x)) return;
+    return abortAndFail(x, t, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${st.failure.msg}`);
+  }
+  st.lines.forEach((l) => x.op.fb(l));
+}
+
+/** The wait of histories recorded before policies existed. */
+async function plainWait(x: Exec): Promise<TransferOutcome> {
   const timing = x.snap.cluster.timing;
-  const st = await x.rpc.wait(S, 'waitForMigration', [
-    ri(x, S),
+  const st = await x.rpc.wait(x.source, 'waitForMigration', [
+    ri(x, x.source),
     { pollMs: timing.migrationPollMs, progressMs: timing.migrationProgressMs },
   ]);
-  if (!st.ok) {
-    progressLinesOf(st).forEach((l) => x.op.fb(l));
-    if (await transferCompleted(x)) return;
-    return abortAndFail(x, t, 'Migration failed, aborting', `Could not migrate instance ${inst.name}: ${st.msg}`);
-  }
-  st.payload.lines.forEach((l) => x.op.fb(l));
+  return st.ok ? { kind: 'completed', lines: st.payload.lines } : { kind: 'failed', failure: st };
+}
+
+function hvSettings(p: MigrationPolicy, hvDowntimeMs: number): HvMigrationSettings {
+  return { bandwidth: p.bandwidth, downtimeMs: initialDowntimeMs(p, hvDowntimeMs), autoConverge: p.autoConverge, postcopy: p.postcopy };
 }
 
 /** M11–M14, after the point of no return. */

@@ -48,6 +48,7 @@ export function childStart(req: NodeRequest, inst: Instance, placed: string | nu
     };
     if (req.mode !== undefined) input.mode = req.mode;
     if (req.live !== undefined) input.live = req.live;
+    if (req.policy !== undefined) input.policy = req.policy;
     const target = placed ?? req.targetNode;
     if (target !== undefined) input.targetNode = target;
     const options = {

@@ -16,6 +16,7 @@ import {
 import { OpFailure, type OpError } from '../domain/errors.js';
 import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
 import type { Phase, PlanStep, StepKey } from '../domain/plan.js';
+import { ForceComplete } from './force-complete.js';
 import {
   abortUpdate,
   feedbackQuery,
@@ -24,6 +25,7 @@ import {
   type AbortAccepted,
   type AbortRequest,
   type OperationKind,
+  type PolicyView,
   type ProgressView,
   type StepState,
   type StepView,
@@ -79,6 +81,9 @@ export class Operation {
   /** The scope an accepted abort cancels (the operation's execution). */
   #scope: CancellationScope | null = null;
   #finished = false;
+  #policy: PolicyView | null = null;
+  /** The `forceComplete` update (a migration's memory transfer offers itself to it). */
+  readonly force: ForceComplete;
 
   constructor(
     kind: OperationKind,
@@ -92,6 +97,7 @@ export class Operation {
       validator: (req: AbortRequest) => this.validateAbort(req),
       description: 'Abort before the point of no return (abort + revert run); refused after it',
     });
+    this.force = new ForceComplete({ instance, fb: (l) => this.fb(l), refusal: () => this.forceRefusal() });
     this.render();
   }
 
@@ -112,7 +118,22 @@ export class Operation {
       abortRequested: this.#abort !== null,
       needsOperator: this.#needsOperator,
       repair: this.#repair,
+      migrationPolicy: this.#policy,
+      forceComplete: this.force?.requested?.action ?? null,
     };
+  }
+
+  /** The migration's resolved policy, shown in the job's details and progress. */
+  setPolicy(policy: PolicyView): void {
+    this.#policy = policy;
+    this.fb(policy.line);
+  }
+
+  private forceRefusal(): string | null {
+    if (this.#finished) return `the operation on ${this.instance} has already finished (${this.#phase})`;
+    if (this.#abort) return `an abort was accepted during ${this.#abort.phase}`;
+    if (this.#pointOfNoReturn) return `${this.#ponrReason}: past the point of no return, nothing left to force`;
+    return null;
   }
 
   // ---- read access ----------------------------------------------------------------------------
@@ -290,6 +311,7 @@ export class Operation {
       '',
       `**Phase:** ${this.#phase} — ${v.percent}% of the steps done${this.#pointOfNoReturn ? ' — past the point of no return' : ''}`,
       ...(this.#needsOperator ? ['', `**Needs an operator:** ${this.#repair}`] : []),
+      ...(this.#policy ? ['', `**Migration policy:** ${this.#policy.line.replace(/^\* migration policy: /, '')}`] : []),
       '',
       ...this.#steps.map((s) => `- ${MARK[s.state]} ${s.state === 'running' ? `**${s.label}**` : s.label}`),
       '',

@@ -8,7 +8,16 @@
  * in a non-cancellable scope and the operation ends `Aborted` (or Canceled).
  */
 import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
-import { OpFailure } from '../domain/errors.js';
+import { OpFailure, prereqError } from '../domain/errors.js';
+import {
+  completionTimeoutSec,
+  policyLine,
+  policyProblem,
+  resolveMigrationPolicy,
+  type MigrationPolicy,
+  type MigrationPolicyInput,
+} from '../domain/policy.js';
+import type { ClusterSnapshot, Instance } from '../domain/types.js';
 import type { MigrateHookArgs, FailoverHookArgs } from '../domain/hook-env.js';
 import type { OperationResult } from '../domain/ops.js';
 import { describePlan, planSteps } from '../domain/plan.js';
@@ -19,7 +28,7 @@ import { Exec } from './exec.js';
 import { execFailover } from './failover.js';
 import { planHooks, runHooksPhase } from './hooks.js';
 import { execMigration } from './migration.js';
-import { withFeedback, type Operation } from './operation.js';
+import { opFailure, withFeedback, type Operation } from './operation.js';
 import { runPrereqs } from './prereq.js';
 import { configActivities, failMsg, NodeRpcClient } from './rpc.js';
 
@@ -34,6 +43,8 @@ export interface OperationRequest {
   ignoreConsistency: boolean;
   allowRuntimeChanges: boolean;
   ignoreHvversions: boolean;
+  /** The migration policy asked for (domain/policy.ts); unset fields fall back to the instance's and the cluster's. */
+  policy?: MigrationPolicyInput | undefined;
 }
 
 export async function runOperation(op: Operation, req: OperationRequest): Promise<OperationResult> {
@@ -58,6 +69,7 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
       const plan = await runPrereqs(op, snap, req.prereq, rpc, cfg, () => (reserved = true));
       const inst = snap.instances[plan.instance]!;
       op.plan(plan.operation, plan.sourceNode, plan.targetNode, planSteps(plan, inst), plan.mode);
+      const policy = plan.operation === 'migrate' ? choosePolicy(op, snap, inst, req.policy) : null;
       const hookArgs: MigrateHookArgs | FailoverHookArgs =
         req.lu === 'migrate'
           ? { path: 'instance-migrate', live: plan.live, cleanup: req.prereq.cleanup, allowRuntimeChanges: req.allowRuntimeChanges }
@@ -84,7 +96,7 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
           x = await execCleanup(x, { live: plan.live });
           outcome = 'cleaned-up';
         } else {
-          await execMigration(x, { plan, allowRuntimeChanges: req.allowRuntimeChanges, ignoreHvversions: req.ignoreHvversions });
+          await execMigration(x, { plan, allowRuntimeChanges: req.allowRuntimeChanges, ignoreHvversions: req.ignoreHvversions, policy });
           outcome = 'migrated';
         }
       }
@@ -100,6 +112,16 @@ export async function runOperation(op: Operation, req: OperationRequest): Promis
   } finally {
     await release();
   }
+}
+
+/** Resolves the migration's policy and shows it; a contradictory one is refused (nothing was changed). */
+function choosePolicy(op: Operation, snap: ClusterSnapshot, inst: Instance, requested: MigrationPolicyInput | undefined): MigrationPolicy {
+  const resolved = resolveMigrationPolicy(requested, inst.hvparams, snap.cluster);
+  const memory = inst.beparams.maxmem;
+  op.setPolicy({ ...resolved, completionTimeoutSec: completionTimeoutSec(resolved.policy, memory), line: policyLine(resolved, memory) });
+  const problem = policyProblem(resolved.policy);
+  if (problem) throw opFailure(prereqError(`invalid migration policy: ${problem}`, 'wrong_input'), op.feedback);
+  return resolved.policy;
 }
 
 /** An operation's execution threw `e`: finishes the operation and returns what the workflow fails with. */

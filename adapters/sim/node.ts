@@ -17,7 +17,7 @@ import type {
 } from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import { fail } from './node-frame.js';
-import { migrationProgress } from './state.js';
+import { controlMigration, migrateDetail, migrationStatus } from './migration-control.js';
 import { SimStorage } from './storage.js';
 
 /** The runtime description Ganeti's KVM keeps per instance (here: JSON of the RPC instance). */
@@ -68,12 +68,7 @@ export class SimNode extends SimStorage implements NodeRpc {
 
   // ---- migration ------------------------------------------------------------------------------
 
-  async acceptInstance(
-    inst: RpcInstance,
-    migrationInfo: string,
-    targetIp: string,
-    _settings?: HvAcceptSettings,
-  ): Promise<{ port: number }> {
+  async acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string, settings?: HvAcceptSettings): Promise<{ port: number }> {
     return this.rpc('accept_instance', inst.name, targetIp, (s, n) => {
       const existing = n.processes[inst.name];
       if (existing) {
@@ -108,7 +103,7 @@ export class SimNode extends SimStorage implements NodeRpc {
         memory,
         vcpus: inst.vcpus,
         runtime: migrationInfo,
-        incoming: { port },
+        incoming: settings?.postcopy ? { port, postcopy: true } : { port },
         dirtyRate: s.params.guestDirtyRate,
       };
       return { port };
@@ -116,11 +111,11 @@ export class SimNode extends SimStorage implements NodeRpc {
   }
 
   async instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean, settings?: HvMigrationSettings): Promise<void> {
-    return this.rpc('instance_migrate', inst.name, `${target.node}:${target.port} ${live ? 'live' : 'non-live'}`, (s, n, now) => {
+    return this.rpc('instance_migrate', inst.name, migrateDetail(target, live, settings), (s, n, now) => {
       const p = n.processes[inst.name];
       if (!p || p.state === 'incoming') return fail('Failed to migrate instance: Instance not running, cannot migrate');
       const m = p.migration;
-      if (m && (m.status === 'active' || m.status === 'completed')) {
+      if (m && (m.status === 'active' || m.status === 'postcopy-active' || m.status === 'completed')) {
         if (m.targetNode === target.node && m.port === target.port) return; // already under way: re-attach
         return fail("Failed to migrate instance: Can't migrate the vm that was paused due to previous migration");
       }
@@ -138,7 +133,10 @@ export class SimNode extends SimStorage implements NodeRpc {
         bandwidth: settings?.bandwidth ?? inst.hvparams.migration_bandwidth,
         dirtyRate: p.dirtyRate,
         status: 'active',
+        downtimeMs: settings?.downtimeMs ?? inst.hvparams.migration_downtime,
       };
+      if (settings?.autoConverge) p.migration.autoConverge = true;
+      if (settings?.postcopy) p.migration.postcopy = true;
       const dstNode = s.nodes[target.node];
       const dst = dstNode?.processes[inst.name];
       if (!dstNode || dstNode.secondaryIp !== target.ip || dst?.state !== 'incoming' || dst.incoming?.port !== target.port) {
@@ -155,17 +153,21 @@ export class SimNode extends SimStorage implements NodeRpc {
       if (!p) return fail(`Instance ${inst.name} is not running on ${this.node}`);
       const m = p.migration;
       if (!m) return { status: 'none' };
-      const { transferred } = migrationProgress(m, m.endedAt ?? now);
-      const out: MigrationStatusPayload = { status: m.status, transferredRam: Math.round(transferred), totalRam: m.ram };
-      if (m.error) out.error = m.error;
-      return out;
+      return migrationStatus(m, now);
     });
   }
 
   async instanceMigrationControl(inst: RpcInstance, control: MigrationControl): Promise<MigrationStatusPayload> {
-    return this.rpc('instance_migration_control', inst.name, control.action, () =>
-      fail(`Cannot change the migration of ${inst.name} (${control.action}): not supported yet`),
-    );
+    const detail = control.action === 'set-downtime' ? `set-downtime ${control.downtimeMs} ms` : control.action;
+    return this.rpc('instance_migration_control', inst.name, detail, (s, n, now) => {
+      const p = n.processes[inst.name];
+      const m = p?.migration;
+      if (!p || !m || (m.status !== 'active' && m.status !== 'postcopy-active')) {
+        return fail(`Cannot change the migration of ${inst.name}: no migration of it is running on ${this.node}`);
+      }
+      controlMigration(s, p, m, inst.name, control, now);
+      return migrationStatus(m, now);
+    });
   }
 
   async instanceFinalizeMigrationDst(inst: RpcInstance, migrationInfo: string, success: boolean): Promise<void> {

@@ -8,6 +8,9 @@
  * All times in the state are *simulated* milliseconds: sim = simBase + (real − realBase) × factor.
  */
 
+import type { SimMigrationBase } from './migration-model.js';
+import { migrationProgress } from './migration-model.js';
+
 export type DrbdRole = 'Primary' | 'Secondary';
 export type DrbdConnection = 'Unconfigured' | 'StandAlone' | 'WFConnection' | 'Connected' | 'SyncSource' | 'SyncTarget';
 export type DrbdDiskState = 'Diskless' | 'Inconsistent' | 'Outdated' | 'UpToDate';
@@ -40,9 +43,18 @@ export interface SimMigration {
   ram: number;
   bandwidth: number;
   dirtyRate: number;
-  status: 'active' | 'completed' | 'failed' | 'cancelled';
+  /** `postcopy-active`: the destination runs, the source is paused (past the point of no return). */
+  status: 'active' | 'postcopy-active' | 'completed' | 'failed' | 'cancelled';
   endedAt?: number;
   error?: string;
+  /** The downtime limit, ms (unset in migrations recorded before it existed: no limit). */
+  downtimeMs?: number;
+  /** QEMU's auto-converge capability. */
+  autoConverge?: boolean;
+  /** QEMU's postcopy-ram capability (start-postcopy needs it). */
+  postcopy?: boolean;
+  /** The last checkpoint of the transfer (migration-model.ts); unset: its start. */
+  base?: SimMigrationBase;
 }
 
 export interface SimProcess {
@@ -53,7 +65,8 @@ export interface SimProcess {
   vcpus: number;
   /** Serialized runtime (Ganeti's KVM runtime file: the command line, NICs, hvparams, disks). */
   runtime: string;
-  incoming?: { port: number };
+  /** `postcopy`: accepted with the postcopy-ram capability. */
+  incoming?: { port: number; postcopy?: boolean };
   migration?: SimMigration;
   /** Guest writes to RAM, MiB/s (what makes live migration send pages again). */
   dirtyRate: number;
@@ -237,15 +250,8 @@ export function dropLink(s: SimState, d: SimDrbd, now: number): void {
   }
 }
 
-/** Migration timing (QEMU precopy): converges when the guest dirties RAM slower than the bandwidth. */
-export function migrationProgress(m: SimMigration, now: number): { transferred: number; done: boolean } {
-  const elapsed = Math.max(0, (now - m.startedAt) / 1000);
-  const rate = m.bandwidth - (m.live ? m.dirtyRate : 0);
-  if (rate <= 0) return { transferred: elapsed * m.bandwidth, done: false };
-  const duration = m.ram / rate;
-  if (elapsed >= duration) return { transferred: duration * m.bandwidth, done: true };
-  return { transferred: elapsed * m.bandwidth, done: false };
-}
+/** Migration timing (QEMU pre-copy, auto-converge, post-copy): migration-model.ts. */
+export { migrationProgress } from './migration-model.js';
 
 /**
  * Brings the time-dependent state up to `now`: migrations complete or fail, resyncs finish, and
@@ -257,24 +263,29 @@ export function advance(s: SimState, now: number): void {
   for (const node of Object.values(s.nodes)) {
     for (const [name, proc] of Object.entries(node.processes)) {
       const m = proc.migration;
-      if (!m || m.status !== 'active') continue;
+      if (!m || (m.status !== 'active' && m.status !== 'postcopy-active')) continue;
       const dst = s.nodes[m.targetNode]?.processes[name];
-      if (!dst || dst.state !== 'incoming' || dst.incoming?.port !== m.port) {
+      // In post-copy the destination runs (it no longer listens).
+      const listening =
+        m.status === 'postcopy-active' ? dst && dst.state !== 'incoming' : dst?.state === 'incoming' && dst.incoming?.port === m.port;
+      if (!dst || !listening) {
         m.status = 'failed';
         m.endedAt = now;
         m.error = 'Unable to write to socket: Connection reset by peer';
         continue;
       }
-      const { done } = migrationProgress(m, now);
-      if (done) {
-        m.status = 'completed';
+      const progress = migrationProgress(m, now);
+      if (progress.done) {
         m.endedAt = now;
         proc.state = 'paused';
         proc.pausedBy = 'postmigrate';
-        // QEMU resumes the destination itself after a live migration; a stopped source stays stopped.
-        dst.state = m.live ? 'running' : 'paused';
-        if (!m.live) dst.pausedBy = 'stop';
+        // QEMU resumes the destination itself after a live migration (it already runs in post-copy);
+        // a stopped source stays stopped.
+        const running = m.status === 'postcopy-active' || (m.live && progress.phase !== 'stopcopy');
+        dst.state = running ? 'running' : 'paused';
+        if (!running) dst.pausedBy = 'stop';
         delete dst.incoming;
+        m.status = 'completed';
       }
     }
     for (const d of Object.values(node.drbd)) {

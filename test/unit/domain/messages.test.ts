@@ -185,6 +185,7 @@ describe('operation errors', () => {
       NodeRpcTransient: 'NodeRpcTransient',
       ConfigConflict: 'ConfigConflict',
       MigrationFailed: 'MigrationFailed',
+      MigrationTimedOut: 'MigrationTimedOut',
       InvalidRpcInput: 'InvalidRpcInput',
     });
     expect(ECODES).toEqual([
@@ -198,7 +199,13 @@ describe('operation errors', () => {
   });
 
   test('only a transient node failure is retried', () => {
-    expect([...NON_RETRYABLE_ACTIVITY_FAILURES].sort()).toEqual(['ConfigConflict', 'InvalidRpcInput', 'MigrationFailed', 'NodeRpcFailed']);
+    expect([...NON_RETRYABLE_ACTIVITY_FAILURES].sort()).toEqual([
+      'ConfigConflict',
+      'InvalidRpcInput',
+      'MigrationFailed',
+      'MigrationTimedOut',
+      'NodeRpcFailed',
+    ]);
     expect(NON_RETRYABLE_ACTIVITY_FAILURES).not.toContain(ActivityFailure.NodeRpcTransient);
   });
 });
