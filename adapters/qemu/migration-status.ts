@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { RpcInstance } from '../../domain/instance.js';
 import type { MigrationControl, MigrationStatusPayload } from '../../domain/ports.js';
+import { POLL_MAX_MS } from '../../domain/limits.js';
 import { MigrationControlSchema } from '../../domain/rpc-schemas.js';
 import type { QemuMeta } from './files.js';
 import { fail, type QemuFrame } from './frame.js';
@@ -17,7 +18,7 @@ import type { QmpClient, QmpEvent } from './qmp.js';
 import { IN_FLIGHT, migrationSummary, runState, statusPayload, type QueryMigrate } from './status.js';
 
 /** The longest wait for the event the master may ask for (its poll interval is at most this). */
-export const EVENT_WAIT_MAX_MS = 60_000;
+export const EVENT_WAIT_MAX_MS = POLL_MAX_MS;
 
 const migrationEvent = (e: QmpEvent) => (e.event === 'MIGRATION' ? String(e.data?.status ?? '') : null);
 

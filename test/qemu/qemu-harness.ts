@@ -133,14 +133,15 @@ export async function killClusterQemus(home: string): Promise<number> {
   return pids.length;
 }
 
-export function useQemuHarness() {
+/** `guest`: the guest every instance of this file's clusters boots (default TEST_GUEST). */
+export function useQemuHarness(guest: GuestOptions = TEST_GUEST) {
   const server = useServer();
   let guestDir = '';
   let kernel = '';
   beforeAll(() => {
     ensureCommand('as', 'binutils');
     guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
-    kernel = buildGuest(guestDir, TEST_GUEST); // assembled from adapters/qemu/guest/heartbeat.S now
+    kernel = buildGuest(guestDir, guest); // assembled from adapters/qemu/guest/heartbeat.S now
   });
   afterAll(() => {
     rmSync(guestDir, { recursive: true, force: true });
