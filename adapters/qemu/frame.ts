@@ -79,6 +79,8 @@ export const fail = (msg: string): never => {
 const locks = new Map<string, Promise<void>>();
 /** Per key, the abort of an RPC that holds the instance only to wait for a QMP event. */
 const yielders = new Map<string, () => void>();
+/** Per key, the calls running or queued. */
+const queued = new Map<string, number>();
 
 /**
  * Runs `fn` after every earlier call with the same key in this process (one QMP client at a time).
@@ -86,8 +88,13 @@ const yielders = new Map<string, () => void>();
  */
 function exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
   yielders.get(key)?.();
+  queued.set(key, (queued.get(key) ?? 0) + 1);
   const prev = locks.get(key) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
+  const run = prev.then(fn, fn).finally(() => {
+    const n = (queued.get(key) ?? 1) - 1;
+    if (n > 0) queued.set(key, n);
+    else queued.delete(key);
+  });
   const tail = run.then(
     () => undefined,
     () => undefined,
@@ -177,6 +184,7 @@ export class QemuFrame implements LaunchSite {
     const ac = new AbortController();
     const abort = () => ac.abort();
     yielders.set(key, abort);
+    if ((queued.get(key) ?? 0) > 1) abort(); // another RPC is queued behind this one already
     return { signal: ac.signal, release: () => void (yielders.get(key) === abort && yielders.delete(key)) };
   }
 

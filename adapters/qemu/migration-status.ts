@@ -41,8 +41,9 @@ async function queryAfterEvent(q: QmpClient, waitMs: number, signal?: AbortSigna
     );
     m = await q.execute<QueryMigrate>('query-migrate');
   }
-  for (let i = 0; m.status === 'completed' && !m['total-time'] && i < 20; i++) {
-    await sleep(25);
+  // The timings follow the event within a few ms (a 5 ms step; at most half a second).
+  for (let i = 0; m.status === 'completed' && !m['total-time'] && i < 100; i++) {
+    await sleep(5);
     m = await q.execute<QueryMigrate>('query-migrate');
   }
   return m;

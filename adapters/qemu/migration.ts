@@ -134,14 +134,14 @@ export async function instanceMigrate(
     const found = f.files.locate(inst.name);
     if (!found?.pid) return fail(`${P}Instance not running, cannot migrate`);
     const { meta, pid } = found as { meta: QemuMeta; pid: number };
-    const status = await f.qmp(meta, async (q) => {
+    const { status, migrate } = await f.qmp(meta, async (q) => {
       const st = await runState(q);
       if (st === 'inmigrate') return fail(`${P}Instance not running, cannot migrate`);
       const cur = await q.execute<QueryMigrate>('query-migrate');
       const m = meta.migration;
       const sameTarget = !!m && m.targetNode === target.node && m.ip === target.ip && m.port === target.port;
       if (cur.status && (IN_FLIGHT.has(cur.status) || cur.status === 'completed')) {
-        if (sameTarget) return st; // already under way (a retried call): re-attach
+        if (sameTarget) return { status: st, migrate: cur }; // already under way (a retried call): re-attach
         return fail(
           cur.status === 'completed'
             ? `${P}Can't migrate the vm that was paused due to previous migration`
@@ -167,9 +167,9 @@ export async function instanceMigrate(
         'max-postcopy-bandwidth': bandwidth * MiB,
       });
       await q.execute('migrate', { uri: `tcp:${target.ip}:${target.port}` });
-      return runState(q);
+      // The same monitor session answers what the mirror records (a reconnect costs a greeting and a handshake).
+      return { status: await runState(q), migrate: await q.execute<QueryMigrate>('query-migrate') };
     });
-    const migrate = await f.qmp(meta, (q) => q.execute<QueryMigrate>('query-migrate'));
     ctx.mirror(inst.name, { meta, pid, status, migrate });
   });
 }
@@ -214,7 +214,7 @@ export async function instanceFinalizeMigrationDst(
       let st = await runState(q);
       // The source reported completion; the destination may need a moment to switch over.
       while ((st === 'inmigrate' || st === 'finish-migrate') && Date.now() < deadline) {
-        await sleep(20);
+        await sleep(5);
         st = await runState(q);
       }
       if (st === 'paused') {
