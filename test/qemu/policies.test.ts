@@ -5,13 +5,13 @@
  * raised downtime limit each complete it; the migration's end is seen by QEMU's event as soon as the
  * transfer ends. After each migration exactly one QEMU runs the guest, and its heartbeat counts on there.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
-import { NodeRpcError, type MigrationStatusPayload } from '../../domain/ports.js';
+import { NodeRpcError, type MigrationControl, type MigrationStatusPayload } from '../../domain/ports.js';
 import { buildGuest, readHeartbeat } from '../../adapters/qemu/guest.js';
 import type { QemuNode, QemuNodeOptions } from '../../adapters/qemu/node.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
@@ -81,7 +81,7 @@ async function countsOn(n: QemuNode, ms = 300): Promise<[number, number]> {
 
 /** The QMP commands the driver sent to web1's QEMU on `n` (`stop`, `migrate …`). */
 const journalCommands = (n: QemuNode): string[] =>
-  readFileSync(n.journalPath('web1'), 'utf8')
+  (existsSync(n.journalPath('web1')) ? readFileSync(n.journalPath('web1'), 'utf8') : '')
     .split('\n')
     .filter((l) => l.includes(' -> '))
     .map((l) => l.slice(l.indexOf(' -> ') + 4));
@@ -248,6 +248,15 @@ test('set-downtime raises the downtime limit while the migration runs, and then 
   );
   expect(e?.message).toMatch(/^Failed to control the migration: no migration of web1 is active on node1/);
   expect(await runState(n1)).toBe('running');
+  // The driver checks the settings and controls itself too (the node activity has already).
+  const bad = [
+    n1.instanceMigrate(ri(c, 'node1'), target, true, { ...settings(), bandwidth: 0 }),
+    n1.instanceMigrationControl(ri(c, 'node1'), { action: 'set-downtime', downtimeMs: -1 }),
+    n1.instanceMigrationControl(ri(c, 'node1'), { action: 'reboot' } as unknown as MigrationControl),
+    n2.acceptInstance(ri(c, 'node2'), info, '127.0.1.32', { postcopy: 'yes' } as unknown as { postcopy: boolean }),
+  ];
+  for (const p of bad) await expect(p).rejects.toThrow(/invalid (migration settings|migration control)/);
+  expect(journalCommands(n1).some((l) => l.startsWith('migrate '))).toBe(false);
   await n1.instanceMigrate(ri(c, 'node1'), target, true);
   await sleep(1000);
   expect((await n1.instanceGetMigrationStatus(ri(c, 'node1'))).status).toBe('active');
