@@ -8,9 +8,18 @@ import type { Payload } from '@temporalio/common';
 import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
 import { workflowIdFor } from '../domain/naming.js';
-import { abortUpdate, progressQuery, SA, type AbortAccepted, type NodeProgressView, type ProgressView } from '../workflows/messages.js';
+import {
+  abortUpdate,
+  forceCompleteUpdate,
+  progressQuery,
+  SA,
+  type AbortAccepted,
+  type ForceCompleteAccepted,
+  type NodeProgressView,
+  type ProgressView,
+} from '../workflows/messages.js';
 import { OperationError, PrereqFailedError, toOperationError } from './api.js';
-import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
+import { AbortRequestSchema, describeZodError, ForceCompleteRequestSchema } from '../domain/ops.js';
 
 export const WORKFLOW_TYPES = [
   'migrateInstanceWorkflow',
@@ -177,6 +186,35 @@ export async function abortOperation(client: Client, idOrInstance: string, reaso
       () => null,
     );
     if (status && status !== 'RUNNING') throw new AbortRefusedError(`the operation ${handle.workflowId} has already finished (${status})`);
+    throw e;
+  }
+}
+
+/** The operation refused a force-complete (no memory transfer running, post-copy already, finished). */
+export class ForceCompleteRefusedError extends OperationError {
+  constructor(message: string) {
+    super('ForceCompleteRefused', message);
+  }
+}
+
+/**
+ * Sends the `forceComplete` update: resolves once accepted (post-copy, or the source paused), or
+ * throws ForceCompleteRefusedError with the reason.
+ */
+export async function forceCompleteOperation(client: Client, idOrInstance: string, reason?: string): Promise<ForceCompleteAccepted> {
+  const req = ForceCompleteRequestSchema.safeParse(reason ? { reason } : {});
+  if (!req.success) throw new PrereqFailedError(`force-complete: ${describeZodError(req.error)}`, 'wrong_input');
+  const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
+  try {
+    return await handle.executeUpdate(forceCompleteUpdate, { args: [reason ? { reason } : {}] });
+  } catch (e) {
+    if (e instanceof WorkflowUpdateFailedError) throw new ForceCompleteRefusedError(e.cause?.message ?? e.message);
+    const status = await handle.describe().then(
+      (d) => d.status.name,
+      () => null,
+    );
+    if (status && status !== 'RUNNING')
+      throw new ForceCompleteRefusedError(`the operation ${handle.workflowId} has already finished (${status})`);
     throw e;
   }
 }

@@ -7,12 +7,11 @@ import { checkpoint, migrationProgress } from './migration-model.js';
 import { fail } from './node-frame.js';
 import type { SimMigration, SimProcess, SimState } from './state.js';
 
-/** The RPC log's detail of an instance_migrate. */
+/** The RPC log's detail of an instance_migrate (with the capabilities a policy enabled, if any). */
 export function migrateDetail(target: MigrationTarget, live: boolean, settings: HvMigrationSettings | undefined): string {
   const base = `${target.node}:${target.port} ${live ? 'live' : 'non-live'}`;
-  if (!settings) return base;
-  const caps = [settings.autoConverge ? 'auto-converge' : null, settings.postcopy ? 'postcopy-ram' : null].filter((c) => c !== null);
-  return `${base}, ${settings.bandwidth} MiB/s, downtime ${settings.downtimeMs} ms${caps.length ? `, ${caps.join(':')}` : ''}`;
+  const caps = [settings?.autoConverge ? 'auto-converge' : null, settings?.postcopy ? 'postcopy-ram' : null].filter((c) => c !== null);
+  return caps.length ? `${base} ${caps.join(':')}` : base;
 }
 
 /** What instance_get_migration_status reports of `m` at `now` (sim ms). */

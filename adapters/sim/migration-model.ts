@@ -104,9 +104,9 @@ export function migrationProgress(m: SimMigration, now: number): MigrationProgre
       if (elapsed < stopSec) return out(transferred + elapsed * B, next - elapsed * B, passes, throttle, false);
       return out(transferred + next, 0, passes, throttle, true);
     }
-    const raise = m.autoConverge === true && passes >= 2 && D > B / 2 && throttle < THROTTLE_MAX;
-    if (raise) throttle = throttle === 0 ? THROTTLE_INITIAL : Math.min(THROTTLE_MAX, throttle + THROTTLE_INCREMENT);
-    else if (next >= R - 1e-9 && next <= R + 1e-9) {
+    const throttling = m.autoConverge === true && D > B / 2 && throttle < THROTTLE_MAX;
+    if (throttling && passes >= 2) throttle = throttle === 0 ? THROTTLE_INITIAL : Math.min(THROTTLE_MAX, throttle + THROTTLE_INCREMENT);
+    else if (!throttling && next >= R - 1e-9 && next <= R + 1e-9) {
       // Steady state: every further pass is the same; skip the ones that fit in the time left.
       const skip = Math.floor(elapsed / passSec);
       passes += skip;

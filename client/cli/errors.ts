@@ -10,7 +10,7 @@ import { InjectRefusedError } from '../../adapters/sim/cluster.js';
 import { ConfigError } from '../../domain/ports.js';
 import { ActivityFailure } from '../../domain/errors.js';
 import { InstanceBusyError, OperationError, PrereqFailedError, WrongWorkflowIdError } from '../api.js';
-import { AbortRefusedError } from '../jobs.js';
+import { AbortRefusedError, ForceCompleteRefusedError } from '../jobs.js';
 import { NodeBusyError } from '../node-api.js';
 
 /**
@@ -111,7 +111,7 @@ export function exitCodeFor(e: unknown): ExitReport {
   if (e instanceof NoSuchOperationError) return report(EXIT.prereq, e.type, e);
   // Any other error of the CLI itself (NotConfirmed: the operator answered no).
   if (e instanceof CliError) return report(EXIT.failed, e.type, e);
-  if (e instanceof AbortRefusedError) return report(EXIT.refused, e.type, e);
+  if (e instanceof AbortRefusedError || e instanceof ForceCompleteRefusedError) return report(EXIT.refused, e.type, e);
   if (e instanceof InstanceBusyError || e instanceof NodeBusyError) return report(EXIT.busy, e.type, e);
   if (e instanceof PrereqFailedError) return { ...report(EXIT.prereq, e.type, e), ...(e.code ? { codeName: e.code } : {}) };
   if (e instanceof WrongWorkflowIdError) return report(EXIT.prereq, e.type, e);

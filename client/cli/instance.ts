@@ -7,6 +7,7 @@ import { InstanceBusyError, runningOperation, startFailover, startMigration } fr
 import { instanceText, instanceView, table } from '../views.js';
 import { client, configStore, instanceOrFail, readConfig } from './context.js';
 import { confirm, wholeNumber } from './args.js';
+import { addPolicyOptions, policyFromOptions } from './policy.js';
 import { UsageError } from './errors.js';
 import { runOperation } from './operations.js';
 import { addPowerCommands } from './power.js';
@@ -63,8 +64,7 @@ export function addInstanceCommands(program: Command): void {
       if (o.json) printJson(instanceView(cfg, inst));
       else print(instanceText(cfg, inst));
     });
-  instance
-    .command('migrate <name>')
+  addPolicyOptions(instance.command('migrate <name>'))
     .description('live-migrate an instance (or, with --cleanup, recover from a failed migration)')
     .option('--non-live', 'migrate non-live (pause, copy, resume)')
     .addOption(new Option('--migration-mode <mode>', 'migration mode').choices([...MIGRATION_MODES]))
@@ -98,6 +98,8 @@ export function addInstanceCommands(program: Command): void {
       if (o.runtimeChanges === false) input.allowRuntimeChanges = false;
       if (typeof o.reason === 'string') input.reason = o.reason;
       if (o.dryRun) input.dryRun = true;
+      const policy = policyFromOptions(o);
+      if (policy) input.policy = policy;
       await runOperation(startMigration, input, { submit: !!o.submit, json: !!o.json });
     });
   instance

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { temporalSettings, webUiUrl } from '../../connection/settings.js';
-import { abortOperation, jobInfo, listJobs, NODE_WORKFLOW_TYPES, toWorkflowId, type JobInfo } from '../jobs.js';
+import { abortOperation, forceCompleteOperation, jobInfo, listJobs, NODE_WORKFLOW_TYPES, toWorkflowId, type JobInfo } from '../jobs.js';
 import { table } from '../views.js';
 import { client } from './context.js';
 import { NoSuchOperationError } from './errors.js';
@@ -31,6 +31,7 @@ function printJobInfo(j: JobInfo): void {
       const c = j.progress.counts;
       print(`  instances: ${c.done} done, ${c.running} running, ${c.waiting} waiting, ${c.failed} failed of ${c.total}`);
     }
+    if ('migrationPolicy' in j.progress && j.progress.migrationPolicy) print(`  ${j.progress.migrationPolicy.line.replace(/^\* /, '')}`);
     for (const s of j.progress.steps) print(`    [${s.state}] ${s.label}`);
   }
   for (const l of j.live) print(`  live: ${l.kind} on ${l.node}: ${l.percent === null ? '?' : l.percent.toFixed(2)} %`);
@@ -42,7 +43,7 @@ function printJobInfo(j: JobInfo): void {
 }
 
 export function addJobCommands(program: Command): void {
-  const job = program.command('job').description('operations as jobs: list, inspect, watch, abort');
+  const job = program.command('job').description('operations as jobs: list, inspect, watch, abort, force-complete');
   job
     .command('list')
     .description('migrations, failovers, starts, shutdowns and node operations, newest first')
@@ -105,5 +106,18 @@ export function addJobCommands(program: Command): void {
       const r = await abortOperation(await client(), toWorkflowId(id), o.reason);
       if (o.json) printJson(r);
       else print(`Abort accepted during ${r.phase}: ${r.message} (follow it with: ganeti-temporal job watch ${toWorkflowId(id)})`);
+    });
+  job
+    .command('force-complete <workflow-id>')
+    .description(
+      'force a running memory transfer to complete: post-copy if its policy allows it, else pause the instance (non-live finish)',
+    )
+    .option('--reason <text>', 'why')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { reason?: string; json?: boolean }) => {
+      const c = await client();
+      const r = await orNoSuchOperation(id, () => forceCompleteOperation(c, toWorkflowId(id), o.reason));
+      if (o.json) printJson(r);
+      else print(`Force-complete accepted (${r.action}): ${r.message} (follow it with: ganeti-temporal job watch ${toWorkflowId(id)})`);
     });
 }

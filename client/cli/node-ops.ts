@@ -16,6 +16,7 @@ import { followNode } from '../follow-node.js';
 import { nodeOperationResult, startNodeFailover, startNodeMigration } from '../node-api.js';
 import { client, readConfig } from './context.js';
 import { confirm, wholeNumber } from './args.js';
+import { addPolicyOptions, policyFromOptions } from './policy.js';
 import { UsageError } from './errors.js';
 import { print, printJson } from './output.js';
 
@@ -112,8 +113,7 @@ export async function followNodeToEnd(handle: WorkflowHandle, flags: { json?: bo
 
 export function addNodeOperationCommands(node: Command): void {
   limitOptions(
-    node
-      .command('migrate <node>')
+    addPolicyOptions(node.command('migrate <node>'))
       .description('live-migrate every primary instance off a node (each as its own operation instance/<name>)')
       .option('--non-live', 'migrate non-live (pause, copy, resume)')
       .addOption(new Option('--migration-mode <mode>', 'migration mode').choices([...MIGRATION_MODES]))
@@ -136,6 +136,8 @@ export function addNodeOperationCommands(node: Command): void {
       if (typeof o.targetNode === 'string') input.targetNode = o.targetNode;
       if (o.allowFailover) input.allowFailover = true;
       if (o.runtimeChanges === false) input.allowRuntimeChanges = false;
+      const policy = policyFromOptions(o);
+      if (policy) input.policy = policy;
       await run(startNodeMigration, input, o);
     });
   limitOptions(

@@ -55,7 +55,8 @@ describe('instance commands', () => {
     const r = await cli(['instance', 'migrate', 'web2', '--non-live'], envFor(c));
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toBe('Migrating instance web2');
+    expect(lines[0]).toMatch(/^\* migration policy: bandwidth 32 MiB\/s, max downtime 30 ms, .* on timeout abort$/);
+    expect(lines[1]).toBe('Migrating instance web2');
     expect(lines.at(-1)).toBe('* done');
     expect(c.instance('web2').primaryNode).toBe('node3');
   });

@@ -20,6 +20,7 @@ import { setPower } from '../../adapters/sim/cluster.js';
 import { createTestCluster, type TestCluster, type TestClusterOptions } from '../helpers/cluster.js';
 import { waitForProgress } from '../helpers/harness.js';
 import type { Server, Workers } from '../helpers/temporal.js';
+import { POLICY_SCENARIOS } from './policy-scenarios.js';
 import { POWER_SCENARIOS } from './power-scenarios.js';
 
 export type WorkflowType =
@@ -701,6 +702,7 @@ export const SCENARIOS: Scenario[] = [
 
   // ---- instance start and shutdown (issue 13) ---------------------------------------------------
   ...POWER_SCENARIOS,
+  ...POLICY_SCENARIOS,
   // ---- node operations (issue 13) ---------------------------------------------------------------
   {
     name: 'all-migrated',

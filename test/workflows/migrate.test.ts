@@ -11,7 +11,13 @@ import { mutatingSteps, withoutProgress } from '../helpers/steps.js';
 
 const h = useHarness();
 
+/** The policy line every migration shows (issue 14): here the defaults, for a 1 GiB instance. */
+const DEFAULT_POLICY_LINE =
+  '* migration policy: bandwidth 32 MiB/s, max downtime 30 ms, auto-converge off, post-copy not allowed, ' +
+  'completion timeout 800 s/GiB (800 s), progress timeout 150 s, on timeout abort';
+
 const DRBD_LIVE_FEEDBACK = [
+  DEFAULT_POLICY_LINE,
   'Migrating instance web1',
   '* checking disk consistency between source and target',
   '* closing instance disks on node node2',
@@ -84,7 +90,7 @@ describe('DRBD migration', () => {
   test('warns about a hypervisor version mismatch, which KVM considers safe', async () => {
     const { c } = await h.cluster();
     const r = await migrate(h.env(), c, { instance: 'web3' });
-    expect(r.ok && r.result.feedback.slice(1, 3)).toEqual([
+    expect(r.ok && r.result.feedback.slice(2, 4)).toEqual([
       '* warning: hypervisor version mismatch between source (7.2.19) and target (7.2.22) node',
       '  migrating from hypervisor version 7.2.19 to 7.2.22 should be safe',
     ]);
@@ -135,6 +141,7 @@ describe('sharedfile migration', () => {
     const { c } = await h.cluster();
     const r = await migrate(h.env(), c, { instance: 'files1', targetNode: 'node3' });
     expect(r.ok && withoutProgress(r.result.feedback)).toEqual([
+      DEFAULT_POLICY_LINE,
       'Migrating instance files1',
       '* warning: hypervisor version mismatch between source (7.2.22) and target (7.2.19) node',
       '  migrating from hypervisor version 7.2.22 to 7.2.19 should be safe',
