@@ -80,6 +80,22 @@ function migrationFailed(details: MigrationFailureDetails): ApplicationFailure {
   });
 }
 
+/**
+ * The pause between two status polls. On a node that offers it (the QEMU driver) it is spent waiting
+ * for the hypervisor's event, and ends as soon as the status changes (the transfer ended, or switched
+ * to post-copy); otherwise, or if the wait fails, it sleeps out the interval. Cancellable like a sleep.
+ */
+async function pauseUntilNextPoll(ctx: Context, rpc: NodeRpc, inst: RpcInstance, pollMs: number, was: HvMigrationStatus): Promise<void> {
+  const t0 = Date.now();
+  if (rpc.instanceWaitMigrationEvent) {
+    const waited = (async () => rpc.instanceWaitMigrationEvent!(inst, pollMs))().catch(() => null);
+    const now = await Promise.race([waited, ctx.cancelled]);
+    if (now && now.status !== was) return;
+  }
+  const left = pollMs - (Date.now() - t0);
+  if (left > 0) await ctx.sleep(left);
+}
+
 /** Details attached to a MigrationTimedOut failure: which bound, and the last progress. */
 export interface MigrationTimeoutDetails {
   timeout: 'completion' | 'progress';
@@ -251,7 +267,7 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
         }
         ctx.heartbeat(hb);
         try {
-          await ctx.sleep(Math.max(1, Math.min(opts.pollMs, untilDeadline(hb, opts, now, st.status))));
+          await pauseUntilNextPoll(ctx, rpc, inst, Math.max(1, Math.min(opts.pollMs, untilDeadline(hb, opts, now, st.status))), st.status);
         } catch (e) {
           // Cancelled (an abort): if the hypervisor completed the transfer meanwhile, the point of no
           // return is behind us and reporting completion lets the workflow roll forward.

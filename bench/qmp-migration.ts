@@ -21,8 +21,17 @@
  * (default 1024), BENCH_DOWNTIME ms (default 300), BENCH_TRACE=1 (activity timings of each (b) run),
  * and the guest: BENCH_FILL_MB (memory made non-zero once at boot, default 0), BENCH_WS_MB (working
  * set written every pass, default 64), BENCH_IDLE=1 (the guest waits for a timer tick between passes
- * instead of running flat out). BENCH_PROFILE=resident is a VM with 448 MiB in use and a 16 MiB
- * working set written 100 times a second, migrated at QEMU's default 128 MiB/s.
+ * instead of running flat out), BENCH_WALK_PAGES/BENCH_HZ (the guest writes that many pages of its
+ * working set per timer tick instead of all of it), BENCH_CAPS (QEMU capabilities, e.g. auto-converge:
+ * the instance's `migration_caps` for (b), set on both sides by (a)).
+ * Profiles (BENCH_PROFILE, comma-separated, or `all`; default `default`):
+ *   default          the knobs above at their defaults
+ *   resident         448 MiB in use and a 16 MiB working set written 100 times a second, migrated at
+ *                    QEMU's default 128 MiB/s
+ *   nonconverging    a guest dirtying ~8 MiB/s (2 pages of a 2 MiB working set every ms) against a
+ *                    4 MiB/s cap: it converges only because auto-converge throttles it (5 pairs)
+ * Each profile runs in this process against its own cluster; the ratios against the bare script are
+ * printed per profile, and a summary line per profile at the end.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,24 +61,49 @@ import { createDevServer } from '../worker/dev-server.js';
 import { resolveTemporalCli } from '../worker/temporal-cli.js';
 
 const PROFILES: Record<string, Record<string, string>> = {
+  default: {},
   resident: { BENCH_FILL_MB: '448', BENCH_WS_MB: '16', BENCH_IDLE: '1', BENCH_BANDWIDTH: '128' },
+  nonconverging: {
+    BENCH_FILL_MB: '0',
+    BENCH_WS_MB: '2',
+    BENCH_WALK_PAGES: '2',
+    BENCH_HZ: '1000',
+    BENCH_IDLE: '1',
+    BENCH_BANDWIDTH: '4',
+    BENCH_DOWNTIME: '30',
+    BENCH_CAPS: 'auto-converge',
+    BENCH_PAIRS: '5',
+  },
 };
-const env0 = { ...(PROFILES[process.env.BENCH_PROFILE ?? ''] ?? {}), ...process.env };
-const PAIRS = Number(env0.BENCH_PAIRS || 9);
-const BANDWIDTH = Number(env0.BENCH_BANDWIDTH || 1024); // MiB/s
-const FILL_MB = Number(env0.BENCH_FILL_MB || 0);
-const WS_MB = Number(env0.BENCH_WS_MB || 64);
-const IDLE = env0.BENCH_IDLE === '1';
-const DOWNTIME = Number(env0.BENCH_DOWNTIME || 300); // ms
+
+/** One profile's settings: the profile's, overridden by the environment. */
+function settingsOf(profile: string) {
+  const e = { ...PROFILES[profile], ...process.env };
+  const caps = (e.BENCH_CAPS ?? '').split(':').filter(Boolean);
+  return {
+    pairs: Number(e.BENCH_PAIRS || 9),
+    bandwidth: Number(e.BENCH_BANDWIDTH || 1024), // MiB/s
+    fillMb: Number(e.BENCH_FILL_MB || 0),
+    wsMb: Number(e.BENCH_WS_MB || 64),
+    walkPages: Number(e.BENCH_WALK_PAGES || 0),
+    hz: Number(e.BENCH_HZ || 100),
+    idle: e.BENCH_IDLE === '1',
+    downtime: Number(e.BENCH_DOWNTIME || 300), // ms
+    caps,
+  };
+}
+type Settings = ReturnType<typeof settingsOf>;
+
 const MEMORY = 512;
 const WARMUP_MS = 1000;
 const MiB = 1024 * 1024;
-const CAPS = {
+const capsOf = (s: Settings) => ({
   capabilities: [
     { capability: 'events', state: true },
     { capability: 'return-path', state: true },
+    ...s.caps.map((capability) => ({ capability, state: true })),
   ],
-};
+});
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -99,7 +133,7 @@ interface Run {
 }
 
 /** (a): boots a VM, lets it dirty its memory, then times the bare QMP migration to a new process. */
-async function bareRun(dir: string, args: string[], round: number): Promise<Run> {
+async function bareRun(dir: string, args: string[], round: number, s: Settings): Promise<Run> {
   const srcQmp = join(dir, `src-${round}.qmp`);
   const srcPid = await spawnDetached('qemu-system-x86_64', [...args, '-qmp', qmpArg(srcQmp)], join(dir, 'bare.log'));
   await waitQmp(srcQmp, srcPid);
@@ -115,17 +149,17 @@ async function bareRun(dir: string, args: string[], round: number): Promise<Run>
     join(dir, 'bare.log'),
   );
   await waitQmp(qmp, pid);
-  await withQmp(qmp, (q) => q.execute('migrate-set-capabilities', CAPS));
+  await withQmp(qmp, (q) => q.execute('migrate-set-capabilities', capsOf(s)));
   const done = await withQmp(srcQmp, async (q) => {
-    await q.execute('migrate-set-capabilities', CAPS);
-    await q.execute('migrate-set-parameters', { 'max-bandwidth': BANDWIDTH * MiB, 'downtime-limit': DOWNTIME });
+    await q.execute('migrate-set-capabilities', capsOf(s));
+    await q.execute('migrate-set-parameters', { 'max-bandwidth': s.bandwidth * MiB, 'downtime-limit': s.downtime });
     await q.execute('migrate', { uri: `tcp:${ip}:${port}` });
     for (;;) {
       let m = await q.execute<QueryMigrate>('query-migrate');
       if (m.status === 'completed') {
         // QEMU 7.2 may answer the first `completed` with zero timings: ask again for the statistics.
-        for (let k = 0; !m['total-time'] && k < 20; k++) {
-          await sleep(25);
+        for (let k = 0; !m['total-time'] && k < 100; k++) {
+          await sleep(5);
           m = await q.execute<QueryMigrate>('query-migrate');
         }
         return m;
@@ -167,32 +201,50 @@ async function trace(handle: WorkflowHandle): Promise<void> {
   }
 }
 
-async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+interface Summary {
+  profile: string;
+  hvA: number;
+  hvB: number;
+  e2e: number;
+  /** Medians of the hv part minus QEMU's total-time. */
+  fixedA: number;
+  fixedB: number;
+}
+
+/** One profile: a cluster of its own (store, hardware, workers on the shared dev server), its pairs, its medians. */
+async function runProfile(env: TestWorkflowEnvironment, profile: string): Promise<Summary> {
+  const s = settingsOf(profile);
+  const cluster = `bench-${profile}`;
   const home = mkdtempSync(join(tmpdir(), 'gt-bench-'));
   const workers: Array<{ w: Worker; run: Promise<void> }> = [];
-  let env: TestWorkflowEnvironment | undefined;
   try {
-    const kernel = buildGuest(join(home, 'guest'), { fillMb: FILL_MB, wsMb: WS_MB, hlt: IDLE });
-    const cfg = defaultClusterConfig('bench', { secondaryNet: '127.0.2.', instanceMemory: MEMORY });
+    const kernel = buildGuest(join(home, 'guest'), {
+      fillMb: s.fillMb,
+      wsMb: s.wsMb,
+      hlt: s.idle,
+      ...(s.walkPages ? { walkPages: s.walkPages } : {}),
+      ...(s.hz !== 100 ? { hz: s.hz } : {}),
+    });
+    const cfg = defaultClusterConfig(cluster, { secondaryNet: '127.0.2.', instanceMemory: MEMORY });
     for (const name of Object.keys(cfg.instances)) if (name !== 'web1') delete cfg.instances[name];
-    cfg.instances.web1!.hvparams = { migration_bandwidth: BANDWIDTH, migration_downtime: DOWNTIME };
+    cfg.instances.web1!.hvparams = {
+      migration_bandwidth: s.bandwidth,
+      migration_downtime: s.downtime,
+      ...(s.caps.length ? { migration_caps: s.caps.join(':') } : {}),
+    };
     cfg.cluster.timing = TimingSchema.parse({ migrationPollMs: 10 });
     const store = openSqliteStore(home);
     await store.initialise(cfg);
     const hw = SimHardware.forHome(home);
     await hw.replace(buildHardware(store.readSync(), { timeFactor: 50 }));
 
-    const cli = await resolveTemporalCli({ log: console.log });
-    if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
-    env = await createDevServer({ executable: { type: 'existing-path', path: cli.path }, log: { format: 'pretty', level: 'error' } });
     const add = (w: Worker) => workers.push({ w, run: w.run() });
     const connection = env.nativeConnection;
     add(
       await createOrchestratorWorker({
         connection,
         namespace: 'default',
-        cluster: 'bench',
+        cluster,
         home,
         client: env.client,
         workflowBundle: await workflowBundle(),
@@ -200,7 +252,7 @@ async function main(): Promise<void> {
     );
     for (const node of ['node1', 'node2', 'node3']) {
       const rpc = qemuBackend({ home, node, accel: 'tcg', kernel });
-      add(await createNodeAgent({ connection, namespace: 'default', cluster: 'bench', node, rpc, hooks: simHooks(home, node) }));
+      add(await createNodeAgent({ connection, namespace: 'default', cluster, node, rpc, hooks: simHooks(home, node) }));
     }
     const drivers: Record<string, QemuNode> = Object.fromEntries(
       ['node1', 'node2'].map((n) => [n, qemuNode({ home, node: n, kernel, watchMs: 0 })]),
@@ -214,22 +266,25 @@ async function main(): Promise<void> {
     const bareDir = join(home, 'bare');
     mkdirSync(bareDir, { recursive: true });
 
+    const guest = s.walkPages
+      ? `dirtying ${s.walkPages} pages of ${s.wsMb} MiB per tick at ${s.hz} Hz`
+      : `dirtying ${s.wsMb} MiB ${s.idle ? `${s.hz} times a second` : 'flat out'}`;
     console.log(
-      `bench:qmp: ${PAIRS} pairs; ${MEMORY} MiB VM, tcg, guest with ${FILL_MB} MiB in use, dirtying ${WS_MB} MiB ` +
-        `${IDLE ? '100 times a second' : 'flat out'}; max-bandwidth ${BANDWIDTH} MiB/s, downtime-limit ${DOWNTIME} ms`,
+      `bench:qmp profile ${profile}: ${s.pairs} pairs; ${MEMORY} MiB VM, tcg, guest with ${s.fillMb} MiB in use, ${guest}; ` +
+        `max-bandwidth ${s.bandwidth} MiB/s, downtime-limit ${s.downtime} ms${s.caps.length ? `, capabilities ${s.caps.join(', ')}` : ''}`,
     );
     console.log('pair | (a) migration  downtime  hv part | (b) migration  downtime  hv part  end to end');
     const a: Run[] = [];
     const b: Array<Run & { e2e: number }> = [];
-    for (let i = 1; i <= PAIRS; i++) {
-      a.push(await bareRun(bareDir, args, i));
+    for (let i = 1; i <= s.pairs; i++) {
+      a.push(await bareRun(bareDir, args, i, s));
 
       const primary = store.readSync().instances.web1!.primaryNode;
       await drivers[primary]!.instanceStart(ri(primary), 'bench');
       await sleep(WARMUP_MS);
       const seq0 = hw.read().state.logSeq;
       const t0 = performance.now();
-      const handle = await startMigration(env.client, { instance: 'web1', mode: 'live' }, { cluster: 'bench' });
+      const handle = await startMigration(env.client, { instance: 'web1', mode: 'live' }, { cluster });
       const res = await operationResult(handle);
       const e2e = performance.now() - t0;
       const log = hw.read().state.log.filter((e) => e.seq > seq0 && e.instance === 'web1');
@@ -260,27 +315,57 @@ async function main(): Promise<void> {
       e2e: median(b.map((r) => r.e2e)),
     };
     const ratio = (x: number, y: number) => (x / y).toFixed(2);
+    const row = (label: string, x: number, y: number) =>
+      console.log(`${label.padEnd(30)}${x.toFixed(0).padStart(9)} ms   ${y.toFixed(0).padStart(9)} ms   ${ratio(y, x)}`);
     console.log('');
-    console.log('medians                       (a) bare QMP   (b) workflow   ratio b/a');
-    console.log(
-      `migration (QEMU total-time)   ${ma.total.toFixed(0).padStart(9)} ms   ${mb.total.toFixed(0).padStart(9)} ms   ${ratio(mb.total, ma.total)}`,
-    );
-    console.log(
-      `downtime (QEMU)               ${ma.downtime.toFixed(0).padStart(9)} ms   ${mb.downtime.toFixed(0).padStart(9)} ms   ${ratio(mb.downtime, ma.downtime)}`,
-    );
-    console.log(
-      `hv part (wall)                ${ma.hv.toFixed(0).padStart(9)} ms   ${mb.hv.toFixed(0).padStart(9)} ms   ${ratio(mb.hv, ma.hv)}`,
-    );
-    console.log(
-      `end to end (wall)             ${ma.hv.toFixed(0).padStart(9)} ms   ${mb.e2e.toFixed(0).padStart(9)} ms   ${ratio(mb.e2e, ma.hv)}`,
-    );
+    console.log(`medians (${profile})`.padEnd(30) + '(a) bare QMP   (b) workflow   ratio b/a');
+    row('migration (QEMU total-time)', ma.total, mb.total);
+    row('downtime (QEMU)', ma.downtime, mb.downtime);
+    row('hv part (wall)', ma.hv, mb.hv);
+    row('end to end (wall)', ma.hv, mb.e2e);
+    // The hypervisor part without QEMU's own migration time, which varies run to run on a busy machine:
+    // what driving the migration costs on top of it (spawning the destination included).
+    row('hv part − migration (fixed)', median(a.map((r) => r.hv - r.total)), median(b.map((r) => r.hv - r.total)));
+    console.log('');
     for (const d of Object.values(drivers)) d.close();
+    return {
+      profile,
+      hvA: ma.hv,
+      hvB: mb.hv,
+      e2e: mb.e2e,
+      fixedA: median(a.map((r) => r.hv - r.total)),
+      fixedB: median(b.map((r) => r.hv - r.total)),
+    };
   } finally {
     for (const { w } of workers) w.shutdown();
     await Promise.all(workers.map(({ run }) => run.catch(() => undefined)));
     for (const pid of qemuProcessesMentioning(home)) await killPid(pid);
-    await env?.teardown();
     rmSync(home, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const asked = process.env.BENCH_PROFILE || 'default';
+  const profiles = asked === 'all' ? Object.keys(PROFILES) : asked.split(',');
+  for (const p of profiles) if (!PROFILES[p]) throw new Error(`unknown BENCH_PROFILE ${p} (${Object.keys(PROFILES).join(', ')}, all)`);
+  let env: TestWorkflowEnvironment | undefined;
+  try {
+    const cli = await resolveTemporalCli({ log: console.log });
+    if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
+    env = await createDevServer({ executable: { type: 'existing-path', path: cli.path }, log: { format: 'pretty', level: 'error' } });
+    const out: Summary[] = [];
+    for (const p of profiles) out.push(await runProfile(env, p));
+    console.log('profile          hv part (a) / (b) = ratio        end to end (b) = ratio     hv part − migration (a) / (b)');
+    for (const r of out) {
+      console.log(
+        `${r.profile.padEnd(16)} ${r.hvA.toFixed(0).padStart(6)} / ${r.hvB.toFixed(0).padStart(6)} ms = ${(r.hvB / r.hvA).toFixed(2)}` +
+          `      ${r.e2e.toFixed(0).padStart(6)} ms = ${(r.e2e / r.hvA).toFixed(2)}` +
+          `      ${r.fixedA.toFixed(0).padStart(5)} / ${r.fixedB.toFixed(0).padStart(5)} ms`,
+      );
+    }
+  } finally {
+    await env?.teardown();
   }
 }
 

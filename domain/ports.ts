@@ -126,6 +126,12 @@ export interface NodeRpc {
   instanceGetMigrationStatus(inst: RpcInstance): Promise<MigrationStatusPayload>;
   /** Changes the running outgoing migration (see MigrationControl); answers the status after it. */
   instanceMigrationControl(inst: RpcInstance, control: MigrationControl): Promise<MigrationStatusPayload>;
+  /**
+   * Optional (the QEMU driver): the status, answered as soon as the hypervisor reports the end of the
+   * transfer (or the switch to post-copy), at the latest after `timeoutMs`. The master's wait between
+   * status polls uses it when the node offers it, and sleeps otherwise.
+   */
+  instanceWaitMigrationEvent?(inst: RpcInstance, timeoutMs: number): Promise<MigrationStatusPayload>;
   instanceFinalizeMigrationSrc(inst: RpcInstance, success: boolean, live: boolean): Promise<void>;
   instanceFinalizeMigrationDst(inst: RpcInstance, migrationInfo: string, success: boolean): Promise<void>;
   instanceBalloonMemory(inst: RpcInstance, memory: number): Promise<void>;
@@ -141,7 +147,8 @@ export interface NodeRpc {
   drbdWaitSync(inst: RpcInstance): Promise<WaitSyncPayload>;
 }
 
-export type NodeRpcMethod = Exclude<keyof NodeRpc, 'node'>;
+/** The RPCs (each a node activity); the optional event wait is the driver's, used inside `waitForMigration`. */
+export type NodeRpcMethod = Exclude<keyof NodeRpc, 'node' | 'instanceWaitMigrationEvent'>;
 
 /**
  * The storage side of a node, for a hypervisor driver that does not own it: the block-device and

@@ -8,6 +8,7 @@
  */
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HvMigrationSettings } from '../../domain/ports.js';
 import { findQemuByArg, isOurQemu, startTimeOf } from './process.js';
 import { qmpArg } from './runtime.js';
 
@@ -31,8 +32,26 @@ export interface QemuMeta {
   /** Current memory (the balloon target), MiB. */
   memory: number;
   vcpus: number;
-  incoming?: { ip: string; port: number };
-  migration?: { targetNode: string; ip: string; port: number; live: boolean; startedAt: number };
+  /** `postcopy`: the postcopy-ram capability was asked for at accept. */
+  incoming?: { ip: string; port: number; postcopy?: boolean };
+  migration?: QemuMigrationMeta;
+}
+
+/** The outgoing migration: its target, its settings and every control issued, recorded before it is sent. */
+export interface QemuMigrationMeta {
+  targetNode: string;
+  ip: string;
+  port: number;
+  live: boolean;
+  startedAt: number;
+  /** The policy's settings (absent: the instance's hvparams, no capabilities). */
+  settings?: HvMigrationSettings;
+  /** The downtime limit set last (settings, hvparams or set-downtime), ms. */
+  downtimeMs?: number;
+  /** `migrate-start-postcopy` was (about to be) sent: the source must never run again. */
+  postcopy?: boolean;
+  /** The source was stopped so that the transfer completes (pause-source). */
+  pausedSource?: boolean;
 }
 
 /** An instance's metadata and its live process (null: none runs). */

@@ -77,11 +77,24 @@ export const fail = (msg: string): never => {
 // ---- per-instance serialisation within a process ------------------------------------------------
 
 const locks = new Map<string, Promise<void>>();
+/** Per key, the abort of an RPC that holds the instance only to wait for a QMP event. */
+const yielders = new Map<string, () => void>();
+/** Per key, the calls running or queued. */
+const queued = new Map<string, number>();
 
-/** Runs `fn` after every earlier call with the same key in this process (one QMP client at a time). */
+/**
+ * Runs `fn` after every earlier call with the same key in this process (one QMP client at a time).
+ * An RPC ahead that only waits for an event (see `QemuFrame.yielding`) stops waiting at once.
+ */
 function exclusive<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  yielders.get(key)?.();
+  queued.set(key, (queued.get(key) ?? 0) + 1);
   const prev = locks.get(key) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
+  const run = prev.then(fn, fn).finally(() => {
+    const n = (queued.get(key) ?? 1) - 1;
+    if (n > 0) queued.set(key, n);
+    else queued.delete(key);
+  });
   const tail = run.then(
     () => undefined,
     () => undefined,
@@ -159,6 +172,20 @@ export class QemuFrame implements LaunchSite {
   /** Runs `fn` after every earlier call on the same instance in this process. */
   exclusive<T>(name: string, fn: () => Promise<T>): Promise<T> {
     return exclusive(this.files.metaPath(name), fn);
+  }
+
+  /**
+   * An abort signal for a wait inside an RPC on `name` (which holds the instance and its monitor):
+   * it fires when another RPC on the instance is called in this process, so that a long wait for a
+   * QMP event never delays e.g. a migration control. `release` when the wait is over.
+   */
+  yielding(name: string): { signal: AbortSignal; release: () => void } {
+    const key = this.files.metaPath(name);
+    const ac = new AbortController();
+    const abort = () => ac.abort();
+    yielders.set(key, abort);
+    if ((queued.get(key) ?? 0) > 1) abort(); // another RPC is queued behind this one already
+    return { signal: ac.signal, release: () => void (yielders.get(key) === abort && yielders.delete(key)) };
   }
 
   /** The node as the mirror describes it (the RPC frame's power check has found it). */

@@ -20,6 +20,12 @@ export interface GuestOptions {
   fillMb?: number;
   /** MiB whose every page is written on every pass (memory dirtied continuously). */
   wsMb?: number;
+  /**
+   * Pages of the `wsMb` working set written per pass instead of all of them, walking round it: a
+   * steady dirty rate of `walkPages` × 4 KiB × `hz` per second, which a throttled vCPU
+   * (auto-converge) slows down.
+   */
+  walkPages?: number;
   /** Spin iterations per pass. */
   delay?: number;
   /** Wait for a timer tick each pass (idle guest) instead of running flat out. */
@@ -29,7 +35,8 @@ export interface GuestOptions {
 }
 
 export function guestName(o: GuestOptions): string {
-  return `heartbeat-f${o.fillMb ?? 0}-ws${o.wsMb ?? 0}-d${o.delay ?? 0}-${o.hlt === false ? 'spin' : `hlt${o.hz ?? 100}`}.elf`;
+  const walk = o.walkPages ? `-w${o.walkPages}` : '';
+  return `heartbeat-f${o.fillMb ?? 0}-ws${o.wsMb ?? 0}${walk}-d${o.delay ?? 0}-${o.hlt === false ? 'spin' : `hlt${o.hz ?? 100}`}.elf`;
 }
 
 function run(cmd: string, args: string[]): void {
@@ -47,6 +54,7 @@ export function buildGuest(dir: string, o: GuestOptions = {}): string {
   const defs = {
     FILL_MB: o.fillMb ?? 0,
     WS_MB: o.wsMb ?? 0,
+    WALK: o.walkPages ?? 0,
     DELAY: o.delay ?? 0,
     HLT: o.hlt === false ? 0 : 1,
     HZ: o.hz ?? 100,

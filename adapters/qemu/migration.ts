@@ -5,15 +5,29 @@
  * so a retried RPC re-attaches to the migration under way.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import type { RpcInstance } from '../../domain/instance.js';
-import { NodeRpcError, type MigrationStatusPayload, type MigrationTarget } from '../../domain/ports.js';
+import { NodeRpcError, type HvAcceptSettings, type HvMigrationSettings, type MigrationTarget } from '../../domain/ports.js';
+import { HvAcceptSettingsSchema, HvMigrationSettingsSchema } from '../../domain/rpc-schemas.js';
 import type { QemuMeta } from './files.js';
 import { runningCopyRefusal, staleCopyRefusal } from '../../domain/naming.js';
 import { fail, type QemuFrame } from './frame.js';
 import { AddressInUse, quit } from './launch.js';
 import { killPid, portFree } from './process.js';
+import { QmpError } from './qmp.js';
 import { deviceModelArgs, parseMigrationInfo, type QemuRuntime } from './runtime.js';
-import { IN_FLIGHT, MiB, migrationCaps, migrationSummary, runState, statusPayload, type QueryMigrate } from './status.js';
+import { IN_FLIGHT, MiB, migrationCaps, runState, type QueryMigrate } from './status.js';
+
+/** The driver's boundary check of the settings (the node activity has checked them too). */
+export function checked<T>(schema: z.ZodType<T>, v: unknown, P: string, what = 'migration settings'): T {
+  const r = schema.safeParse(v);
+  if (!r.success) throw new NodeRpcError(`${P}invalid ${what} (${z.prettifyError(r.error).replace(/\n/g, '; ')})`);
+  return r.data;
+}
+
+/** Post-copy started: the destination holds (or is fetching) the current state; the source must never run again. */
+export const postcopyRefusal = (instance: string): string =>
+  `post-copy of ${instance} started: the destination holds the current state, refusing to resume this copy: run 'ganeti-temporal instance migrate --cleanup ${instance}'`;
 
 /**
  * Ganeti's AcceptInstance: QEMU with the device model built here from the instance definition and
@@ -23,8 +37,15 @@ import { IN_FLIGHT, MiB, migrationCaps, migrationSummary, runState, statusPayloa
  * node's base port), and the return path enabled so that a destination that rejects the state
  * makes the source fail instead of reporting success.
  */
-export async function acceptInstance(f: QemuFrame, inst: RpcInstance, migrationInfo: string, targetIp: string): Promise<{ port: number }> {
+export async function acceptInstance(
+  f: QemuFrame,
+  inst: RpcInstance,
+  migrationInfo: string,
+  targetIp: string,
+  settings?: HvAcceptSettings,
+): Promise<{ port: number }> {
   const P = 'Failed to accept instance: ';
+  const postcopy = settings ? checked(HvAcceptSettingsSchema, settings, P).postcopy : false;
   let rt: QemuRuntime;
   try {
     rt = parseMigrationInfo(migrationInfo, inst);
@@ -36,7 +57,16 @@ export async function acceptInstance(f: QemuFrame, inst: RpcInstance, migrationI
     const existing = await f.observe(inst.name);
     if (existing) {
       ctx.mirror(inst.name, existing);
-      if (existing.status === 'inmigrate' && existing.meta.incoming) return { port: existing.meta.incoming.port }; // re-attach
+      if (existing.status === 'inmigrate' && existing.meta.incoming) {
+        // Re-attach. The capabilities again (a crash may have come before them); QEMU refuses that
+        // once the incoming migration runs, when they are set already.
+        await f
+          .qmp(existing.meta, (q) => q.execute('migrate-set-capabilities', { capabilities: migrationCaps({ postcopy }) }))
+          .catch((e) => {
+            if (!(e instanceof QmpError)) throw e;
+          });
+        return { port: existing.meta.incoming.port };
+      }
       return fail(`${P}instance ${inst.name} is already running on ${f.node}`);
     }
     const n = f.hwNode();
@@ -65,8 +95,12 @@ export async function acceptInstance(f: QemuFrame, inst: RpcInstance, migrationI
       }
     }
     const meta = f.files.readMeta(inst.name)!;
+    if (postcopy) {
+      meta.incoming = { ...meta.incoming!, postcopy };
+      f.files.writeMeta(meta);
+    }
     const status = await f.qmp(meta, async (q) => {
-      await q.execute('migrate-set-capabilities', { capabilities: migrationCaps() });
+      await q.execute('migrate-set-capabilities', { capabilities: migrationCaps({ postcopy }) });
       return runState(q);
     });
     if (status !== 'inmigrate') {
@@ -82,22 +116,32 @@ export async function acceptInstance(f: QemuFrame, inst: RpcInstance, migrationI
 /**
  * Ganeti's MigrateInstance: `stop` first for a non-live migration, the return-path capability,
  * the instance's bandwidth and downtime, then `migrate` (which returns at once). A migration
- * already under way to the same target is re-attached.
+ * already under way to the same target is re-attached. With `settings` (the migration's policy):
+ * its bandwidth and downtime instead, and the `auto-converge` and `postcopy-ram` capabilities.
  */
-export async function instanceMigrate(f: QemuFrame, inst: RpcInstance, target: MigrationTarget, live: boolean): Promise<void> {
+export async function instanceMigrate(
+  f: QemuFrame,
+  inst: RpcInstance,
+  target: MigrationTarget,
+  live: boolean,
+  settings?: HvMigrationSettings,
+): Promise<void> {
   const P = 'Failed to migrate instance: ';
+  const s = settings ? checked(HvMigrationSettingsSchema, settings, P) : undefined;
+  const bandwidth = s?.bandwidth ?? inst.hvparams.migration_bandwidth;
+  const downtimeMs = s?.downtimeMs ?? inst.hvparams.migration_downtime;
   return f.rpc('instance_migrate', inst.name, `${target.node}:${target.port} ${live ? 'live' : 'non-live'}`, P, async (ctx) => {
     const found = f.files.locate(inst.name);
     if (!found?.pid) return fail(`${P}Instance not running, cannot migrate`);
     const { meta, pid } = found as { meta: QemuMeta; pid: number };
-    const status = await f.qmp(meta, async (q) => {
+    const { status, migrate } = await f.qmp(meta, async (q) => {
       const st = await runState(q);
       if (st === 'inmigrate') return fail(`${P}Instance not running, cannot migrate`);
       const cur = await q.execute<QueryMigrate>('query-migrate');
       const m = meta.migration;
       const sameTarget = !!m && m.targetNode === target.node && m.ip === target.ip && m.port === target.port;
       if (cur.status && (IN_FLIGHT.has(cur.status) || cur.status === 'completed')) {
-        if (sameTarget) return st; // already under way (a retried call): re-attach
+        if (sameTarget) return { status: st, migrate: cur }; // already under way (a retried call): re-attach
         return fail(
           cur.status === 'completed'
             ? `${P}Can't migrate the vm that was paused due to previous migration`
@@ -105,64 +149,29 @@ export async function instanceMigrate(f: QemuFrame, inst: RpcInstance, target: M
         );
       }
       // Recorded before `migrate`, so a retry after a crash knows this migration is ours.
-      meta.migration = { targetNode: target.node, ip: target.ip, port: target.port, live, startedAt: Date.now() };
+      meta.migration = {
+        targetNode: target.node,
+        ip: target.ip,
+        port: target.port,
+        live,
+        startedAt: Date.now(),
+        ...(s ? { settings: s } : {}),
+        downtimeMs,
+      };
       f.files.writeMeta(meta);
       if (!live && st === 'running') await q.execute('stop');
-      await q.execute('migrate-set-capabilities', { capabilities: migrationCaps() });
+      await q.execute('migrate-set-capabilities', { capabilities: migrationCaps(s) });
       await q.execute('migrate-set-parameters', {
-        'max-bandwidth': inst.hvparams.migration_bandwidth * MiB,
-        'downtime-limit': inst.hvparams.migration_downtime,
-        'max-postcopy-bandwidth': inst.hvparams.migration_bandwidth * MiB,
+        'max-bandwidth': bandwidth * MiB,
+        'downtime-limit': downtimeMs,
+        'max-postcopy-bandwidth': bandwidth * MiB,
       });
       await q.execute('migrate', { uri: `tcp:${target.ip}:${target.port}` });
-      return runState(q);
+      // The same monitor session answers what the mirror records (a reconnect costs a greeting and a handshake).
+      return { status: await runState(q), migrate: await q.execute<QueryMigrate>('query-migrate') };
     });
-    const migrate = await f.qmp(meta, (q) => q.execute<QueryMigrate>('query-migrate'));
     ctx.mirror(inst.name, { meta, pid, status, migrate });
   });
-}
-
-/**
- * Ganeti's GetMigrationStatus from `query-migrate`, with transferred/total RAM in MiB. QEMU 7.2 can
- * answer the first `completed` with zero timings; the driver then asks again until they are set.
- */
-export async function instanceGetMigrationStatus(f: QemuFrame, inst: RpcInstance): Promise<MigrationStatusPayload> {
-  return f.rpc(
-    'instance_get_migration_status',
-    inst.name,
-    undefined,
-    'Failed to get the migration status: ',
-    async (ctx) => {
-      const found = f.files.locate(inst.name);
-      if (!found?.pid) {
-        f.files.dropIfStale(found);
-        ctx.mirror(inst.name, null);
-        return fail(`Instance ${inst.name} is not running on ${f.node}`);
-      }
-      const { meta, pid } = found as { meta: QemuMeta; pid: number };
-      const { migrate, status } = await f.qmp(meta, async (q) => {
-        let m = await q.execute<QueryMigrate>('query-migrate');
-        if (m.status && IN_FLIGHT.has(m.status) && f.statusWaitMs > 0) {
-          // Events are on (migrate-set-capabilities "events"): wait a little for the end of the
-          // transfer rather than answering "active" and being asked again a poll interval later;
-          // then answer with a fresh query either way.
-          await q.waitEvent((e) => e.event === 'MIGRATION' && !IN_FLIGHT.has(String(e.data?.status ?? 'active')), f.statusWaitMs);
-          m = await q.execute<QueryMigrate>('query-migrate');
-        }
-        for (let i = 0; m.status === 'completed' && !m['total-time'] && i < 20; i++) {
-          await sleep(25);
-          m = await q.execute<QueryMigrate>('query-migrate');
-        }
-        return { migrate: m, status: await runState(q) };
-      });
-      ctx.mirror(inst.name, { meta, pid, status, migrate });
-      // QEMU's own account of a finished migration, kept in the RPC log (`sim log`).
-      if (migrate.status === 'completed') ctx.detail = migrationSummary(migrate);
-      else if (migrate.status === 'failed') ctx.detail = `failed: ${migrate['error-desc'] ?? 'no error given'}`;
-      return statusPayload(migrate);
-    },
-    true,
-  );
 }
 
 /**
@@ -205,7 +214,7 @@ export async function instanceFinalizeMigrationDst(
       let st = await runState(q);
       // The source reported completion; the destination may need a moment to switch over.
       while ((st === 'inmigrate' || st === 'finish-migrate') && Date.now() < deadline) {
-        await sleep(20);
+        await sleep(5);
         st = await runState(q);
       }
       if (st === 'paused') {
@@ -229,8 +238,8 @@ export async function instanceFinalizeMigrationDst(
  * Ganeti's FinalizeMigrationSource. Success: QEMU must report the migration completed (with the
  * return path, the destination has then loaded the state) before the source is told to `quit`.
  * Failure: a migration still running is cancelled, and a paused source is resumed (`cont`) — unless
- * the transfer completed: then the destination holds the current state and this copy is stale, so it
- * is never resumed (a deviation from Ganeti).
+ * the transfer completed, or post-copy started: then the destination holds the current state and this
+ * copy is stale, so it is never resumed (a deviation from Ganeti).
  */
 export async function instanceFinalizeMigrationSrc(f: QemuFrame, inst: RpcInstance, success: boolean, _live: boolean): Promise<void> {
   const P = 'Failed to finalize the migration on the source node: ';
@@ -261,6 +270,8 @@ export async function instanceFinalizeMigrationSrc(f: QemuFrame, inst: RpcInstan
     }
     const status = await f.qmp(meta, async (q) => {
       let m = await q.execute<QueryMigrate>('query-migrate');
+      // Post-copy (recorded before it was asked for, or seen): never cancelled, never resumed.
+      if (meta.migration?.postcopy || m.status?.startsWith('postcopy')) return 'postcopy';
       if (m.status === 'completed' || (await runState(q)) === 'postmigrate') return 'completed';
       if (m.status && (IN_FLIGHT.has(m.status) || m.status === 'cancelling')) {
         if (m.status !== 'cancelling') await q.execute('migrate_cancel');
@@ -277,9 +288,9 @@ export async function instanceFinalizeMigrationSrc(f: QemuFrame, inst: RpcInstan
       }
       return st;
     });
-    if (status === 'completed') {
+    if (status === 'completed' || status === 'postcopy') {
       ctx.mirror(inst.name, { meta, pid, status: 'postmigrate' });
-      return fail(`${P}${staleCopyRefusal(inst.name)}`);
+      return fail(`${P}${status === 'postcopy' ? postcopyRefusal(inst.name) : staleCopyRefusal(inst.name)}`);
     }
     delete meta.migration;
     f.files.writeMeta(meta);

@@ -3,8 +3,9 @@
  * `NodeRpc`, composed with a storage side it does not own.
  *
  * - Hypervisor RPCs (node_info, instance_*, migration_info, accept, migrate, status, finalize,
- *   balloon, shutdown, start) act on real qemu-system-x86_64 processes, one per instance and node
- *   (info.ts, migration.ts, lifecycle.ts, in the RPC frame of frame.ts).
+ *   balloon, shutdown, start, migration control) act on real qemu-system-x86_64 processes, one per
+ *   instance and node (info.ts, migration.ts, migration-status.ts, lifecycle.ts, in the RPC frame of
+ *   frame.ts).
  * - Block-device and DRBD RPCs, and bridges_exist, are the injected storage side's (the simulated
  *   node: there is no DRBD on a test machine, and NICs are not attached).
  * - Every hypervisor RPC records what it observed of the real process in the injected hardware
@@ -19,29 +20,23 @@
  * its own process group and outlives the agent.
  */
 import type { RpcInstance } from '../../domain/instance.js';
-import {
-  NodeRpcError,
-  type BlockdevStatus,
-  type HvAcceptSettings,
-  type HvMigrationSettings,
-  type MigrationControl,
-  type MigrationStatusPayload,
-  type MigrationTarget,
-  type NodeRpc,
-  type WaitSyncPayload,
+import type {
+  BlockdevStatus,
+  HvAcceptSettings,
+  HvMigrationSettings,
+  MigrationControl,
+  MigrationStatusPayload,
+  MigrationTarget,
+  NodeRpc,
+  WaitSyncPayload,
 } from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import type { Located, QemuMeta } from './files.js';
 import { QemuFrame, type QemuNodeDeps, type QemuNodeOptions } from './frame.js';
 import { instanceInfo, instanceList, instanceMigratable, migrationInfo, nodeInfo } from './info.js';
 import { instanceBalloonMemory, instanceShutdown, instanceStart } from './lifecycle.js';
-import {
-  acceptInstance,
-  instanceFinalizeMigrationDst,
-  instanceFinalizeMigrationSrc,
-  instanceGetMigrationStatus,
-  instanceMigrate,
-} from './migration.js';
+import { acceptInstance, instanceFinalizeMigrationDst, instanceFinalizeMigrationSrc, instanceMigrate } from './migration.js';
+import { instanceGetMigrationStatus, instanceMigrationControl, instanceWaitMigrationEvent } from './migration-status.js';
 import type { Accel } from './runtime.js';
 
 export type { QemuNodeDeps, QemuNodeOptions } from './frame.js';
@@ -138,18 +133,20 @@ export class QemuNode implements NodeRpc {
 
   // ---- migration ------------------------------------------------------------------------------
 
-  // The migration settings (issue 14) are not applied by this driver yet: without them it does what
-  // it always did (bandwidth and downtime from the instance's hvparams).
-  acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string, _settings?: HvAcceptSettings): Promise<{ port: number }> {
-    return acceptInstance(this.f, inst, migrationInfo, targetIp);
+  acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string, settings?: HvAcceptSettings): Promise<{ port: number }> {
+    return acceptInstance(this.f, inst, migrationInfo, targetIp, settings);
   }
 
-  instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean, _settings?: HvMigrationSettings): Promise<void> {
-    return instanceMigrate(this.f, inst, target, live);
+  instanceMigrate(inst: RpcInstance, target: MigrationTarget, live: boolean, settings?: HvMigrationSettings): Promise<void> {
+    return instanceMigrate(this.f, inst, target, live, settings);
   }
 
   instanceMigrationControl(inst: RpcInstance, control: MigrationControl): Promise<MigrationStatusPayload> {
-    return Promise.reject(new NodeRpcError(`Cannot change the migration of ${inst.name} (${control.action}): not supported yet`));
+    return instanceMigrationControl(this.f, inst, control);
+  }
+
+  instanceWaitMigrationEvent(inst: RpcInstance, timeoutMs: number): Promise<MigrationStatusPayload> {
+    return instanceWaitMigrationEvent(this.f, inst, timeoutMs);
   }
 
   instanceGetMigrationStatus(inst: RpcInstance): Promise<MigrationStatusPayload> {

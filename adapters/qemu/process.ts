@@ -96,7 +96,7 @@ export async function waitGone(pid: number, timeoutMs: number): Promise<boolean>
   const deadline = Date.now() + timeoutMs;
   while (pidAlive(pid)) {
     if (Date.now() > deadline) return false;
-    await sleep(20);
+    await sleep(5);
   }
   return true;
 }

@@ -149,21 +149,24 @@ export class QmpClient {
 
   /**
    * Resolves with the first event (already received on this connection, or arriving within
-   * `timeoutMs`) that satisfies `pred`; null on timeout or a closed connection.
+   * `timeoutMs`) that satisfies `pred`; null on timeout, a closed connection or an aborted `signal`.
    */
-  async waitEvent(pred: (e: QmpEvent) => boolean, timeoutMs: number): Promise<QmpEvent | null> {
+  async waitEvent(pred: (e: QmpEvent) => boolean, timeoutMs: number, signal?: AbortSignal): Promise<QmpEvent | null> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.events.find(pred);
       if (hit) return hit;
       const left = deadline - Date.now();
-      if (left <= 0 || this.closed) return null;
+      if (left <= 0 || this.closed || signal?.aborted) return null;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.eventWaiters.push(() => {
+        const done = () => {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
           resolve();
-        });
+        };
+        const timer = setTimeout(done, left);
+        signal?.addEventListener('abort', done);
+        this.eventWaiters.push(done);
       });
     }
   }

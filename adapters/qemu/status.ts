@@ -13,7 +13,18 @@ export interface QueryMigrate {
   'total-time'?: number;
   downtime?: number;
   'error-desc'?: string;
-  ram?: { transferred: number; total: number; remaining: number };
+  /** Auto-converge's vCPU throttle, percent (only while it throttles). */
+  'cpu-throttle-percentage'?: number;
+  ram?: {
+    transferred: number;
+    total: number;
+    remaining: number;
+    /** Pages per second the guest dirtied over the last period. */
+    'dirty-pages-rate'?: number;
+    'page-size'?: number;
+    /** Passes over the guest memory (bitmap syncs). */
+    'dirty-sync-count'?: number;
+  };
 }
 
 /** A live process of ours and what QMP said about it. */
@@ -61,12 +72,22 @@ export const IN_FLIGHT = new Set([
   'postcopy-recover',
 ]);
 
-export function statusPayload(m: QueryMigrate): MigrationStatusPayload {
+const mib = (bytes: number) => Math.round((bytes / MiB) * 100) / 100;
+
+/** `query-migrate` in Ganeti's terms; `downtimeLimitMs`: what the driver last set (it is the only one who sets it). */
+export function statusPayload(m: QueryMigrate, downtimeLimitMs?: number): MigrationStatusPayload {
   const out: MigrationStatusPayload = { status: ganetiStatus(m.status) };
   if (m.ram) {
-    out.transferredRam = Math.round((m.ram.transferred / MiB) * 100) / 100;
-    out.totalRam = Math.round((m.ram.total / MiB) * 100) / 100;
+    out.transferredRam = mib(m.ram.transferred);
+    out.totalRam = mib(m.ram.total);
+    if (m.status && IN_FLIGHT.has(m.status)) {
+      out.remainingRam = mib(m.ram.remaining);
+      if (m.ram['dirty-pages-rate'] !== undefined) out.dirtyRate = mib(m.ram['dirty-pages-rate'] * (m.ram['page-size'] ?? 4096));
+      if (m.ram['dirty-sync-count'] !== undefined) out.passes = m.ram['dirty-sync-count'];
+    }
   }
+  if (m['cpu-throttle-percentage'] !== undefined) out.throttlePercent = m['cpu-throttle-percentage'];
+  if (downtimeLimitMs !== undefined && m.status && m.status !== 'none') out.downtimeLimitMs = downtimeLimitMs;
   if (m['error-desc']) out.error = m['error-desc'];
   return out;
 }
@@ -94,12 +115,17 @@ export function observedProcess(o: Observed): ObservedProcess {
   return p;
 }
 
-/** The capabilities every migration runs with, on both ends. */
-export function migrationCaps() {
+/**
+ * The capabilities a migration runs with, on both ends: every one the driver uses is set, off unless
+ * asked for (QEMU keeps them across migrations of one process).
+ */
+export function migrationCaps(o: { autoConverge?: boolean; postcopy?: boolean } = {}) {
   return [
     { capability: 'events', state: true },
     // Without it a destination that rejects the state leaves the source "completed" and the guest nowhere.
     { capability: 'return-path', state: true },
+    { capability: 'auto-converge', state: o.autoConverge ?? false },
+    { capability: 'postcopy-ram', state: o.postcopy ?? false },
   ];
 }
 

@@ -28,6 +28,16 @@ import { useServer, type Workers } from '../helpers/temporal.js';
 export const TEST_GUEST: GuestOptions = { fillMb: 32, hlt: true, hz: 100 };
 export const TEST_MEMORY = 128;
 
+/**
+ * A guest that dirties memory faster than `DIRTY_BANDWIDTH` lets a migration send it: every ms it
+ * writes the next 2 pages of a 2 MiB working set (~8 MiB/s at 1000 Hz), so each 0.5 s pass over the
+ * working set finds all of it dirty again and a precopy migration at 4 MiB/s never converges; a
+ * vCPU throttled by auto-converge writes fewer pages, and a stopped or post-copy source none.
+ */
+export const DIRTY_GUEST: GuestOptions = { fillMb: 0, wsMb: 2, walkPages: 2, hlt: true, hz: 1000 };
+/** migration_bandwidth (MiB/s) at which DIRTY_GUEST does not converge. */
+export const DIRTY_BANDWIDTH = 4;
+
 export interface QemuClusterOptions extends TestClusterOptions {
   /** Instances kept in the cluster and booted for real on their primary (default: web1). */
   instances?: string[];
@@ -123,14 +133,15 @@ export async function killClusterQemus(home: string): Promise<number> {
   return pids.length;
 }
 
-export function useQemuHarness() {
+/** `guest`: the guest every instance of this file's clusters boots (default TEST_GUEST). */
+export function useQemuHarness(guest: GuestOptions = TEST_GUEST) {
   const server = useServer();
   let guestDir = '';
   let kernel = '';
   beforeAll(() => {
     ensureCommand('as', 'binutils');
     guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
-    kernel = buildGuest(guestDir, TEST_GUEST); // assembled from adapters/qemu/guest/heartbeat.S now
+    kernel = buildGuest(guestDir, guest); // assembled from adapters/qemu/guest/heartbeat.S now
   });
   afterAll(() => {
     rmSync(guestDir, { recursive: true, force: true });

@@ -6,9 +6,11 @@
  *   0x1f0000  heartbeat counter, incremented once per main-loop pass
  *   0x1f0004  marker 0xc0ffee00 (tells a booted guest from uninitialised RAM)
  *   2 MiB ..  FILL_MB MiB made non-zero once at boot (so migration must send them), then
- *             WS_MB MiB whose every page is written on every pass (dirtied memory)
+ *             WS_MB MiB whose every page is written on every pass (dirtied memory), or with
+ *             WALK > 0 only the next WALK pages of it per pass, walking round it (a steady dirty
+ *             rate of WALK pages per pass that a throttled CPU slows down)
  *
- * Build-time knobs (--defsym): FILL_MB, WS_MB, DELAY (spin iterations per pass), HLT (1: wait for
+ * Build-time knobs (--defsym): FILL_MB, WS_MB, WALK, DELAY (spin iterations per pass), HLT (1: wait for
  * the next timer tick each pass, so an idle guest costs almost no host CPU; 0: run flat out),
  * HZ (timer rate when HLT=1).
  *
@@ -22,6 +24,9 @@
         .endif
         .ifndef WS_MB
         .set WS_MB, 0
+        .endif
+        .ifndef WALK
+        .set WALK, 0
         .endif
         .ifndef DELAY
         .set DELAY, 0
@@ -146,11 +151,29 @@ main:
         outw %ax, %dx
 3:
         .if WS_MB
+        .if WALK
+        /* Toggle CR0.WP (meaningless without paging) so that QEMU flushes its TLB: under tcg a
+           page whose TLB entry is already dirty is not tracked again after a migration bitmap
+           sync until the entry is refilled, and this guest never flushes on its own. */
+        movl %cr0, %eax
+        xorl $0x10000, %eax
+        movl %eax, %cr0
+        movl walk_at, %edi
+        movl $WALK, %ecx
+4:      incl (%edi)
+        addl $4096, %edi
+        cmpl $(REGION + (FILL_MB + WS_MB) * 0x100000), %edi
+        jb 6f
+        movl $(REGION + FILL_MB * 0x100000), %edi
+6:      loop 4b
+        movl %edi, walk_at
+        .else
         movl $(REGION + FILL_MB * 0x100000), %edi
         movl $(WS_MB * 256), %ecx
 4:      incl (%edi)
         addl $4096, %edi
         loop 4b
+        .endif
         .endif
 
         .if DELAY
@@ -165,6 +188,10 @@ irq_stub:
         outb %al, $0x20
         popl %eax
         iret
+
+        .align 4
+walk_at:
+        .long REGION + FILL_MB * 0x100000
 
         .align 8
 gdt:
