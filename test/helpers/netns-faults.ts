@@ -10,20 +10,20 @@ import { ensureCommand } from './system-packages.js';
 /**
  * Cuts the node off `net`: every packet from or to the node's address on it is refused (TCP with
  * a reset, everything else dropped), as a firewall or a dead switch port the kernel reports. On
- * the management network the agent's connection to Temporal is held instead of reset (dropped
- * silently), as a cable pulled: it resumes when the link returns.
+ * the management network, or when `silent`, everything is dropped instead, as a cable pulled:
+ * nobody is told, connections hang, and resume when the link returns.
  */
-export function partition(hosts: NetHosts, node: string, net: Net): void {
+export function partition(hosts: NetHosts, node: string, net: Net, o: { silent?: boolean } = {}): void {
   const h = hosts.host(node);
   ensureCommand('nft', 'nftables');
   const table = `${hosts.id}${net}`;
   const iface = `${h.link[net]}i`;
-  const verdict = net === 'r' ? 'reject with tcp reset' : 'drop';
+  const verdict = net === 'r' && !o.silent ? 'reject with tcp reset' : 'drop';
   const rules = [
     `table inet ${table} {`,
     `  chain in { type filter hook input priority 0; policy accept; iifname "${iface}" meta l4proto tcp ${verdict}; iifname "${iface}" drop; }`,
     // The resets the input chain sends go out through the output chain: let them pass.
-    `  chain out { type filter hook output priority 0; policy accept; oifname "${iface}" tcp flags & rst == rst ${net === 'r' ? 'accept' : 'drop'}; oifname "${iface}" meta l4proto tcp ${verdict}; oifname "${iface}" drop; }`,
+    `  chain out { type filter hook output priority 0; policy accept; oifname "${iface}" tcp flags & rst == rst ${verdict === 'drop' ? 'drop' : 'accept'}; oifname "${iface}" meta l4proto tcp ${verdict}; oifname "${iface}" drop; }`,
     '}',
   ].join('\n');
   execFileSync('ip', ['netns', 'exec', h.ns, 'nft', '-f', '-'], { input: rules });

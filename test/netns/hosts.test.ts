@@ -4,8 +4,9 @@
  * runs as its own process inside its namespace with the QEMU backend, and starts its guests there;
  * Temporal, the orchestrator and this test stay in the root namespace. The migration stream goes
  * from the source's namespace to the target's over the veth links, and network faults are real:
- * a partition of the target's replication link during the transfer, a partition of the source's
- * agent from Temporal during the wait, a bandwidth cap on the target's link. After each, the guest
+ * a partition of the target's replication link during the transfer (refused, or silent until the
+ * progress timeout), a partition of the source's agent from Temporal during the wait, a bandwidth
+ * cap on the target's link. After each, the guest
  * runs on exactly one node, counting on, and the configuration agrees.
  *
  * Latency (`tc netem`) is not tested: this kernel has no netem qdisc (sch_netem); the cap uses tbf.
@@ -192,6 +193,25 @@ describe('nodes as network hosts', () => {
     expect(err.message).toMatch(/Could not migrate instance web1/);
     expect(err.feedback).toContain('Migration failed, aborting');
     // Exactly one copy: the source's, running and counting on; the target's incoming QEMU is gone.
+    expect(q.pid('node2', 'web1')).toBeNull();
+    await expectGuestRunsOn(q, 'node1', during);
+    expect(q.c.instance('web1').primaryNode).toBe('node1');
+    expect(checkInvariants({ kind: 'reverted', source: 'node1', target: 'node2' }, q.c.instance('web1'), q.c.status('web1'))).toEqual([]);
+  });
+
+  test('the target silently cut off its replication network: the stalled transfer hits its progress timeout, abort and revert', async () => {
+    const q = await hostCluster({ migration_bandwidth: 4 });
+    const handle = await start(env, q.c, { instance: 'web1', policy: { progressTimeoutSec: 3, onTimeout: 'abort' } });
+    await waitForTransfer(q, 'node1');
+    const during = await q.heartbeat('node1', 'web1');
+    partition(hosts, 'node2', 'r', { silent: true }); // no reset: the stream just stops moving
+    cleanups.push(() => heal(hosts, 'node2', 'r'));
+    const t0 = Date.now();
+
+    const err = failure(await outcomeOf(operationResult(handle)));
+    expect(Date.now() - t0).toBeLessThan(3_000 + 30_000);
+    expect(err.feedback).toContain('Migration timed out, aborting');
+    expect(err.feedback.some((l) => /progress timeout/.test(l))).toBe(true);
     expect(q.pid('node2', 'web1')).toBeNull();
     await expectGuestRunsOn(q, 'node1', during);
     expect(q.c.instance('web1').primaryNode).toBe('node1');
