@@ -306,10 +306,11 @@ const CASES: Case[] = [
     expect: { ...wrongInput, message: /invalid migration policy: on timeout 'postcopy' needs post-copy to be allowed/ },
   },
   {
+    // Not 'instance/nosuch': the refused `instance migrate nosuch` above leaves a finished run of that ID.
     name: 'job force-complete of an operation that does not exist',
     kind: 'cli',
-    run: () => viaCli(['job', 'force-complete', 'instance/nosuch']),
-    expect: { type: 'NotFound', exit: 3, message: /no operation instance\/nosuch/ },
+    run: () => viaCli(['job', 'force-complete', 'instance/neverstarted']),
+    expect: { type: 'NotFound', exit: 3, message: /no operation instance\/neverstarted/ },
   },
   { name: 'sim log --tail -5', kind: 'cli', run: () => viaCli(['sim', 'log', '--tail', '-5']), expect: usage },
   { name: 'sim set --sync-rate 2x', kind: 'cli', run: () => viaCli(['sim', 'set', '--sync-rate', '2x']), expect: usage },
