@@ -3,23 +3,20 @@
  * processes, its idempotency, re-attaching from a fresh driver object (what a restarted node agent
  * is), the identity check against pid reuse, and the hardware-document mirror.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { NodeRpcError } from '../../domain/ports.js';
-import { buildGuest, parseXp, readHeartbeat } from '../../adapters/qemu/guest.js';
-import type { QemuNode, QemuNodeOptions } from '../../adapters/qemu/node.js';
+import { parseXp, readHeartbeat } from '../../adapters/qemu/guest.js';
+import type { QemuNode } from '../../adapters/qemu/node.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
 import { ganetiStatus } from '../../adapters/qemu/status.js';
 import { setPower } from '../../adapters/sim/cluster.js';
-import { qemuNode } from '../../worker/backends.js';
-import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { ensureCommand } from '../helpers/system-packages.js';
-import { killClusterQemus, TEST_GUEST, TEST_MEMORY } from './qemu-harness.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { TEST_GUEST, TEST_MEMORY, useDriverFixture } from './qemu-harness.js';
 
 /** Polls `cond` until it holds (true) or `ms` pass (false): a slow machine is waited for, never a fixed pause. */
 async function within(ms: number, cond: () => boolean | Promise<boolean>): Promise<boolean> {
@@ -35,42 +32,9 @@ async function within(ms: number, cond: () => boolean | Promise<boolean>): Promi
 const bootedWithin = (qmpPath: string, ms: number) =>
   within(ms, async () => (await readHeartbeat(qmpPath).catch(() => ({ booted: false }))).booted);
 
-let guestDir = '';
-let kernel = '';
-beforeAll(() => {
-  ensureCommand('as', 'binutils');
-  guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
-  kernel = buildGuest(guestDir, TEST_GUEST);
-});
-afterAll(() => rmSync(guestDir, { recursive: true, force: true }));
-
-const clusters: TestCluster[] = [];
-const drivers: QemuNode[] = [];
-afterEach(async () => {
-  for (const d of drivers.splice(0)) d.close();
-  for (const c of clusters.splice(0)) {
-    await killClusterQemus(c.home);
-    c.remove();
-  }
-});
-
-async function cluster(): Promise<TestCluster> {
-  const c = await createTestCluster({
-    configure: (cfg) => {
-      Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${21 + i}`));
-      for (const name of Object.keys(cfg.instances)) if (name !== 'web1') delete cfg.instances[name];
-      cfg.instances.web1!.beparams = { ...cfg.instances.web1!.beparams, maxmem: TEST_MEMORY, minmem: TEST_MEMORY / 2 };
-    },
-  });
-  clusters.push(c);
-  return c;
-}
-
-function driver(c: TestCluster, node: string, o: Partial<QemuNodeOptions> = {}): QemuNode {
-  const d = qemuNode({ home: c.home, node, kernel, watchMs: 0, ...o });
-  drivers.push(d);
-  return d;
-}
+const fx = useDriverFixture(TEST_GUEST, 21);
+const cluster = () => fx.cluster();
+const driver = fx.driver;
 
 const ri = (c: TestCluster, node: string, instance = 'web1'): RpcInstance => rpcInstanceFor(c.cfg(), c.instance(instance), node);
 

@@ -5,64 +5,25 @@
  * raised downtime limit each complete it; the migration's end is seen by QEMU's event as soon as the
  * transfer ends. After each migration exactly one QEMU runs the guest, and its heartbeat counts on there.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { NodeRpcError, type MigrationControl, type MigrationStatusPayload } from '../../domain/ports.js';
-import { buildGuest, readHeartbeat } from '../../adapters/qemu/guest.js';
-import type { QemuNode, QemuNodeOptions } from '../../adapters/qemu/node.js';
+import { readHeartbeat } from '../../adapters/qemu/guest.js';
+import type { QemuNode } from '../../adapters/qemu/node.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
 import type { QueryMigrate } from '../../adapters/qemu/status.js';
-import { qemuNode } from '../../worker/backends.js';
-import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
-import { ensureCommand } from '../helpers/system-packages.js';
-import { DIRTY_BANDWIDTH, DIRTY_GUEST, killClusterQemus, TEST_MEMORY } from './qemu-harness.js';
+import type { TestCluster } from '../helpers/cluster.js';
+import { DIRTY_BANDWIDTH, DIRTY_GUEST, useDriverFixture } from './qemu-harness.js';
 
 const MiB = 1024 * 1024;
 
-let guestDir = '';
-let kernel = '';
-beforeAll(() => {
-  ensureCommand('as', 'binutils');
-  guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
-  kernel = buildGuest(guestDir, DIRTY_GUEST);
-});
-afterAll(() => rmSync(guestDir, { recursive: true, force: true }));
-
-const clusters: TestCluster[] = [];
-const drivers: QemuNode[] = [];
-afterEach(async () => {
-  for (const d of drivers.splice(0)) d.close();
-  for (const c of clusters.splice(0)) {
-    await killClusterQemus(c.home);
-    c.remove();
-  }
-});
-
+const fx = useDriverFixture(DIRTY_GUEST, 31);
 /** web1 alone, 128 MiB, migrating at `bandwidth` MiB/s; node2's secondary IP is 127.0.1.32. */
-async function cluster(bandwidth = DIRTY_BANDWIDTH): Promise<TestCluster> {
-  const c = await createTestCluster({
-    configure: (cfg) => {
-      Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${31 + i}`));
-      for (const name of Object.keys(cfg.instances)) if (name !== 'web1') delete cfg.instances[name];
-      const web1 = cfg.instances.web1!;
-      web1.beparams = { ...web1.beparams, maxmem: TEST_MEMORY, minmem: TEST_MEMORY / 2 };
-      web1.hvparams = { ...web1.hvparams, migration_bandwidth: bandwidth };
-    },
-  });
-  clusters.push(c);
-  return c;
-}
-
-function driver(c: TestCluster, node: string, o: Partial<QemuNodeOptions> = {}): QemuNode {
-  const d = qemuNode({ home: c.home, node, kernel, watchMs: 0, ...o });
-  drivers.push(d);
-  return d;
-}
+const cluster = (bandwidth = DIRTY_BANDWIDTH) => fx.cluster({ migration_bandwidth: bandwidth });
+const driver = fx.driver;
 
 const ri = (c: TestCluster, node: string): RpcInstance => rpcInstanceFor(c.cfg(), c.instance('web1'), node);
 

@@ -10,11 +10,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { buildGuest, readHeartbeat, type GuestOptions } from '../../adapters/qemu/guest.js';
 import type { QemuMeta } from '../../adapters/qemu/files.js';
 import type { QemuNode } from '../../adapters/qemu/node.js';
+import type { QemuNodeOptions } from '../../adapters/qemu/frame.js';
 import { isOurQemu, killPid, qemuProcessesMentioning } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
 import { qmpArg } from '../../adapters/qemu/runtime.js';
@@ -181,6 +182,52 @@ export function useQemuHarness(guest: GuestOptions = TEST_GUEST) {
       }
       await w.all();
       return q;
+    },
+  };
+}
+
+/**
+ * The driver-level fixture (no Temporal): `guest` assembled once per file; per test a cluster of web1
+ * alone (128 MiB, `hvparams`) whose node i has the secondary IP 127.0.1.<ipBase+i>, and drivers on
+ * it; every cluster's QEMU processes are killed and its drivers closed after the test.
+ */
+export function useDriverFixture(guest: GuestOptions, ipBase: number) {
+  let guestDir = '';
+  let kernel = '';
+  beforeAll(() => {
+    ensureCommand('as', 'binutils');
+    guestDir = mkdtempSync(join(tmpdir(), 'ganeti-temporal-guest-'));
+    kernel = buildGuest(guestDir, guest);
+  });
+  afterAll(() => rmSync(guestDir, { recursive: true, force: true }));
+  const clusters: TestCluster[] = [];
+  const drivers: QemuNode[] = [];
+  afterEach(async () => {
+    for (const d of drivers.splice(0)) d.close();
+    for (const c of clusters.splice(0)) {
+      await killClusterQemus(c.home);
+      c.remove();
+    }
+  });
+  return {
+    kernel: () => kernel,
+    async cluster(hvparams: ClusterConfig['instances'][string]['hvparams'] = {}): Promise<TestCluster> {
+      const c = await createTestCluster({
+        configure: (cfg) => {
+          Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${ipBase + i}`));
+          for (const name of Object.keys(cfg.instances)) if (name !== 'web1') delete cfg.instances[name];
+          const web1 = cfg.instances.web1!;
+          web1.beparams = { ...web1.beparams, maxmem: TEST_MEMORY, minmem: TEST_MEMORY / 2 };
+          web1.hvparams = { ...web1.hvparams, ...hvparams };
+        },
+      });
+      clusters.push(c);
+      return c;
+    },
+    driver(c: TestCluster, node: string, o: Partial<QemuNodeOptions> = {}): QemuNode {
+      const d = qemuNode({ home: c.home, node, kernel, watchMs: 0, ...o });
+      drivers.push(d);
+      return d;
     },
   };
 }
