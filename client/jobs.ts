@@ -4,7 +4,7 @@
  * the step checklist and feedback from the workflow's `progress` query.
  */
 import { WorkflowUpdateFailedError, type Client, type WorkflowExecutionInfo, type WorkflowHandle } from '@temporalio/client';
-import type { Payload } from '@temporalio/common';
+import type { Payload, UpdateDefinition } from '@temporalio/common';
 import type { SyncHeartbeat } from '../activities/disks.js';
 import type { MigrationHeartbeat } from '../activities/hypervisor.js';
 import { workflowIdFor } from '../domain/naming.js';
@@ -176,18 +176,7 @@ export async function abortOperation(client: Client, idOrInstance: string, reaso
   const req = AbortRequestSchema.safeParse(reason ? { reason } : {});
   if (!req.success) throw new PrereqFailedError(`abort: ${describeZodError(req.error)}`, 'wrong_input');
   const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
-  try {
-    return await handle.executeUpdate(abortUpdate, { args: [reason ? { reason } : {}] });
-  } catch (e) {
-    if (e instanceof WorkflowUpdateFailedError) throw new AbortRefusedError(e.cause?.message ?? e.message);
-    // The server refuses updates to a closed workflow before any validator runs.
-    const status = await handle.describe().then(
-      (d) => d.status.name,
-      () => null,
-    );
-    if (status && status !== 'RUNNING') throw new AbortRefusedError(`the operation ${handle.workflowId} has already finished (${status})`);
-    throw e;
-  }
+  return sendUpdate(handle, abortUpdate, reason ? { reason } : {}, (m) => new AbortRefusedError(m));
 }
 
 /** The operation refused a force-complete (no memory transfer running, post-copy already, finished). */
@@ -205,16 +194,28 @@ export async function forceCompleteOperation(client: Client, idOrInstance: strin
   const req = ForceCompleteRequestSchema.safeParse(reason ? { reason } : {});
   if (!req.success) throw new PrereqFailedError(`force-complete: ${describeZodError(req.error)}`, 'wrong_input');
   const handle = client.workflow.getHandle(toWorkflowId(idOrInstance));
+  return sendUpdate(handle, forceCompleteUpdate, reason ? { reason } : {}, (m) => new ForceCompleteRefusedError(m));
+}
+
+/**
+ * Sends an operation's update; its refusal (the validator's reason, or the operation has finished —
+ * the server refuses updates to a closed workflow before any validator runs) is thrown as `refused`.
+ */
+async function sendUpdate<Ret, Arg>(
+  handle: WorkflowHandle,
+  update: UpdateDefinition<Ret, [Arg]>,
+  arg: Arg,
+  refused: (message: string) => OperationError,
+): Promise<Ret> {
   try {
-    return await handle.executeUpdate(forceCompleteUpdate, { args: [reason ? { reason } : {}] });
+    return await handle.executeUpdate(update, { args: [arg] });
   } catch (e) {
-    if (e instanceof WorkflowUpdateFailedError) throw new ForceCompleteRefusedError(e.cause?.message ?? e.message);
+    if (e instanceof WorkflowUpdateFailedError) throw refused(e.cause?.message ?? e.message);
     const status = await handle.describe().then(
       (d) => d.status.name,
       () => null,
     );
-    if (status && status !== 'RUNNING')
-      throw new ForceCompleteRefusedError(`the operation ${handle.workflowId} has already finished (${status})`);
+    if (status && status !== 'RUNNING') throw refused(`the operation ${handle.workflowId} has already finished (${status})`);
     throw e;
   }
 }

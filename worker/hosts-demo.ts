@@ -8,7 +8,7 @@
  * Stopping ends the agents; the hosts are removed unless guests still run in them (QEMU outlives its
  * agent): then they are kept, and the next start reuses them.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ClusterConfig } from '../domain/types.js';
 import { NetHosts } from './netns.js';
 
@@ -47,10 +47,16 @@ export interface HostsDemo {
   stop(): Promise<void>;
 }
 
-/** This worker entry point again, with the same loader (tsx in development), inside `ns`. */
-function entryInNamespace(ns: string, args: string[], env: NodeJS.ProcessEnv, stdio: 'inherit' | 'pipe'): ChildProcess {
-  return spawn('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, process.argv[1]!, ...args], { env, stdio });
-}
+/** This worker entry point again, with the same loader (tsx in development), inside `ns`: `ip`'s arguments. */
+const entryInNamespace = (ns: string, args: string[]): string[] => [
+  'netns',
+  'exec',
+  ns,
+  process.execPath,
+  ...process.execArgv,
+  process.argv[1]!,
+  ...args,
+];
 
 export async function startHostsDemo(o: HostsDemoOptions): Promise<HostsDemo> {
   const nodes = demoNodes(o.cfg);
@@ -72,11 +78,13 @@ export async function startHostsDemo(o: HostsDemoOptions): Promise<HostsDemo> {
     }
   }
   const agents = nodes.map((node) =>
-    entryInNamespace(
-      hosts.host(node).ns,
-      ['node-agent', '--node', node, '--backend', o.backend, '--cluster', o.cfg.cluster.name],
-      env,
-      'inherit',
+    spawn(
+      'ip',
+      entryInNamespace(hosts.host(node).ns, ['node-agent', '--node', node, '--backend', o.backend, '--cluster', o.cfg.cluster.name]),
+      {
+        env,
+        stdio: 'inherit',
+      },
     ),
   );
   return {
