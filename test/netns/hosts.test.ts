@@ -6,10 +6,11 @@
  * from the source's namespace to the target's over the veth links, and network faults are real:
  * a partition of the target's replication link during the transfer (refused, or silent until the
  * progress timeout), a partition of the source's agent from Temporal during the wait, a bandwidth
- * cap on the target's link. After each, the guest
- * runs on exactly one node, counting on, and the configuration agrees.
+ * cap on the target's link, added latency on it. After each, the guest runs on exactly one node,
+ * counting on, and the configuration agrees.
  *
- * Latency (`tc netem`) is not tested: this kernel has no netem qdisc (sch_netem); the cap uses tbf.
+ * The cap uses tbf. Latency uses `tc netem` where the kernel has it; this machine's kernel has no
+ * sch_netem, so there a netfilter queue holds every packet of the link instead (netns-faults.ts).
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -26,7 +27,7 @@ import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster } from '../helpers/cluster.js';
 import { failure, outcomeOf, start } from '../helpers/harness.js';
 import { NetHosts } from '../../worker/netns.js';
-import { capBandwidth, heal, partition, uncap } from '../helpers/netns-faults.js';
+import { addLatency, capBandwidth, heal, partition, removeLatency, roundTripMs, uncap } from '../helpers/netns-faults.js';
 import { ensureCommand } from '../helpers/system-packages.js';
 import { spawnQemuAgent } from '../helpers/processes.js';
 import { startServer, Workers } from '../helpers/temporal.js';
@@ -255,5 +256,31 @@ describe('nodes as network hosts', () => {
     for (let i = 1; i < pct.length; i++) expect(pct[i]!).toBeGreaterThan(pct[i - 1]!);
     await expectGuestRunsOn(q, 'node2', before);
     expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, q.c.instance('web1'), q.c.status('web1'))).toEqual([]);
+  });
+
+  test("added latency and a bandwidth cap on the target's link: the migration completes over the slower link, progress lines rising, the guest keeps running", async () => {
+    const q = await hostCluster({ migration_bandwidth: 64 });
+    const bare = roundTripMs(hosts, 'node1', 'node2', 'r');
+    const method = await addLatency(hosts, 'node2', 'r', 40);
+    cleanups.push(() => removeLatency(hosts, 'node2', 'r'));
+    capBandwidth(hosts, 'node2', 'r', 80); // 10 MB/s
+    cleanups.push(() => uncap(hosts, 'node2', 'r'));
+    const delayed = roundTripMs(hosts, 'node1', 'node2', 'r');
+    expect(delayed, `round trip ${bare} ms before, ${delayed} ms with ${method}`).toBeGreaterThanOrEqual(bare + 75);
+    console.log(`latency added by ${method}: round trip ${bare.toFixed(2)} ms before, ${delayed.toFixed(2)} ms after`);
+    const before = await q.heartbeat('node1', 'web1');
+    const sent = hosts.receivedBytes('node2', 'r');
+    const r = await outcomeOf(start(env, q.c, { instance: 'web1' }).then((h) => operationResult(h)));
+    expect(r.ok, r.ok ? '' : r.error.message).toBe(true);
+    if (!r.ok) return;
+    expect(hosts.receivedBytes('node2', 'r') - sent).toBeGreaterThan(16 * 1024 * 1024);
+    const pct = progressPercents(r.result.feedback);
+    expect(pct.length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < pct.length; i++) expect(pct[i]!).toBeGreaterThan(pct[i - 1]!);
+    await expectGuestRunsOn(q, 'node2', before);
+    expect(checkInvariants({ kind: 'migrated', source: 'node1', target: 'node2' }, q.c.instance('web1'), q.c.status('web1'))).toEqual([]);
+    // The link is as fast as before once the latency is removed.
+    await removeLatency(hosts, 'node2', 'r');
+    expect(roundTripMs(hosts, 'node1', 'node2', 'r')).toBeLessThan(bare + 20);
   });
 });
