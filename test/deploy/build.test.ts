@@ -5,7 +5,9 @@
  * restarted 10 times while the QEMU guest it started runs (SIGTERM or SIGKILL of the agent alone, as
  * systemd's KillMode=process does, or SIGKILL of its whole process group), loses no guest, and the
  * last agent re-attaches: the guest live-migrates through it. The systemd units pass
- * `systemd-analyze verify` where systemd's tools are installed (systemd itself need not run).
+ * `systemd-analyze verify` where systemd's tools are installed, and the agent unit runs under a real
+ * systemd booted in a private namespace (helpers/systemd-boot.ts): `systemctl restart`, stop/start
+ * and kill lose no guest, and the test would see a unit without KillMode=process kill it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ import type { workerWorkflowBundle } from '../../worker/bundle.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { ensureCommand, which } from '../helpers/system-packages.js';
+import { SYSTEMD, Systemd } from '../helpers/systemd-boot.js';
 import { useServer } from '../helpers/temporal.js';
 import { killClusterQemus, TEST_MEMORY } from '../qemu/qemu-harness.js';
 
@@ -298,5 +301,138 @@ test(
     expect(alive()).toBe(false);
     expect(await heartbeat('node2')).toBeGreaterThanOrEqual(before);
     expect(await counting('node2')).toBe(true);
+  },
+);
+
+test.skipIf(!existsSync(SYSTEMD))(
+  'under a real systemd: the agent unit restarted, stopped and killed while its guest runs loses no guest; with KillMode=control-group a restart would kill it',
+  { timeout: 600_000 },
+  async () => {
+    ensureCommand('as', 'binutils');
+    const c = await createTestCluster({
+      configure: (cfg) => {
+        Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${11 + i}`));
+        for (const name of Object.keys(cfg.instances)) {
+          if (name !== 'web1') delete cfg.instances[name];
+        }
+        const web1 = cfg.instances.web1!;
+        web1.beparams.maxmem = TEST_MEMORY;
+        web1.beparams.minmem = TEST_MEMORY / 2;
+      },
+    });
+    clusters.push(c);
+    const settings = {
+      GANETI_TEMPORAL_HOME: c.home,
+      TEMPORAL_ADDRESS: server.env().address,
+      TEMPORAL_NAMESPACE: 'default',
+      GANETI_TEMPORAL_QEMU_ACCEL: 'tcg',
+    };
+    const env = prodEnv(settings);
+    const unit = 'ganeti-temporal-node-agent@.service';
+    // The unit file as shipped. The drop-in only adapts it to the test boot: no sysinit (masked) and
+    // the agent's output in a file the test reads.
+    const sd = await Systemd.boot({
+      root: PROJECT_ROOT,
+      units: {
+        [unit]: readFileSync(join(PROJECT_ROOT, 'deploy', unit), 'utf8'),
+        [`${unit}.d/test.conf`]: `[Unit]\nDefaultDependencies=no\n[Service]\nStandardOutput=append:${c.home}/agent-%i.log\nStandardError=inherit\n`,
+      },
+      etc: {
+        'ganeti-temporal.env': Object.entries(settings)
+          .map(([k, v]) => `${k}=${v}\n`)
+          .join(''),
+      },
+      keep: [c.home],
+    });
+    try {
+      const agentLog = (node: string) =>
+        existsSync(join(c.home, `agent-${node}.log`)) ? readFileSync(join(c.home, `agent-${node}.log`), 'utf8') : '';
+      /** Waits until the agent unit of `node` has said it is ready `n` times. */
+      const started = async (node: string, n: number) => {
+        const deadline = Date.now() + 60_000;
+        while (agentLog(node).split(`node agent for ${node} `).length - 1 < n) {
+          if (Date.now() > deadline)
+            throw new Error(
+              `agent ${node} not ready (${n}):\n${agentLog(node)}\n${sd.systemctl(['status', `ganeti-temporal-node-agent@${node}`]).out}`,
+            );
+          await sleep(100);
+        }
+      };
+      const mainPid = (node: string) =>
+        Number(/MainPID=(\d+)/.exec(sd.systemctl(['show', '-p', 'MainPID', `ganeti-temporal-node-agent@${node}`]).out)?.[1]);
+      for (const node of ['node1', 'node2']) expect(sd.systemctl(['start', `ganeti-temporal-node-agent@${node}`]).code).toBe(0);
+      await started('node1', 1);
+      await started('node2', 1);
+      const orchestrator = worker(['orchestrator'], env);
+      await ready(orchestrator, 'orchestrator for cluster');
+
+      const up = await bin(['instance', 'start', 'web1', '--json'], env);
+      expect(up.code, up.out).toBe(0);
+      const driver = (node: string) => qemuNode({ home: c.home, node, watchMs: 0 });
+      const qemuPid = driver('node1').readMeta('web1')!.pid; // as the agent saw it, in systemd's PID namespace
+      expect(qemuPid).toBeGreaterThan(0);
+      // QEMU is in the agent unit's control group, next to the agent.
+      expect(sd.systemctl(['status', 'ganeti-temporal-node-agent@node1']).out).toMatch(/qemu-system-x86_64/);
+      const heartbeat = async (node: string): Promise<number> => {
+        for (let i = 0; ; i++) {
+          const hb = await readHeartbeat(driver(node).qmpPath('web1')).catch(() => null);
+          if (hb?.booted) return hb.counter;
+          if (i > 100) throw new Error(`the guest on ${node} does not count`);
+          await sleep(50);
+        }
+      };
+      let last = await heartbeat('node1');
+
+      // restart, stop + start, and a SIGKILL of the agent that Restart=on-failure answers.
+      const ways: Array<[string, () => void]> = [
+        ['systemctl restart', () => expect(sd.systemctl(['restart', 'ganeti-temporal-node-agent@node1']).code).toBe(0)],
+        [
+          'systemctl stop, then start',
+          () => {
+            expect(sd.systemctl(['stop', 'ganeti-temporal-node-agent@node1']).code).toBe(0);
+            expect(sd.systemctl(['is-active', 'ganeti-temporal-node-agent@node1']).out.trim()).toBe('inactive');
+            expect(sd.systemctl(['start', 'ganeti-temporal-node-agent@node1']).code).toBe(0);
+          },
+        ],
+        [
+          'systemctl kill -s KILL (restarted by systemd)',
+          () => expect(sd.systemctl(['kill', '-s', 'KILL', '--kill-whom=main', 'ganeti-temporal-node-agent@node1']).code).toBe(0),
+        ],
+      ];
+      let readies = 1;
+      const lost: string[] = [];
+      for (let round = 0; round < 6; round++) {
+        const [how, act] = ways[round % ways.length]!;
+        const before = mainPid('node1');
+        act();
+        await started('node1', ++readies);
+        expect(mainPid('node1')).not.toBe(before);
+        // The same QEMU process (same pid, counter never reset) counts on.
+        const now = await heartbeat('node1');
+        await sleep(300);
+        const later = await heartbeat('node1');
+        if (driver('node1').readMeta('web1')?.pid !== qemuPid || now < last || later <= now) lost.push(`${how}: ${now} → ${later}`);
+        last = later;
+      }
+      console.log(
+        `agent unit under systemd restarted 6 times (restart, stop/start, SIGKILL) with its guest running: ${lost.length} guests lost`,
+      );
+      expect(lost).toEqual([]);
+
+      // The agent started by systemd re-attaches: the guest live-migrates to node2.
+      const migrated = await bin(['instance', 'migrate', 'web1', '--json'], env);
+      expect(migrated.code, migrated.out).toBe(0);
+      expect(JSON.parse(migrated.stdout)).toMatchObject({ outcome: 'migrated', sourceNode: 'node1', targetNode: 'node2' });
+      expect(await heartbeat('node2')).toBeGreaterThanOrEqual(last);
+
+      // The unit's KillMode=process is what keeps the guest: with systemd's default the same restart kills it.
+      sd.writeEtc(`/etc/systemd/system/${unit}.d/kill-mode.conf`, '[Service]\nKillMode=control-group\n');
+      expect(sd.systemctl(['daemon-reload']).code).toBe(0);
+      expect(sd.systemctl(['restart', 'ganeti-temporal-node-agent@node2']).code).toBe(0);
+      await started('node2', 2);
+      expect(await readHeartbeat(driver('node2').qmpPath('web1')).catch(() => null)).toBeNull();
+    } finally {
+      await sd.stop();
+    }
   },
 );
