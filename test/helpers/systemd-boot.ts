@@ -15,7 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -133,9 +133,12 @@ export class Systemd {
 
   /** systemd's pid (in this process's PID namespace), once it runs. */
   pid(): number | null {
-    const r = spawnSync('pgrep', ['-P', String(this.child.pid), '-x', 'systemd'], { encoding: 'utf8' });
-    const pid = Number(r.stdout.trim().split('\n')[0]);
-    return pid > 0 ? pid : null;
+    try {
+      const pid = Number(readFileSync(`/proc/${this.child.pid}/task/${this.child.pid}/children`, 'utf8').trim().split(' ')[0]);
+      return pid > 0 && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'systemd' ? pid : null;
+    } catch {
+      return null;
+    }
   }
 
   /** `systemctl …` inside its namespaces. */
