@@ -69,9 +69,9 @@ export async function acceptInstance(
       }
       return fail(`${P}instance ${inst.name} is already running on ${f.node}`);
     }
-    const n = f.hwNode();
+    const n = f.facts();
     if (targetIp !== n.secondaryIp) return fail(`${P}cannot listen on ${targetIp}: address not on this node`);
-    f.checkDisks(inst, P);
+    await f.checkDisks(inst, P);
     const args = deviceModelArgs(inst, { accel: f.accel, kernel: f.kernel(), sharedDir: f.sharedDir });
     const free = f.freeMemory(inst.name);
     if (rt.memory > free) return fail(`${P}not enough memory on ${f.node} (need ${rt.memory} MiB, free ${free} MiB)`);
