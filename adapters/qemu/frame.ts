@@ -269,6 +269,8 @@ export class QemuFrame implements LaunchSite {
         const key = this.files.metaPath(name);
         if (!locks.has(key)) await exclusive(key, () => this.reapIfDead(name)); // else an RPC on it reports itself
       }
+      // A recorded process this node has no state files for (a freshly built or injected record) is gone too.
+      await this.report([{ kind: 'keep-only', instances: this.files.metaNames() }], undefined, true);
     } catch {
       // a watch tick must never take the agent down; the next one tries again
     }

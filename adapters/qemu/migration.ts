@@ -167,7 +167,7 @@ export async function instanceMigrate(
         'max-postcopy-bandwidth': bandwidth * MiB,
       });
       await q.execute('migrate', { uri: `tcp:${target.ip}:${target.port}` });
-      // The same monitor session answers what the mirror records (a reconnect costs a greeting and a handshake).
+      // The same monitor session answers what is reported (a reconnect costs a greeting and a handshake).
       return { status: await runState(q), migrate: await q.execute<QueryMigrate>('query-migrate') };
     });
     ctx.mirror(inst.name, { meta, pid, status, migrate });

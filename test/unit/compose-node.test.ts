@@ -141,4 +141,22 @@ describe('the simulated DRBD asks the hypervisor who holds a disk open', () => {
     expect(reports).toEqual([{ edits: [{ kind: 'process', instance: 'web1', process: null }], unlessUnchanged: true }]);
     qemu.close();
   });
+
+  test('the QEMU watch reports, from its own state files, that no process it has no files for runs', async () => {
+    const reports: unknown[] = [];
+    const facts = { powered: true, memoryTotal: 4096, dom0Memory: 512, secondaryIp: '127.0.0.1', migrationBasePort: 8102 };
+    const qemu = new QemuHypervisor(
+      { home: tmp(), node: 'node1', kernel: null, watchMs: 10 },
+      {
+        host: { exists: () => true, facts: () => facts },
+        storage: { openRefusal: () => Promise.resolve(null), hypervisorObserved: (r) => Promise.resolve(void reports.push(r)) },
+      },
+    );
+    try {
+      await expect.poll(() => reports.length).toBeGreaterThan(0);
+      expect(reports[0]).toEqual({ edits: [{ kind: 'keep-only', instances: [] }], unlessUnchanged: true });
+    } finally {
+      qemu.close();
+    }
+  });
 });
