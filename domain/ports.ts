@@ -1,8 +1,9 @@
 /**
- * Port interfaces between the orchestration and the world: a node's RPC surface (implemented by the
- * simulated cluster and by the QEMU driver) and the cluster configuration store; and the two ports a
- * hypervisor driver is composed with (implemented by the simulator for the QEMU driver): the node's
- * storage side and the hardware mirror.
+ * Port interfaces between the orchestration and the world: a node's RPC surface, made of a hypervisor
+ * port (the simulated hypervisor, or QEMU) and a storage port (the simulated DRBD; a real DRBD driver
+ * later), composed per node in the worker wiring; what the two sides of one node tell each other
+ * (who holds a disk open, whether a disk can be opened, what the hypervisor observed) and where a
+ * hypervisor reads its node's facts; and the cluster configuration store.
  *
  * Every node RPC is idempotent: called again after a crash it observes what is true and continues;
  * it never applies an effect twice. A failure the node reports is a `NodeRpcError`; a failure to get
@@ -112,13 +113,15 @@ export interface MigrationTarget {
   port: number;
 }
 
-/** Ganeti's node RPCs (lib/rpc_defs.py) used by migration, failover and cleanup. */
-export interface NodeRpc {
+/**
+ * The hypervisor side of a node (Ganeti's hypervisor RPCs): node information, the instance's
+ * process and its migration. Implemented by the simulated hypervisor and by the QEMU driver.
+ */
+export interface NodeHypervisor {
   readonly node: string;
   nodeInfo(): Promise<NodeInfoPayload>;
   instanceList(): Promise<string[]>;
   instanceInfo(inst: RpcInstance): Promise<InstanceInfoPayload | null>;
-  bridgesExist(bridges: string[]): Promise<void>;
   instanceMigratable(inst: RpcInstance): Promise<void>;
   migrationInfo(inst: RpcInstance): Promise<string>;
   acceptInstance(inst: RpcInstance, migrationInfo: string, targetIp: string, settings?: HvAcceptSettings): Promise<{ port: number }>;
@@ -137,6 +140,15 @@ export interface NodeRpc {
   instanceBalloonMemory(inst: RpcInstance, memory: number): Promise<void>;
   instanceShutdown(inst: RpcInstance, timeoutSec: number, reason: string): Promise<void>;
   instanceStart(inst: RpcInstance, reason: string): Promise<void>;
+}
+
+/**
+ * The storage side of a node (Ganeti's bdev and DRBD RPCs, and bridges_exist). Implemented by the
+ * simulated DRBD (adapters/sim/storage.ts); a real DRBD driver would be another implementation.
+ */
+export interface NodeStorage {
+  readonly node: string;
+  bridgesExist(bridges: string[]): Promise<void>;
   blockdevFind(inst: RpcInstance, diskIndex: number): Promise<BlockdevStatus | null>;
   blockdevClose(inst: RpcInstance): Promise<void>;
   blockdevOpen(inst: RpcInstance, exclusive: boolean): Promise<void>;
@@ -147,25 +159,72 @@ export interface NodeRpc {
   drbdWaitSync(inst: RpcInstance): Promise<WaitSyncPayload>;
 }
 
+/**
+ * Ganeti's node RPCs (lib/rpc_defs.py) used by migration, failover and cleanup: a hypervisor side and
+ * a storage side, composed per node (`composeNode`, domain/compose-node.ts; worker/backends.ts).
+ */
+export interface NodeRpc extends NodeHypervisor, NodeStorage {}
+
 /** The RPCs (each a node activity); the optional event wait is the driver's, used inside `waitForMigration`. */
 export type NodeRpcMethod = Exclude<keyof NodeRpc, 'node' | 'instanceWaitMigrationEvent'>;
 
+/** The storage side's RPCs. */
+export type NodeStorageMethod = Exclude<keyof NodeStorage, 'node'>;
+
+// ---- node-local: what the two sides of one node tell each other (not RPCs) ------------------------
+
 /**
- * The storage side of a node, for a hypervisor driver that does not own it: the block-device and
- * DRBD RPCs, and bridges_exist (the QEMU driver delegates them to the simulated node).
+ * Who holds an instance's disks open on a node, as the storage side asks the hypervisor beside it (a
+ * DRBD device that a process has open can be neither demoted nor shut down). Implemented by each
+ * hypervisor; the composition hands it to the storage side.
  */
-export type NodeStorage = Pick<
-  NodeRpc,
-  | 'bridgesExist'
-  | 'blockdevFind'
-  | 'blockdevClose'
-  | 'blockdevOpen'
-  | 'blockdevShutdown'
-  | 'blockdevAssemble'
-  | 'drbdDisconnectNet'
-  | 'drbdAttachNet'
-  | 'drbdWaitSync'
->;
+export interface DiskHolders {
+  /**
+   * Runs `step` while this node's hypervisor starts and stops no process of `instance`; `held()`
+   * answers whether one holds its disks open, and stays true to it until `step` settles, so the
+   * storage side may ask inside its own transaction.
+   */
+  withHolders<R>(instance: string, step: (held: () => boolean) => Promise<R>): Promise<R>;
+}
+
+/** What the storage side offers the hypervisor on the same node (node-local, not RPCs). */
+export interface StorageSide {
+  /**
+   * Why the instance's disks cannot be opened on this node as its device model needs them (DRBD not
+   * assembled or Secondary, a sharedfile disk not opened), e.g. `cannot open disk 0: drbd3 is
+   * Secondary (Wrong medium type)`; null: they can. A real driver leaves this to the kernel.
+   */
+  openRefusal(inst: RpcInstance): Promise<string | null>;
+  /**
+   * Optional: what the hypervisor observed of its processes, with its RPC log entry. The simulated
+   * storage records it in the hardware document (`sim status`, the invariant checker, chaos checks
+   * read it there); a real storage driver has no use for it.
+   */
+  hypervisorObserved?(report: ObservedReport): Promise<void>;
+}
+
+/** The facts a hypervisor driver needs of its node's hardware. */
+export interface NodeFacts {
+  /** False while the node is powered off: the driver kills its processes and answers nothing. */
+  powered: boolean;
+  memoryTotal: number;
+  /** Memory the node itself uses, MiB. */
+  dom0Memory: number;
+  secondaryIp: string;
+  /** First port of the node's incoming-migration port pool. */
+  migrationBasePort: number;
+}
+
+/**
+ * Where a hypervisor driver reads its node's facts: the simulated hardware in the simulation
+ * (adapters/sim/mirror.ts), the host itself (and the node's configuration) on a real node.
+ */
+export interface NodeHost {
+  /** False once the host is gone for good (the simulated cluster was removed): the driver's watch stops. */
+  exists(): boolean;
+  /** The node's facts now; null if there is no such node. */
+  facts(): NodeFacts | null;
+}
 
 /** A hypervisor process as a driver observed it (the run state reduced as Ganeti reports it). */
 export interface ObservedProcess {
@@ -189,7 +248,7 @@ export interface ObservedProcess {
   };
 }
 
-/** One change to a node's mirrored process table. */
+/** One change to what a hypervisor observed on its node. */
 export type MirrorEdit =
   /** The instance's process as observed now; null: none runs. */
   | { kind: 'process'; instance: string; process: ObservedProcess | null }
@@ -207,38 +266,12 @@ export interface MirrorLogEntry {
   error?: string;
 }
 
-/** What a hypervisor driver reads of its node in the shared hardware description. */
-export interface MirroredNode {
-  /** False while the node is powered off: the driver kills its processes and answers nothing. */
-  powered: boolean;
-  memoryTotal: number;
-  /** Memory the node itself uses, MiB. */
-  dom0Memory: number;
-  secondaryIp: string;
-  /** First port of the node's incoming-migration port pool. */
-  migrationBasePort: number;
-  /** Instances the process table lists. */
-  processes: string[];
-  /** DRBD devices by minor, as the hypervisor needs them to open a disk. */
-  drbd: Readonly<Record<string, { instance: string; attached: boolean; role: 'Primary' | 'Secondary' }>>;
-  /** sharedfile disks opened on the node, by disk uuid. */
-  shared: Readonly<Record<string, unknown>>;
-}
-
-/**
- * Where a hypervisor driver that shares its node with a storage side it does not own records the
- * process table it observed (so that the storage side, status views and invariant checks see the
- * real processes), and reads the node facts it needs. Bound to one node.
- */
-export interface HardwareMirror {
-  /** False once the hardware description is gone (the cluster was removed). */
-  exists(): boolean;
-  /** The node now; null if the description has no such node. */
-  node(): MirroredNode | null;
-  /** Whether applying `edits` would change the node's process table. */
-  wouldChange(edits: MirrorEdit[]): boolean;
-  /** Applies `edits` and appends `log` to the node's RPC log, in one atomic write. */
-  apply(edits: MirrorEdit[], log?: MirrorLogEntry): Promise<void>;
+/** What a hypervisor reports after an RPC (or a watch tick): its observations and the RPC log entry. */
+export interface ObservedReport {
+  edits: MirrorEdit[];
+  log?: MirrorLogEntry;
+  /** Read-only RPCs: record nothing (not even the log entry) if the edits change nothing recorded. */
+  unlessUnchanged?: boolean;
 }
 
 /** `blockdevClose` → `blockdev_close`: the Ganeti RPC name, used by fault injection and logs. */

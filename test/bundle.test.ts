@@ -11,7 +11,8 @@ test('the workflow bundle contains no Node built-ins and no activity implementat
   const code = readFileSync(inject('workflowBundlePath'), 'utf8');
   expect(code).toContain('migrateInstanceWorkflow');
   expect(code).not.toMatch(/require\(["']node:/);
-  expect(code).not.toContain('class SimNode');
+  expect(code).not.toContain('class SimHypervisor');
+  expect(code).not.toContain('class SimStorage');
   expect(code).not.toContain('class FileConfigStore');
 });
 

@@ -1,22 +1,28 @@
 /**
- * The node backends a node agent can run (`--backend`). Each returns the node's RPC surface; the
- * simulated node always answers the fault-injection table of the simulated cluster's hardware
- * document, the qemu backend only when fault injection is asked for (tests and chaos runs:
- * `faultInjection`, or GANETI_TEMPORAL_FAULT_INJECTION=1), never on the production path.
+ * The node backends a node agent can run (`--backend`). Each composes the node's RPC surface from a
+ * hypervisor port and a storage port (`composeNode`, domain/compose-node.ts), and wires the two
+ * sides' node-local questions: the storage side asks the hypervisor who holds a disk open; the QEMU
+ * hypervisor asks the storage side whether a disk can be opened, reports what it observed to it, and
+ * reads its node's facts from its host (here the simulated hardware).
  *
- *   sim    the simulated node (hypervisor and DRBD in the hardware document)
- *   qemu   real QEMU processes driven over QMP for the hypervisor RPCs (adapters/qemu/node.ts;
- *          docs/qemu.md), composed here with the simulated node as its storage side (block devices,
- *          DRBD, bridges) and the hardware document as its mirror
+ *   sim    the simulated hypervisor and the simulated DRBD, over the same hardware document
+ *   qemu   real QEMU processes driven over QMP (adapters/qemu/node.ts; docs/qemu.md) with the
+ *          simulated DRBD as its storage port (block devices, DRBD, bridges)
+ *
+ * Fault injection is a decorator over the composed node (adapters/sim/faults.ts): the simulated node
+ * always answers the fault-injection table of the hardware document, the qemu backend only when
+ * fault injection is asked for (tests and chaos runs: `faultInjection`, or
+ * GANETI_TEMPORAL_FAULT_INJECTION=1), never on the production path.
  */
 import { Context } from '@temporalio/activity';
-import type { NodeRpc } from '../domain/ports.js';
-import { QemuNode, type QemuNodeOptions } from '../adapters/qemu/node.js';
+import { composeNode } from '../domain/compose-node.js';
+import type { DiskHolders, NodeRpc } from '../domain/ports.js';
+import { QemuHypervisor, type QemuNode, type QemuNodeOptions } from '../adapters/qemu/node.js';
 import { ACCELS, type Accel } from '../adapters/qemu/runtime.js';
 import { withFaults } from '../adapters/sim/faults.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
-import { SimHardwareMirror } from '../adapters/sim/mirror.js';
-import { SimNode } from '../adapters/sim/node.js';
+import { SimHypervisor } from '../adapters/sim/hypervisor.js';
+import { SimNodeHost } from '../adapters/sim/mirror.js';
 import { SimStorage } from '../adapters/sim/storage.js';
 
 export const BACKENDS = ['sim', 'qemu'] as const;
@@ -41,10 +47,16 @@ export interface BackendOptions {
 /** GANETI_TEMPORAL_FAULT_INJECTION=1: a qemu node answers the fault-injection table (tests, chaos runs). */
 export const faultInjectionFromEnv = (env: NodeJS.ProcessEnv = process.env): boolean => env.GANETI_TEMPORAL_FAULT_INJECTION === '1';
 
+/** The simulated node: the simulated hypervisor and DRBD over one hardware document (no fault injection). */
+export function simNode(hw: SimHardware, node: string): SimHypervisor & NodeRpc {
+  const hypervisor = new SimHypervisor(hw, node);
+  return composeNode(hypervisor, new SimStorage(hw, node, hypervisor));
+}
+
 /** The simulated node, behind the fault-injection table; a hanging fault waits for cancellation. */
 export function simBackend(home: string, node: string): NodeRpc {
   const hw = SimHardware.forHome(home);
-  return withFaults(new SimNode(hw, node), hw, { hang: () => Context.current().cancelled });
+  return withFaults(simNode(hw, node), hw, { hang: () => Context.current().cancelled });
 }
 
 /** qemu backend options from the environment (explicit options win). */
@@ -75,13 +87,21 @@ export function qemuNodeOptions(o: BackendOptions): QemuNodeOptions {
 }
 
 /**
- * A QEMU driver (no fault injection): the simulated node answers its block-device, DRBD and bridge
- * RPCs, and it mirrors the processes it observes into the hardware document (`sim status`, the
- * invariant checker and the simulated DRBD's "held open" checks read them there).
+ * A QEMU node (no fault injection): the QEMU hypervisor composed with the simulated DRBD as its
+ * storage port. The storage side asks the driver who holds a disk open (its own state files); the
+ * driver asks the storage side whether a disk can be opened and reports what it observed to it (the
+ * simulated storage records it for `sim status`, the invariant checker and chaos checks); its node's
+ * facts (power, memory, secondary IP, port pool) are the simulated hardware's. A real-host
+ * deployment would pass a host of its own and a real storage driver; nothing of the hypervisor
+ * needs the simulator's document.
  */
 export function qemuNode(o: QemuNodeOptions): QemuNode {
   const hw = SimHardware.forHome(o.home);
-  return new QemuNode(o, { storage: new SimStorage(hw, o.node), mirror: new SimHardwareMirror(hw, o.node) });
+  // The two sides refer to each other; the storage side asks the hypervisor only once both exist.
+  const holders: DiskHolders = { withHolders: (instance, step) => hypervisor.withHolders(instance, step) };
+  const storage = new SimStorage(hw, o.node, holders);
+  const hypervisor: QemuHypervisor = new QemuHypervisor(o, { host: new SimNodeHost(hw, o.node), storage });
+  return composeNode(hypervisor, storage);
 }
 
 /** A real-QEMU node; behind the simulated cluster's fault-injection table only when asked for. */

@@ -6,7 +6,7 @@
 import { createServer } from 'node:net';
 import { rpcInstanceFor } from '../../domain/instance.js';
 import type { ClusterConfig } from '../../domain/types.js';
-import type { QemuNode } from './node.js';
+import type { QemuHypervisor } from './node.js';
 
 export interface BootReport {
   started: string[];
@@ -15,9 +15,9 @@ export interface BootReport {
 }
 
 /** `newDriver` makes the driver of a node (once per node; without a watch, `watchMs: 0`); each is closed at the end. */
-export async function bootInstances(cfg: ClusterConfig, newDriver: (node: string) => QemuNode): Promise<BootReport> {
+export async function bootInstances(cfg: ClusterConfig, newDriver: (node: string) => QemuHypervisor): Promise<BootReport> {
   const report: BootReport = { started: [], running: [], failed: [] };
-  const drivers = new Map<string, QemuNode>();
+  const drivers = new Map<string, QemuHypervisor>();
   const driver = (node: string) => {
     let d = drivers.get(node);
     if (!d) drivers.set(node, (d = newDriver(node)));
@@ -40,7 +40,7 @@ export async function bootInstances(cfg: ClusterConfig, newDriver: (node: string
         report.failed.push({ instance: inst.name, error: (e as Error).message });
       }
     }
-    // The mirror drops what the document claims but no process backs (e.g. a freshly built document).
+    // instance_list reports what runs: a record of a process that does not (e.g. a freshly built document) goes.
     for (const node of Object.keys(cfg.nodes))
       if (!cfg.nodes[node]!.offline)
         await driver(node)

@@ -1,20 +1,15 @@
 /**
  * What every hypervisor RPC of the QEMU driver runs in: the node's settings and state files, the
- * power check, serialisation per instance within the process, observing a process over QMP, and
- * mirroring what was observed (with the RPC log entry) into the hardware mirror in one write. Also
- * the node's watch: a powered-off node loses its processes, processes that died leave the mirror.
+ * power check (the node's facts from its `NodeHost`), serialisation per instance within the process,
+ * observing a process over QMP, and reporting what was observed (with the RPC log entry) to the
+ * storage side beside it (`StorageSide.hypervisorObserved`; the simulated storage records it). Also
+ * the node's watch: a powered-off node loses its processes, processes that died are reported gone;
+ * and the node's `DiskHolders` answer (a live process of its own holds the instance's disks open).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RpcInstance } from '../../domain/instance.js';
-import {
-  NodeRpcError,
-  type HardwareMirror,
-  type MirrorEdit,
-  type MirrorLogEntry,
-  type MirroredNode,
-  type NodeStorage,
-} from '../../domain/ports.js';
+import { NodeRpcError, type MirrorEdit, type MirrorLogEntry, type NodeFacts, type NodeHost, type StorageSide } from '../../domain/ports.js';
 import { LockTimeoutError } from '../common/json-file.js';
 import { QemuFiles, type QemuMeta } from './files.js';
 import { defaultKernel, launch, qmpFor, type LaunchSite } from './launch.js';
@@ -49,21 +44,21 @@ export interface QemuNodeOptions {
   switchoverWaitMs?: number;
   /**
    * Interval (ms) of the node's watch: a powered-off node (`sim power`) loses its processes, and
-   * processes that died on their own leave the mirror. 0 turns it off.
+   * processes that died on their own are reported gone. 0 turns it off.
    */
   watchMs?: number;
 }
 
-/** What the driver is composed with: the node's storage side and the hardware mirror (both for this node). */
+/** What the driver is composed with (both for this node); it never reads the simulator's document itself. */
 export interface QemuNodeDeps {
-  /** Block devices, DRBD and bridges. */
-  storage: NodeStorage;
-  /** Where observed processes are recorded and the node's facts (memory, power, disks) are read. */
-  mirror: HardwareMirror;
+  /** The node's facts: power, memory, secondary IP, migration port pool. */
+  host: NodeHost;
+  /** The storage side: whether disks can be opened here, and where observations are reported. */
+  storage: StorageSide;
 }
 
 export interface RpcCtx {
-  /** Mirrors the instance's process as observed (null: none runs), as `o` is when the RPC ends. */
+  /** Reports the instance's process as observed (null: none runs), as `o` is when the RPC ends. */
   mirror(name: string, o: Observed | null): void;
   edit(e: MirrorEdit): void;
   /** The RPC log entry's detail. */
@@ -117,8 +112,8 @@ function toRpcError(e: unknown, prefix: string): NodeRpcError {
 export class QemuFrame implements LaunchSite {
   readonly node: string;
   readonly files: QemuFiles;
-  readonly storage: NodeStorage;
-  readonly mirror: HardwareMirror;
+  readonly storage: StorageSide;
+  readonly host: NodeHost;
   readonly accel: Accel;
   readonly binary: string;
   readonly sharedDir: string;
@@ -131,7 +126,7 @@ export class QemuFrame implements LaunchSite {
   constructor(opts: QemuNodeOptions, deps: QemuNodeDeps) {
     this.node = opts.node;
     this.storage = deps.storage;
-    this.mirror = deps.mirror;
+    this.host = deps.host;
     this.stateDir = opts.stateDir ?? join(opts.home, 'qemu');
     this.files = new QemuFiles(join(this.stateDir, opts.node));
     this.accel = opts.accel ?? 'tcg';
@@ -188,9 +183,9 @@ export class QemuFrame implements LaunchSite {
     return { signal: ac.signal, release: () => void (yielders.get(key) === abort && yielders.delete(key)) };
   }
 
-  /** The node as the mirror describes it (the RPC frame's power check has found it). */
-  hwNode(): MirroredNode {
-    return this.mirror.node()!;
+  /** The node's facts (the RPC frame's power check has found them). */
+  facts(): NodeFacts {
+    return this.host.facts()!;
   }
 
   // ---- observation ---------------------------------------------------------------------------
@@ -229,62 +224,76 @@ export class QemuFrame implements LaunchSite {
   }
 
   freeMemory(except?: string): number {
-    const n = this.hwNode();
+    const n = this.facts();
     return n.memoryTotal - n.dom0Memory - this.usedMemory(except);
   }
 
-  /** Ganeti opens the disks when it starts the device model: DRBD must be Primary here, sharedfile open. */
-  checkDisks(inst: RpcInstance, prefix: string): void {
-    const n = this.hwNode();
+  /**
+   * Ganeti opens the disks when it starts the device model: the storage side must have them ready
+   * (DRBD Primary here, sharedfile opened), and a sharedfile image must exist.
+   */
+  async checkDisks(inst: RpcInstance, prefix: string): Promise<void> {
+    const refusal = await this.storage.openRefusal(inst);
+    if (refusal) fail(`${prefix}${refusal}`);
     for (const d of inst.disks) {
-      if (d.template === 'drbd') {
-        const dev = d.drbd ? n.drbd[String(d.drbd.minor)] : undefined;
-        if (!dev || dev.instance !== inst.name || !dev.attached)
-          fail(`${prefix}cannot open disk ${d.index}: drbd${d.drbd?.minor} is not assembled on ${this.node}`);
-        if (dev!.role !== 'Primary') fail(`${prefix}cannot open disk ${d.index}: drbd${d.drbd?.minor} is Secondary (Wrong medium type)`);
-      } else if (!n.shared[d.uuid]) {
-        fail(`${prefix}cannot open disk ${d.index}: not opened on ${this.node}`);
-      } else if (!existsSync(sharedImagePath(this.sharedDir, inst, d.index))) {
+      if (d.template !== 'drbd' && !existsSync(sharedImagePath(this.sharedDir, inst, d.index))) {
         fail(`${prefix}cannot open disk ${d.index}: ${sharedImagePath(this.sharedDir, inst, d.index)} does not exist`);
       }
     }
   }
 
+  /** Reports to the storage side, if it wants to know. */
+  report(edits: MirrorEdit[], log?: MirrorLogEntry, unlessUnchanged = false): Promise<void> {
+    return this.storage.hypervisorObserved?.({ edits, ...(log ? { log } : {}), unlessUnchanged }) ?? Promise.resolve();
+  }
+
   // ---- the watch -----------------------------------------------------------------------------
 
   /**
-   * The watch: a node the mirror shows powered off loses its processes; processes that
-   * exited on their own (a guest that powered off) leave the mirror. Liveness only, no QMP.
+   * The watch: a node whose host reports it powered off loses its processes; processes of this node
+   * that exited on their own (a guest that powered off) are reported gone. Liveness only, no QMP.
    */
   private async tick(): Promise<void> {
     try {
-      if (!this.mirror.exists()) {
+      if (!this.host.exists()) {
         this.close(); // the cluster is gone (a test removed it)
         return;
       }
-      const n = this.mirror.node();
+      const n = this.host.facts();
       if (!n) return;
       if (!n.powered) {
         await this.killAll();
         return;
       }
-      for (const name of n.processes) await this.reapIfDead(name, false);
+      for (const name of this.files.metaNames()) {
+        const key = this.files.metaPath(name);
+        if (!locks.has(key)) await exclusive(key, () => this.reapIfDead(name)); // else an RPC on it reports itself
+      }
+      // A recorded process this node has no state files for (a freshly built or injected record) is gone too.
+      await this.report([{ kind: 'keep-only', instances: this.files.metaNames() }], undefined, true);
     } catch {
       // a watch tick must never take the agent down; the next one tries again
     }
   }
 
-  /** Removes the mirror entry of an instance whose process is gone (before a simulated disk check). */
-  async reapIfDead(name: string, wait = true): Promise<void> {
-    const key = this.files.metaPath(name);
-    if (!wait && locks.has(key)) return; // an RPC is working on it: it will mirror itself
-    await exclusive(key, async () => {
-      const f = this.files.locate(name);
-      if (f?.pid) return;
-      this.files.dropIfStale(f);
-      if (this.mirror.node()?.processes.includes(name)) {
-        await this.mirror.apply([{ kind: 'process', instance: name, process: null }]);
-      }
+  /** Holding the instance: whether its process lives; if not, its files go and it is reported gone. */
+  private async reapIfDead(name: string): Promise<boolean> {
+    const f = this.files.locate(name);
+    if (f?.pid) return true;
+    this.files.dropIfStale(f);
+    await this.report([{ kind: 'process', instance: name, process: null }], undefined, true);
+    return false;
+  }
+
+  /**
+   * `DiskHolders`: a live QEMU process of the instance on this node holds its disks open (from the
+   * node's own state files). `step` runs holding the instance, so no RPC of this agent starts or
+   * stops its process meanwhile (one agent per node: worker/agent-lock.ts).
+   */
+  withHolders<R>(name: string, step: (held: () => boolean) => Promise<R>): Promise<R> {
+    return exclusive(this.files.metaPath(name), async () => {
+      await this.reapIfDead(name);
+      return step(() => !!this.files.locate(name)?.pid);
     });
   }
 
@@ -301,7 +310,7 @@ export class QemuFrame implements LaunchSite {
   }
 
   private async checkPower(): Promise<void> {
-    const n = this.mirror.node();
+    const n = this.host.facts();
     if (!n) fail(`node ${this.node} has no hardware entry`);
     if (!n!.powered) {
       await this.killAll();
@@ -312,11 +321,10 @@ export class QemuFrame implements LaunchSite {
   // ---- the RPC frame -------------------------------------------------------------------------
 
   /**
-   * One hypervisor RPC: power check, the body (serialised per instance), then the mirror edits and
-   * the RPC log entry in one write of the hardware mirror. Edits are applied on failure too (a
-   * killed process is gone whatever the RPC reports). Read-only RPCs whose observation changed
-   * nothing in the mirror are not written (status polls would otherwise rewrite the document every
-   * few milliseconds).
+   * One hypervisor RPC: power check, the body (serialised per instance), then what it observed and
+   * the RPC log entry, reported to the storage side in one report. Reported on failure too (a killed
+   * process is gone whatever the RPC reports). Read-only RPCs report `unlessUnchanged` (status polls
+   * would otherwise rewrite the simulated hardware every few milliseconds).
    */
   async rpc<R>(
     rpc: string,
@@ -346,11 +354,10 @@ export class QemuFrame implements LaunchSite {
       result = instance ? await this.exclusive(instance, () => body(ctx)) : await body(ctx);
     } catch (e) {
       const err = toRpcError(e, prefix);
-      await this.mirror.apply(edits(), entry('error', err.message)).catch(() => undefined);
+      await this.report(edits(), entry('error', err.message)).catch(() => undefined);
       throw err;
     }
-    if (readOnly && !this.mirror.wouldChange(edits())) return result;
-    await this.mirror.apply(edits(), entry('ok'));
+    await this.report(edits(), entry('ok'), readOnly);
     return result;
   }
 }

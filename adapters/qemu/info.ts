@@ -1,6 +1,6 @@
 /**
  * The QEMU driver's information RPCs: node_info, instance_list, instance_info, instance_migratable
- * and migration_info. Each observes the real processes and mirrors what it saw.
+ * and migration_info. Each observes the real processes and reports what it saw.
  */
 import type { RpcInstance } from '../../domain/instance.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
@@ -11,7 +11,7 @@ import { observedProcess } from './status.js';
 
 export async function nodeInfo(f: QemuFrame): Promise<NodeInfoPayload> {
   return f.rpc('node_info', undefined, undefined, 'Failed to get node information: ', async () => {
-    const n = f.hwNode();
+    const n = f.facts();
     return {
       memoryTotal: n.memoryTotal,
       memoryDom0: n.dom0Memory,

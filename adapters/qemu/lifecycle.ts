@@ -67,7 +67,7 @@ export async function instanceStart(f: QemuFrame, inst: RpcInstance, reason: str
       f.files.removeFiles(o.meta);
     }
     ensureImages(f.sharedDir, inst);
-    f.checkDisks(inst, P);
+    await f.checkDisks(inst, P);
     const free = f.freeMemory(inst.name);
     if (inst.memory > free) return fail(`${P}not enough memory (need ${inst.memory} MiB, free ${free} MiB)`);
     const args = deviceModelArgs(inst, { accel: f.accel, kernel: f.kernel(), sharedDir: f.sharedDir });

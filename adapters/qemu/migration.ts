@@ -69,9 +69,9 @@ export async function acceptInstance(
       }
       return fail(`${P}instance ${inst.name} is already running on ${f.node}`);
     }
-    const n = f.hwNode();
+    const n = f.facts();
     if (targetIp !== n.secondaryIp) return fail(`${P}cannot listen on ${targetIp}: address not on this node`);
-    f.checkDisks(inst, P);
+    await f.checkDisks(inst, P);
     const args = deviceModelArgs(inst, { accel: f.accel, kernel: f.kernel(), sharedDir: f.sharedDir });
     const free = f.freeMemory(inst.name);
     if (rt.memory > free) return fail(`${P}not enough memory on ${f.node} (need ${rt.memory} MiB, free ${free} MiB)`);
@@ -167,7 +167,7 @@ export async function instanceMigrate(
         'max-postcopy-bandwidth': bandwidth * MiB,
       });
       await q.execute('migrate', { uri: `tcp:${target.ip}:${target.port}` });
-      // The same monitor session answers what the mirror records (a reconnect costs a greeting and a handshake).
+      // The same monitor session answers what is reported (a reconnect costs a greeting and a handshake).
       return { status: await runState(q), migrate: await q.execute<QueryMigrate>('query-migrate') };
     });
     ctx.mirror(inst.name, { meta, pid, status, migrate });

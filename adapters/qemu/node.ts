@@ -1,16 +1,18 @@
 /**
- * A node whose hypervisor is real QEMU, driven over QMP: Ganeti's KVM hypervisor side as a
- * `NodeRpc`, composed with a storage side it does not own.
+ * Real QEMU, driven over QMP, as a node's hypervisor port: Ganeti's KVM hypervisor side. The storage
+ * port (block devices, DRBD, bridges) is another object; worker/backends.ts composes the two per
+ * node (`composeNode`), and a `QemuNode` is that composition.
  *
  * - Hypervisor RPCs (node_info, instance_*, migration_info, accept, migrate, status, finalize,
  *   balloon, shutdown, start, migration control) act on real qemu-system-x86_64 processes, one per
  *   instance and node (info.ts, migration.ts, migration-status.ts, lifecycle.ts, in the RPC frame of
- *   frame.ts).
- * - Block-device and DRBD RPCs, and bridges_exist, are the injected storage side's (the simulated
- *   node: there is no DRBD on a test machine, and NICs are not attached).
- * - Every hypervisor RPC records what it observed of the real process in the injected hardware
- *   mirror (the simulator's hardware document), so that the storage side's checks ("device held
- *   open"), `sim status` and the invariant checker see the truth.
+ *   frame.ts; the state files in files.ts).
+ * - The process state lives on this node only, in its state files. The driver reads its node's facts
+ *   from its `NodeHost` and asks the storage side beside it (`StorageSide`) whether disks can be
+ *   opened; it reports what it observed to that side, which records it if it wants (the simulated
+ *   storage does, for `sim status`, the invariant checker and chaos checks). It never reads or
+ *   writes the simulator's hardware document itself.
+ * - As `DiskHolders` it tells the storage side whether a live process holds an instance's disks open.
  *
  * Crash safety: nothing essential lives in memory. Per instance the node keeps a metadata file
  * (`<state dir>/<node>/<instance>.json`: pid, start time, monitor socket, command line, runtime,
@@ -21,14 +23,14 @@
  */
 import type { RpcInstance } from '../../domain/instance.js';
 import type {
-  BlockdevStatus,
+  DiskHolders,
   HvAcceptSettings,
   HvMigrationSettings,
   MigrationControl,
   MigrationStatusPayload,
   MigrationTarget,
-  NodeRpc,
-  WaitSyncPayload,
+  NodeHypervisor,
+  NodeStorage,
 } from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
 import type { Located, QemuMeta } from './files.js';
@@ -41,7 +43,10 @@ import type { Accel } from './runtime.js';
 
 export type { QemuNodeDeps, QemuNodeOptions } from './frame.js';
 
-export class QemuNode implements NodeRpc {
+/** A QEMU node as composed (worker/backends.ts): the hypervisor's RPCs and accessors, the storage side's RPCs. */
+export type QemuNode = QemuHypervisor & NodeStorage;
+
+export class QemuHypervisor implements NodeHypervisor, DiskHolders {
   private readonly f: QemuFrame;
 
   constructor(
@@ -75,6 +80,11 @@ export class QemuNode implements NodeRpc {
   /** Stops the watch (processes keep running). */
   close(): void {
     this.f.close();
+  }
+
+  /** Whether a live process of the instance holds its disks open (asked by the storage side). */
+  withHolders<R>(name: string, step: (held: () => boolean) => Promise<R>): Promise<R> {
+    return this.f.withHolders(name, step);
   }
 
   // ---- state files --------------------------------------------------------------------------
@@ -173,45 +183,5 @@ export class QemuNode implements NodeRpc {
 
   instanceStart(inst: RpcInstance, reason: string): Promise<void> {
     return instanceStart(this.f, inst, reason);
-  }
-
-  // ---- the storage side, after the mirror caught up -------------------------------------------
-
-  bridgesExist(bridges: string[]): Promise<void> {
-    return this.f.storage.bridgesExist(bridges);
-  }
-
-  blockdevFind(inst: RpcInstance, diskIndex: number): Promise<BlockdevStatus | null> {
-    return this.f.storage.blockdevFind(inst, diskIndex);
-  }
-
-  async blockdevClose(inst: RpcInstance): Promise<void> {
-    await this.f.reapIfDead(inst.name);
-    return this.f.storage.blockdevClose(inst);
-  }
-
-  blockdevOpen(inst: RpcInstance, exclusive: boolean): Promise<void> {
-    return this.f.storage.blockdevOpen(inst, exclusive);
-  }
-
-  async blockdevShutdown(inst: RpcInstance): Promise<void> {
-    await this.f.reapIfDead(inst.name);
-    return this.f.storage.blockdevShutdown(inst);
-  }
-
-  blockdevAssemble(inst: RpcInstance, asPrimary: boolean): Promise<void> {
-    return this.f.storage.blockdevAssemble(inst, asPrimary);
-  }
-
-  drbdDisconnectNet(inst: RpcInstance): Promise<void> {
-    return this.f.storage.drbdDisconnectNet(inst);
-  }
-
-  drbdAttachNet(inst: RpcInstance, multimaster: boolean): Promise<void> {
-    return this.f.storage.drbdAttachNet(inst, multimaster);
-  }
-
-  drbdWaitSync(inst: RpcInstance): Promise<WaitSyncPayload> {
-    return this.f.storage.drbdWaitSync(inst);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * QEMU's states in Ganeti's terms: the migration status `instance_get_migration_status` reports, a
- * summary of a finished migration for the RPC log, and a process as the hardware mirror records it.
+ * summary of a finished migration for the RPC log, and a process as the driver reports it.
  */
 import type { HvMigrationStatus, MigrationStatusPayload, ObservedProcess } from '../../domain/ports.js';
 import type { QemuMeta } from './files.js';
@@ -98,7 +98,7 @@ export function migrationSummary(m: QueryMigrate): string {
   return `completed: total-time ${m['total-time'] ?? '?'} ms, downtime ${m.downtime ?? '?'} ms${sent}`;
 }
 
-/** What the hardware mirror records of a real process. */
+/** A real process as the driver reports it to the storage side (the simulated storage records it). */
 export function observedProcess(o: Observed): ObservedProcess {
   const state: ObservedProcess['state'] = o.status === 'inmigrate' ? 'incoming' : o.status === 'running' ? 'running' : 'paused';
   const p: ObservedProcess = { state, memory: o.meta.memory, vcpus: o.meta.vcpus, runtime: o.meta.runtime };

@@ -4,7 +4,7 @@
  */
 import { instanceNodes, isDrbd, rpcInstanceFor } from '../../domain/instance.js';
 import { ClusterConfigSchema, otherSide, sideOf, type ClusterConfig, type DrbdSide, type Instance } from '../../domain/types.js';
-import { serializeRuntime } from './node.js';
+import { serializeRuntime } from './hypervisor.js';
 import {
   connectionState,
   DEFAULT_SIM_PARAMS,

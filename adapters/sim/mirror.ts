@@ -1,11 +1,15 @@
 /**
- * The hardware document as a `HardwareMirror`: a real hypervisor driver (the QEMU backend) records
- * the processes it observed in the node's `processes` table, so that the simulated DRBD ("device
- * held open"), `sim status` and the invariant checker see the real processes. A mirrored migration
- * carries `bandwidth: 0`, which keeps the simulator's own migration dynamics off it: only the real
- * hypervisor decides how a real migration ends.
+ * The hardware document beside a real hypervisor driver (the QEMU backend), which never touches the
+ * document itself:
+ * - what the driver observed reaches the node's `processes` table through the simulated storage
+ *   port (`SimStorage.hypervisorObserved` → `recordObserved`), so that `sim status`, the invariant
+ *   checker and the chaos checks see the real processes. A mirrored migration carries
+ *   `bandwidth: 0`, which keeps the simulator's own migration dynamics off it: only the real
+ *   hypervisor decides how a real migration ends.
+ * - the node's facts (power, memory, secondary IP, port pool) are the simulated hardware's
+ *   (`SimNodeHost`, the driver's `NodeHost`); on a real node they would come from the host.
  */
-import type { HardwareMirror, MirrorEdit, MirroredNode, MirrorLogEntry, ObservedProcess } from '../../domain/ports.js';
+import type { MirrorEdit, NodeFacts, NodeHost, ObservedProcess, ObservedReport } from '../../domain/ports.js';
 import { SimHardware } from './hardware.js';
 import type { SimNodeHw, SimProcess } from './state.js';
 
@@ -51,22 +55,44 @@ function applyEdit(n: SimNodeHw, e: MirrorEdit, now: number): void {
   }
 }
 
-/** One node's view of the hardware document for a real hypervisor driver. */
-export class SimHardwareMirror implements HardwareMirror {
+/**
+ * Records what a real hypervisor observed on `node` (the simulated storage's `hypervisorObserved`):
+ * the edits and the RPC log entry in one write; with `unlessUnchanged`, nothing when the edits change
+ * nothing recorded (status polls would otherwise rewrite the document every few milliseconds).
+ */
+export async function recordObserved(hw: SimHardware, node: string, report: ObservedReport): Promise<void> {
+  const { edits, log } = report;
+  if (report.unlessUnchanged && !wouldChange(hw, node, edits)) return;
+  await hw.mutateNodes([node], (s, now) => {
+    const n = s.nodes[node];
+    if (n) for (const e of edits) applyEdit(n, e, now);
+    if (log) SimHardware.log(s, { node, ...log });
+  });
+}
+
+/** Whether applying `edits` would change the node's process table. */
+export function wouldChange(hw: SimHardware, node: string, edits: MirrorEdit[]): boolean {
+  if (!edits.length) return false;
+  const { state, now } = hw.readNodes([node]);
+  const n = state.nodes[node];
+  if (!n) return false;
+  const before = JSON.stringify(n.processes);
+  for (const e of edits) applyEdit(n, e, now);
+  return JSON.stringify(n.processes) !== before;
+}
+
+/** The simulated hardware as a hypervisor driver's `NodeHost`: the node's facts in the document. */
+export class SimNodeHost implements NodeHost {
   constructor(
     readonly hw: SimHardware,
     readonly nodeName: string,
   ) {}
 
-  static forHome(home: string, node: string): SimHardwareMirror {
-    return new SimHardwareMirror(SimHardware.forHome(home), node);
-  }
-
   exists(): boolean {
     return this.hw.exists();
   }
 
-  node(): MirroredNode | null {
+  facts(): NodeFacts | null {
     const { state: s } = this.hw.readNodes([this.nodeName]);
     const n = s.nodes[this.nodeName];
     if (!n) return null;
@@ -76,27 +102,6 @@ export class SimHardwareMirror implements HardwareMirror {
       dom0Memory: s.params.dom0Memory,
       secondaryIp: n.secondaryIp,
       migrationBasePort: s.params.migrationBasePort,
-      processes: Object.keys(n.processes),
-      drbd: n.drbd,
-      shared: n.shared,
     };
-  }
-
-  wouldChange(edits: MirrorEdit[]): boolean {
-    if (!edits.length) return false;
-    const { state, now } = this.hw.readNodes([this.nodeName]);
-    const n = state.nodes[this.nodeName];
-    if (!n) return false;
-    const before = JSON.stringify(n.processes);
-    for (const e of edits) applyEdit(n, e, now);
-    return JSON.stringify(n.processes) !== before;
-  }
-
-  async apply(edits: MirrorEdit[], log?: MirrorLogEntry): Promise<void> {
-    await this.hw.mutateNodes([this.nodeName], (s, now) => {
-      const n = s.nodes[this.nodeName];
-      if (n) for (const e of edits) applyEdit(n, e, now);
-      if (log) SimHardware.log(s, { node: this.nodeName, ...log });
-    });
   }
 }

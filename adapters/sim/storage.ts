@@ -1,15 +1,55 @@
 /**
- * A simulated node's storage side (Ganeti's bdev and DRBD RPCs, and bridges_exist): block devices
+ * A simulated node's storage port (Ganeti's bdev and DRBD RPCs, and bridges_exist): block devices
  * open/closed/assembled, DRBD roles, network configuration and resync. Every RPC is idempotent:
  * repeated, it observes the state it already produced and succeeds without doing anything twice.
- * The QEMU backend uses it as its `NodeStorage` (domain/ports.ts).
+ * Composed with either hypervisor (the simulated one or QEMU; worker/backends.ts).
+ *
+ * Whether a device is held open (blockdev_close, blockdev_shutdown) it asks the hypervisor beside it
+ * (`DiskHolders`), inside its own transaction: the hypervisor starts and stops no process of the
+ * instance while it asks, so the answer and the demotion are one step. As the hypervisor's
+ * `StorageSide` it answers whether an instance's disks can be opened here and records what a real
+ * hypervisor observed (mirror.ts), the only way a real hypervisor reaches the hardware document.
  */
 import type { RpcDisk, RpcInstance } from '../../domain/instance.js';
-import type { BlockdevStatus, NodeStorage, WaitSyncPayload } from '../../domain/ports.js';
+import type { BlockdevStatus, DiskHolders, NodeStorage, ObservedReport, StorageSide, WaitSyncPayload } from '../../domain/ports.js';
+import type { SimHardware } from './hardware.js';
+import { recordObserved } from './mirror.js';
 import { fail, SimNodeFrame } from './node-frame.js';
 import { connectionState, dropLink, handshake, isConnected, peerOf, resyncPercent, type SimDrbd, type SimState } from './state.js';
 
-export class SimStorage extends SimNodeFrame implements NodeStorage {
+export class SimStorage extends SimNodeFrame implements NodeStorage, StorageSide {
+  constructor(
+    hw: SimHardware,
+    node: string,
+    /** The hypervisor on the same node, asked whether a process holds an instance's disks open. */
+    readonly holders: DiskHolders,
+  ) {
+    super(hw, node);
+  }
+
+  // ---- towards the hypervisor on this node (not RPCs) -----------------------------------------
+
+  async openRefusal(inst: RpcInstance): Promise<string | null> {
+    const n = this.hw.readNodes([this.node]).state.nodes[this.node];
+    for (const d of inst.disks) {
+      if (d.template === 'drbd') {
+        const dev = d.drbd && n ? n.drbd[String(d.drbd.minor)] : undefined;
+        if (!dev || dev.instance !== inst.name || !dev.attached)
+          return `cannot open disk ${d.index}: drbd${d.drbd?.minor} is not assembled on ${this.node}`;
+        if (dev.role !== 'Primary') return `cannot open disk ${d.index}: drbd${d.drbd?.minor} is Secondary (Wrong medium type)`;
+      } else if (!n?.shared[d.uuid]) {
+        return `cannot open disk ${d.index}: not opened on ${this.node}`;
+      }
+    }
+    return null;
+  }
+
+  hypervisorObserved(report: ObservedReport): Promise<void> {
+    return recordObserved(this.hw, this.node, report);
+  }
+
+  // ---- RPCs -------------------------------------------------------------------------------------
+
   async bridgesExist(bridges: string[]): Promise<void> {
     return this.rpc('bridges_exist', undefined, bridges.join(','), (_s, n) => {
       const missing = bridges.filter((b) => !n.bridges.includes(b));
@@ -37,12 +77,16 @@ export class SimStorage extends SimNodeFrame implements NodeStorage {
   }
 
   async blockdevClose(inst: RpcInstance): Promise<void> {
+    return this.holders.withHolders(inst.name, (held) => this.close(inst, held));
+  }
+
+  private close(inst: RpcInstance, held: () => boolean): Promise<void> {
     return this.rpc('blockdev_close', inst.name, undefined, (_s, n) => {
       for (const d of inst.disks) {
         if (d.template === 'drbd') {
           const dev = this.attachedDev(n, inst, d);
           if (dev.role === 'Primary') {
-            if (n.processes[inst.name]) {
+            if (held()) {
               fail(`drbd${d.drbd?.minor}: can't switch to secondary: State change failed: (-12) Device is held open by someone`);
             }
             dev.role = 'Secondary';
@@ -83,12 +127,16 @@ export class SimStorage extends SimNodeFrame implements NodeStorage {
   }
 
   async blockdevShutdown(inst: RpcInstance): Promise<void> {
+    return this.holders.withHolders(inst.name, (held) => this.shutdown(inst, held));
+  }
+
+  private shutdown(inst: RpcInstance, held: () => boolean): Promise<void> {
     return this.rpc('blockdev_shutdown', inst.name, undefined, (s, n, now) => {
       for (const d of inst.disks) {
         if (d.template === 'drbd') {
           const dev = this.drbdDev(n, inst, d);
           if (!dev.attached) continue;
-          if (dev.role === 'Primary' && n.processes[inst.name]) {
+          if (dev.role === 'Primary' && held()) {
             fail(`drbd${d.drbd?.minor}: can't shut down: State change failed: (-12) Device is held open by someone`);
           }
           if (dev.net) dropLink(s, dev, now);

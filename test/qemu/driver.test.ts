@@ -1,7 +1,9 @@
 /**
  * The QEMU node driver (adapters/qemu/node.ts) on its own, without Temporal: each RPC against real
  * processes, its idempotency, re-attaching from a fresh driver object (what a restarted node agent
- * is), the identity check against pid reuse, and the hardware-document mirror.
+ * is), the identity check against pid reuse, what it reports to the simulated storage (the hardware
+ * document), the storage side asking it who holds a disk open, and the driver on a host of its own
+ * without the simulator's document.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +12,7 @@ import { describe, expect, test } from 'vitest';
 import { rpcInstanceFor, type RpcInstance } from '../../domain/instance.js';
 import { NodeRpcError } from '../../domain/ports.js';
 import { parseXp, readHeartbeat } from '../../adapters/qemu/guest.js';
-import type { QemuNode } from '../../adapters/qemu/node.js';
+import { QemuHypervisor, type QemuNode } from '../../adapters/qemu/node.js';
 import { pidAlive } from '../../adapters/qemu/process.js';
 import { withQmp } from '../../adapters/qemu/qmp.js';
 import { ganetiStatus } from '../../adapters/qemu/status.js';
@@ -332,4 +334,42 @@ test('a node powered off in the hardware document loses its processes and answer
   expect(e.transient).toBe(true);
   expect(pidAlive(pid)).toBe(false);
   expect(n1.metaNames()).toEqual([]);
+});
+
+test('the storage side asks the driver: a live QEMU holds its DRBD disk open, a killed one does not', async () => {
+  const c = await cluster();
+  const n1 = driver(c, 'node1');
+  await n1.instanceStart(ri(c, 'node1'), '');
+  const pid = n1.readMeta('web1')!.pid!;
+  const e = await rejects(n1.blockdevClose(ri(c, 'node1')));
+  expect(e.message).toMatch(/Device is held open by someone/);
+  process.kill(pid, 'SIGKILL');
+  expect(await within(5000, () => !pidAlive(pid))).toBe(true);
+  expect(c.status('web1').runningOn).toEqual(['node1']); // the document has not heard yet
+  await n1.blockdevClose(ri(c, 'node1'));
+  expect(c.status('web1').runningOn).toEqual([]); // reported gone through the storage side
+  expect(n1.metaNames()).toEqual([]);
+});
+
+test('on a host of its own the driver needs no simulator document: facts from the host, nothing reported', async () => {
+  const c = await cluster();
+  const home = join(c.home, 'host'); // under the cluster's home: its QEMU is killed with the cluster's
+  const facts = { powered: true, memoryTotal: 4096, dom0Memory: 512, secondaryIp: '127.0.1.21', migrationBasePort: 8102 };
+  const hv = new QemuHypervisor(
+    { home, node: 'node1', kernel: fx.kernel(), watchMs: 0 },
+    { host: { exists: () => true, facts: () => facts }, storage: { openRefusal: () => Promise.resolve(null) } },
+  );
+  try {
+    const seq = c.state().logSeq;
+    await hv.instanceStart(ri(c, 'node1'), '');
+    expect(await hv.instanceList()).toEqual(['web1']);
+    expect(await hv.nodeInfo()).toMatchObject({ memoryTotal: 4096, memoryDom0: 512, memoryFree: 4096 - 512 - TEST_MEMORY });
+    expect(await hv.withHolders('web1', (held) => Promise.resolve(held()))).toBe(true);
+    await hv.instanceShutdown(ri(c, 'node1'), 1, '');
+    expect(await hv.withHolders('web1', (held) => Promise.resolve(held()))).toBe(false);
+    expect(existsSync(join(home, 'sim'))).toBe(false);
+    expect(c.state().logSeq).toBe(seq); // nothing reached the simulated cluster's document
+  } finally {
+    hv.close();
+  }
 });

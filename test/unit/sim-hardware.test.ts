@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { buildHardware, defaultClusterConfig } from '../../adapters/sim/cluster.js';
 import { hardwarePath, SimHardware } from '../../adapters/sim/hardware.js';
-import { SimNode } from '../../adapters/sim/node.js';
+import { simNode } from '../../worker/backends.js';
 import { rpcInstanceFor } from '../../domain/instance.js';
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -172,7 +172,7 @@ describe('row-wise writes', () => {
 
   test("an RPC on one node writes its node and the log, not the other nodes' rows", async () => {
     const { home, hw } = await seeded();
-    const node1 = new SimNode(hw, 'node1');
+    const node1 = simNode(hw, 'node1');
     const nodes0 = versions(home, 'nodes');
     await node1.nodeInfo();
     expect(versions(home, 'nodes')).toEqual(nodes0);

@@ -1,28 +1,35 @@
 /**
- * The hardware document as the QEMU driver's hardware mirror (adapters/sim/mirror.ts): observed
- * processes land in the node's process table, a real migration keeps its times across observations
- * and is never advanced by the simulator, and unchanged observations need no write.
+ * The hardware document beside the QEMU driver (adapters/sim/mirror.ts): what the driver reports to
+ * the simulated storage lands in the node's process table, a real migration keeps its times across
+ * observations and is never advanced by the simulator, unchanged observations need no write; and
+ * the node's facts the driver reads (`SimNodeHost`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, test } from 'vitest';
-import type { ObservedProcess } from '../../domain/ports.js';
+import type { MirrorEdit, MirrorLogEntry, ObservedProcess } from '../../domain/ports.js';
 import { buildHardware, defaultClusterConfig } from '../../adapters/sim/cluster.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
-import { SimHardwareMirror } from '../../adapters/sim/mirror.js';
+import { recordObserved, SimNodeHost, wouldChange } from '../../adapters/sim/mirror.js';
 
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function mirror(node = 'node1'): Promise<{ hw: SimHardware; m: SimHardwareMirror }> {
+/** One node's side of the document: what the simulated storage does with the driver's reports. */
+const recorder = (hw: SimHardware, node: string) => ({
+  apply: (edits: MirrorEdit[], log?: MirrorLogEntry) => recordObserved(hw, node, { edits, ...(log ? { log } : {}) }),
+  wouldChange: (edits: MirrorEdit[]) => wouldChange(hw, node, edits),
+});
+
+async function mirror(node = 'node1'): Promise<{ hw: SimHardware; m: ReturnType<typeof recorder> }> {
   const dir = mkdtempSync(join(tmpdir(), 'gt-mirror-'));
   dirs.push(dir);
   const hw = SimHardware.forHome(dir);
   await hw.replace(buildHardware(defaultClusterConfig('test')));
-  return { hw, m: new SimHardwareMirror(hw, node) };
+  return { hw, m: recorder(hw, node) };
 }
 
 const running: ObservedProcess = { state: 'running', memory: 128, vcpus: 2, runtime: '{}' };
@@ -35,20 +42,34 @@ const migrating = (status: NonNullable<ObservedProcess['migration']>['status']):
   migration: { targetNode: 'node2', targetIp: '198.51.100.12', port: 8102, live: true, status },
 });
 
-test('the node view carries what the driver reads: power, memory, secondary IP, port pool, disks', async () => {
-  const { hw, m } = await mirror();
+test('the node host carries the facts the driver reads: power, memory, secondary IP, port pool', async () => {
+  const { hw } = await mirror();
   const s = hw.read().state;
-  const v = m.node()!;
-  expect(v).toMatchObject({
+  expect(new SimNodeHost(hw, 'node1').facts()).toEqual({
     powered: true,
     memoryTotal: s.nodes.node1!.memoryTotal,
     dom0Memory: s.params.dom0Memory,
     secondaryIp: s.nodes.node1!.secondaryIp,
     migrationBasePort: s.params.migrationBasePort,
   });
-  expect(v.processes.sort()).toEqual(Object.keys(s.nodes.node1!.processes).sort());
-  expect(Object.keys(v.drbd)).toEqual(Object.keys(s.nodes.node1!.drbd));
-  expect(new SimHardwareMirror(hw, 'node9').node()).toBeNull();
+  expect(new SimNodeHost(hw, 'node9').facts()).toBeNull();
+  expect(new SimNodeHost(hw, 'node1').exists()).toBe(true);
+});
+
+test('an unchanged read-only observation records nothing, not even its log entry', async () => {
+  const { hw, m } = await mirror();
+  const edits = [{ kind: 'process' as const, instance: 'vm9', process: running }];
+  await m.apply(edits);
+  const seq = hw.read().state.logSeq;
+  await recordObserved(hw, 'node1', { edits, log: { rpc: 'instance_info', instance: 'vm9', outcome: 'ok' }, unlessUnchanged: true });
+  expect(hw.read().state.logSeq).toBe(seq);
+  await recordObserved(hw, 'node1', {
+    edits: [{ kind: 'keep-only', instances: [] }],
+    log: { rpc: 'instance_list', outcome: 'ok' },
+    unlessUnchanged: true,
+  });
+  expect(hw.read().state.logSeq).toBe(seq + 1);
+  expect(hw.read().state.nodes.node1!.processes.vm9).toBeUndefined();
 });
 
 test('an observed process and the RPC log entry are written together; the same observation changes nothing', async () => {
@@ -67,7 +88,7 @@ test('a real migration keeps its start time, gets an end time once, and the simu
   const { hw, m } = await mirror();
   // The destination's driver mirrors its incoming process (the simulator fails a migration without one).
   const incoming: ObservedProcess = { state: 'incoming', memory: 128, vcpus: 2, runtime: '{}', incoming: { port: 8102 } };
-  await new SimHardwareMirror(hw, 'node2').apply([{ kind: 'process', instance: 'vm9', process: incoming }]);
+  await recorder(hw, 'node2').apply([{ kind: 'process', instance: 'vm9', process: incoming }]);
   await m.apply([{ kind: 'process', instance: 'vm9', process: migrating('active') }]);
   const started = hw.read().state.nodes.node1!.processes.vm9!.migration!;
   expect(started).toMatchObject({ status: 'active', bandwidth: 0, dirtyRate: 0, ram: 128 });
@@ -104,7 +125,7 @@ test('links, removal and keep-only edit the node table; nothing is written for a
   n = hw.read().state.nodes.node1!;
   expect(n.processes.vm9).toBeUndefined();
   expect(n.links.vm9).toBeUndefined();
-  const ghost = new SimHardwareMirror(hw, 'node9');
+  const ghost = recorder(hw, 'node9');
   expect(ghost.wouldChange([{ kind: 'process', instance: 'vm9', process: running }])).toBe(false);
   await ghost.apply([{ kind: 'process', instance: 'vm9', process: running }], { rpc: 'instance_info', outcome: 'error', error: 'x' });
   expect(hw.read().state.log.at(-1)).toMatchObject({ node: 'node9', rpc: 'instance_info', outcome: 'error' });

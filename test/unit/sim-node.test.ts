@@ -20,7 +20,7 @@ import {
 } from '../../adapters/sim/cluster.js';
 import { addFault, withFaults, type FaultOptions, type FaultSpec } from '../../adapters/sim/faults.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
-import { SimNode } from '../../adapters/sim/node.js';
+import { simNode } from '../../worker/backends.js';
 import type { SimDrbd, SimParams, SimProcess, SimState } from '../../adapters/sim/state.js';
 import type { ClusterConfig } from '../../domain/types.js';
 
@@ -35,15 +35,15 @@ afterEach(() => {
 const SIP: Record<string, string> = { node1: '198.51.100.11', node2: '198.51.100.12', node3: '198.51.100.13' };
 
 class Sim {
-  readonly nodes: Record<string, SimNode>;
+  readonly nodes: Record<string, NodeRpc>;
   constructor(
     readonly hw: SimHardware,
     readonly cfg: ClusterConfig,
   ) {
-    this.nodes = Object.fromEntries(Object.keys(cfg.nodes).map((n) => [n, new SimNode(hw, n)]));
+    this.nodes = Object.fromEntries(Object.keys(cfg.nodes).map((n) => [n, simNode(hw, n)]));
   }
 
-  node(name: string): SimNode {
+  node(name: string): NodeRpc {
     const n = this.nodes[name];
     if (!n) throw new Error(`no node ${name}`);
     return n;

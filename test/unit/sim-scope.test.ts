@@ -13,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { buildHardware } from '../../adapters/sim/cluster.js';
 import { evacuationClusterConfig } from '../../adapters/sim/evacuation.js';
 import { SimHardware } from '../../adapters/sim/hardware.js';
-import { SimNode } from '../../adapters/sim/node.js';
+import { simNode } from '../../worker/backends.js';
 import type { SimDrbd } from '../../adapters/sim/state.js';
 import { rpcInstanceFor } from '../../domain/instance.js';
 
@@ -74,9 +74,9 @@ describe('what an RPC loads', () => {
   test('a node whose rows are not loaded is not touched and keeps its row versions, while its out-of-sync data grows', async () => {
     const hw = await seeded();
     // vm004's secondary drops the link: its primary on node4 accumulates out-of-sync data.
-    await new SimNode(hw, 'node5').drbdDisconnectNet(inst('vm004', 'node5'));
+    await simNode(hw, 'node5').drbdDisconnectNet(inst('vm004', 'node5'));
     const v0 = versions(hw);
-    const node1 = new SimNode(hw, 'node1');
+    const node1 = simNode(hw, 'node1');
     for (let i = 0; i < 5; i++) {
       wait(2);
       await node1.nodeInfo();
@@ -120,14 +120,14 @@ describe('time-dependent state after a gap', () => {
   async function story(): Promise<{ gap: SimHardware; every: SimHardware }> {
     const gap = await seeded();
     const every = await seeded();
-    for (const hw of [gap, every]) await new SimNode(hw, 'node5').drbdDisconnectNet(inst('vm004', 'node5'));
+    for (const hw of [gap, every]) await simNode(hw, 'node5').drbdDisconnectNet(inst('vm004', 'node5'));
     for (let i = 0; i < 30; i++) {
       wait(1);
-      await new SimNode(gap, 'node1').nodeInfo();
+      await simNode(gap, 'node1').nodeInfo();
       await every.mutate(() => undefined);
     }
     // The link comes back: node4 resyncs its out-of-sync data to node5.
-    for (const hw of [gap, every]) await new SimNode(hw, 'node5').drbdAttachNet(inst('vm004', 'node5'), false);
+    for (const hw of [gap, every]) await simNode(hw, 'node5').drbdAttachNet(inst('vm004', 'node5'), false);
     return { gap, every };
   }
 
@@ -137,11 +137,11 @@ describe('time-dependent state after a gap', () => {
     expect(vm004(gap, 'node4').resync).toMatchObject({ role: 'SyncSource', total: 60 });
     wait(3);
     expect(vm004(gap, 'node5', true)).toEqual(vm004(every, 'node5', true));
-    const status = await new SimNode(gap, 'node4').blockdevFind(inst('vm004', 'node4'), 0);
+    const status = await simNode(gap, 'node4').blockdevFind(inst('vm004', 'node4'), 0);
     expect(status).toMatchObject({ isDegraded: true, ldisk: 'SYNC' });
     expect(status!.syncPercent).toBeCloseTo(50, 6);
     wait(4); // 60 MiB at 10 MiB/s: done after 6 s
-    expect(await new SimNode(gap, 'node5').blockdevFind(inst('vm004', 'node5'), 0)).toEqual({
+    expect(await simNode(gap, 'node5').blockdevFind(inst('vm004', 'node5'), 0)).toEqual({
       isDegraded: false,
       syncPercent: null,
       ldisk: 'OKAY',
@@ -152,8 +152,8 @@ describe('time-dependent state after a gap', () => {
   test('a migration completed while neither end was loaded is seen complete from its target, found by the index of migrations', async () => {
     const hw = await seeded();
     const [src, dst] = ['node2', 'node3'];
-    const a = new SimNode(hw, src);
-    const b = new SimNode(hw, dst);
+    const a = simNode(hw, src);
+    const b = simNode(hw, dst);
     await Promise.all([a.drbdDisconnectNet(inst('vm002', src)), b.drbdDisconnectNet(inst('vm002', dst))]);
     await Promise.all([a.drbdAttachNet(inst('vm002', src), true), b.drbdAttachNet(inst('vm002', dst), true)]);
     await b.blockdevOpen(inst('vm002', dst), false);
@@ -168,7 +168,7 @@ describe('time-dependent state after a gap', () => {
     });
     expect(Object.keys(hw.readNodes([dst]).state.nodes)).toEqual(['node2', 'node3', 'node4']);
     wait(60);
-    await new SimNode(hw, 'node5').nodeInfo(); // elsewhere: neither end is loaded
+    await simNode(hw, 'node5').nodeInfo(); // elsewhere: neither end is loaded
     expect(await b.instanceInfo(inst('vm002', dst))).toMatchObject({ state: 'running' });
     expect(await a.instanceGetMigrationStatus(inst('vm002', src))).toMatchObject({ status: 'completed' });
   });

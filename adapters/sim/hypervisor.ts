@@ -1,9 +1,11 @@
 /**
- * One simulated node's RPC surface (the node daemon): the hypervisor side and node information here,
- * the storage side in `storage.ts`, the frame in `node-frame.ts`. Each RPC is a read-modify-write of
- * the shared hardware in one transaction, so it is atomic; each is idempotent: repeated, it
- * observes the state it already produced and succeeds without doing anything twice. Failures are the
- * messages a Ganeti node would report.
+ * One simulated node's hypervisor port (the node daemon's hypervisor side): node information, the
+ * instance's process and its migration, in the hardware document's process table. The storage port
+ * is `storage.ts`, the frame `node-frame.ts`; worker/backends.ts composes the two. Each RPC is a
+ * read-modify-write of the shared hardware in one transaction, so it is atomic; each is idempotent:
+ * repeated, it observes the state it already produced and succeeds without doing anything twice.
+ * Failures are the messages a Ganeti node would report. As `DiskHolders` it tells the storage side
+ * beside it whether a process holds an instance's disks open (the process table again).
  */
 import type { RpcInstance } from '../../domain/instance.js';
 import { runningCopyRefusal, staleCopyRefusal } from '../../domain/naming.js';
@@ -12,20 +14,29 @@ import type {
   HvMigrationSettings,
   MigrationControl,
   MigrationStatusPayload,
+  DiskHolders,
   MigrationTarget,
-  NodeRpc,
+  NodeHypervisor,
 } from '../../domain/ports.js';
 import type { InstanceInfoPayload, NodeInfoPayload } from '../../domain/prereq.js';
-import { fail } from './node-frame.js';
 import { controlMigration, migrateDetail, migrationStatus } from './migration-control.js';
-import { SimStorage } from './storage.js';
+import { fail, SimNodeFrame } from './node-frame.js';
 
 /** The runtime description Ganeti's KVM keeps per instance (here: JSON of the RPC instance). */
 export function serializeRuntime(inst: RpcInstance, memory = inst.memory): string {
   return JSON.stringify({ name: inst.name, uuid: inst.uuid, memory, vcpus: inst.vcpus, hvparams: inst.hvparams, disks: inst.disks.length });
 }
 
-export class SimNode extends SimStorage implements NodeRpc {
+export class SimHypervisor extends SimNodeFrame implements NodeHypervisor, DiskHolders {
+  /**
+   * A process in the node's process table holds the disks open. `held()` reads the document; asked
+   * inside the storage side's transaction (which holds the write lock), it sees the state that
+   * transaction works on, so the check and the storage change are one atomic step.
+   */
+  withHolders<R>(instance: string, step: (held: () => boolean) => Promise<R>): Promise<R> {
+    return step(() => !!this.hw.readNodes([this.node]).state.nodes[this.node]?.processes[instance]);
+  }
+
   // ---- node and instance information ---------------------------------------------------------
 
   async nodeInfo(): Promise<NodeInfoPayload> {
