@@ -18,9 +18,9 @@ export const STORAGE_RPCS = [
   'drbdWaitSync',
 ] as const satisfies readonly NodeStorageMethod[];
 
-// Every storage RPC is listed (a new one in NodeStorage without an entry here does not compile).
-const exhaustive: Exclude<NodeStorageMethod, (typeof STORAGE_RPCS)[number]> extends never ? true : never = true;
-void exhaustive;
+/** Every storage RPC is listed: a new one in NodeStorage without an entry above does not compile. */
+type NothingMissing<T extends never> = T;
+export type AllStorageRpcsListed = NothingMissing<Exclude<NodeStorageMethod, (typeof STORAGE_RPCS)[number]>>;
 
 type Fn = (...a: unknown[]) => unknown;
 
