@@ -17,8 +17,9 @@
  *               (b) from the end of the step before accept_instance to the end of finalize on the
  *               target: the same work plus the orchestration between the five hypervisor RPCs
  *   end to end  (b) only: client start → workflow result (prerequisites, hooks, DRBD steps included)
- * Medians and ratios b/a are printed. Environment: BENCH_PAIRS (default 9), BENCH_BANDWIDTH MiB/s
- * (default 1024), BENCH_DOWNTIME ms (default 300), BENCH_TRACE=1 (activity timings of each (b) run),
+ * Medians and ratios b/a are printed, and QEMU's passes of each run. Environment: BENCH_PAIRS (default
+ * 9), BENCH_BANDWIDTH MiB/s (default 1024), BENCH_DOWNTIME ms (default 300), BENCH_TRACE=1 (activity
+ * timings of each (b) run), BENCH_CPU=1 (who had the CPU during each transfer: bench/cpu-sampler.ts),
  * and the guest: BENCH_FILL_MB (memory made non-zero once at boot, default 0), BENCH_WS_MB (working
  * set written every pass, default 64), BENCH_IDLE=1 (the guest waits for a timer tick between passes
  * instead of running flat out), BENCH_WALK_PAGES/BENCH_HZ (the guest writes that many pages of its
@@ -40,6 +41,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { CpuSampler, describeWindow } from './cpu-sampler.js';
 import { operationResult, startMigration } from '../client/api.js';
 import { rpcInstanceFor, type RpcInstance } from '../domain/instance.js';
 import { buildGuest, readHeartbeat } from '../adapters/qemu/guest.js';
@@ -130,6 +132,10 @@ interface Run {
   /** QEMU's total-time and downtime of the migration, ms. */
   total: number;
   downtime: number;
+  /** QEMU's passes over the memory (dirty-sync-count). */
+  passes: number;
+  /** The transfer, epoch ms: `migrate` sent → completion seen. */
+  transfer: [number, number];
 }
 
 /** (a): boots a VM, lets it dirty its memory, then times the bare QMP migration to a new process. */
@@ -150,13 +156,17 @@ async function bareRun(dir: string, args: string[], round: number, s: Settings):
   );
   await waitQmp(qmp, pid);
   await withQmp(qmp, (q) => q.execute('migrate-set-capabilities', capsOf(s)));
+  let from = 0;
+  let to = 0;
   const done = await withQmp(srcQmp, async (q) => {
     await q.execute('migrate-set-capabilities', capsOf(s));
     await q.execute('migrate-set-parameters', { 'max-bandwidth': s.bandwidth * MiB, 'downtime-limit': s.downtime });
     await q.execute('migrate', { uri: `tcp:${ip}:${port}` });
+    from = Date.now();
     for (;;) {
       let m = await q.execute<QueryMigrate>('query-migrate');
       if (m.status === 'completed') {
+        to = Date.now();
         // QEMU 7.2 may answer the first `completed` with zero timings: ask again for the statistics.
         for (let k = 0; !m['total-time'] && k < 100; k++) {
           await sleep(5);
@@ -176,7 +186,8 @@ async function bareRun(dir: string, args: string[], round: number, s: Settings):
 
   if (!(await readHeartbeat(qmp)).booted) throw new Error('(a): the guest does not run on the destination');
   await killPid(pid);
-  return { hv, total: done['total-time'] ?? 0, downtime: done.downtime ?? 0 };
+  const passes = done.ram?.['dirty-sync-count'] ?? 0;
+  return { hv, total: done['total-time'] ?? 0, downtime: done.downtime ?? 0, passes, transfer: [from, to] };
 }
 
 async function trace(handle: WorkflowHandle): Promise<void> {
@@ -217,6 +228,8 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
   const cluster = `bench-${profile}`;
   const home = mkdtempSync(join(tmpdir(), 'gt-bench-'));
   const workers: Array<{ w: Worker; run: Promise<void> }> = [];
+  const cpu = process.env.BENCH_CPU ? new CpuSampler(home) : null;
+  cpu?.start();
   try {
     const kernel = buildGuest(join(home, 'guest'), {
       fillMb: s.fillMb,
@@ -291,21 +304,30 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
       const accept = log.findIndex((e) => e.rpc === 'accept_instance' && e.outcome === 'ok');
       const fin = log.find((e) => e.rpc === 'instance_finalize_migration_dst' && e.outcome === 'ok');
       const stats = log.find((e) => e.rpc === 'instance_get_migration_status' && e.detail?.startsWith('completed'));
-      const m = /total-time (\d+) ms, downtime (\d+) ms/.exec(stats?.detail ?? '');
-      if (accept < 1 || !fin || !m) throw new Error('(b): the RPC log lacks the migration steps');
+      const m = /total-time (\d+) ms, downtime (\d+) ms.*?(?:, (\d+) passes)?$/.exec(stats?.detail ?? '');
+      const migrate = log.find((e) => e.rpc === 'instance_migrate' && e.outcome === 'ok');
+      if (accept < 1 || !fin || !m || !migrate || !stats) throw new Error('(b): the RPC log lacks the migration steps');
       const target = res.targetNode;
       if (!(await readHeartbeat(drivers[target]!.qmpPath('web1'))).booted)
         throw new Error('(b): the guest does not run on the destination');
       if (process.env.BENCH_TRACE) await trace(handle);
       await drivers[target]!.instanceShutdown(ri(target), 30, 'bench');
-      b.push({ hv: fin.at - log[accept - 1]!.at, total: Number(m[1]), downtime: Number(m[2]), e2e });
+      const transfer: [number, number] = [migrate.at, stats.at];
+      b.push({ hv: fin.at - log[accept - 1]!.at, total: Number(m[1]), downtime: Number(m[2]), passes: Number(m[3] ?? 0), transfer, e2e });
 
       const x = a.at(-1)!;
       const y = b.at(-1)!;
       const f = (n: number, w = 6) => `${n.toFixed(0).padStart(w)} ms`;
       console.log(
-        `${String(i).padStart(4)} |  ${f(x.total)}  ${f(x.downtime, 4)}  ${f(x.hv)} |  ${f(y.total)}  ${f(y.downtime, 4)}  ${f(y.hv)}   ${f(y.e2e)}`,
+        `${String(i).padStart(4)} |  ${f(x.total)}  ${f(x.downtime, 4)}  ${f(x.hv)} |  ${f(y.total)}  ${f(y.downtime, 4)}  ${f(y.hv)}   ${f(y.e2e)}` +
+          `   passes ${x.passes} / ${y.passes}`,
       );
+      if (cpu)
+        for (const [k, r] of [
+          ['(a)', x],
+          ['(b)', y],
+        ] as const)
+          console.log(`       ${k} ${describeWindow(cpu.window(...r.transfer))}`);
     }
     const ma = { total: median(a.map((r) => r.total)), downtime: median(a.map((r) => r.downtime)), hv: median(a.map((r) => r.hv)) };
     const mb = {
@@ -337,6 +359,7 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
       fixedB: median(b.map((r) => r.hv - r.total)),
     };
   } finally {
+    cpu?.stop();
     for (const { w } of workers) w.shutdown();
     await Promise.all(workers.map(({ run }) => run.catch(() => undefined)));
     for (const pid of qemuProcessesMentioning(home)) await killPid(pid);
