@@ -83,17 +83,25 @@ function migrationFailed(details: MigrationFailureDetails): ApplicationFailure {
 /**
  * The pause between two status polls. On a node that offers it (the QEMU driver) it is spent waiting
  * for the hypervisor's event, and ends as soon as the status changes (the transfer ended, or switched
- * to post-copy); otherwise, or if the wait fails, it sleeps out the interval. Cancellable like a sleep.
+ * to post-copy) with that status — the next poll's answer, so it is not asked for again; otherwise, or
+ * if the wait fails, it sleeps out the interval (null). Cancellable like a sleep.
  */
-async function pauseUntilNextPoll(ctx: Context, rpc: NodeRpc, inst: RpcInstance, pollMs: number, was: HvMigrationStatus): Promise<void> {
+async function pauseUntilNextPoll(
+  ctx: Context,
+  rpc: NodeRpc,
+  inst: RpcInstance,
+  pollMs: number,
+  was: HvMigrationStatus,
+): Promise<MigrationStatusPayload | null> {
   const t0 = Date.now();
   if (rpc.instanceWaitMigrationEvent) {
     const waited = (async () => rpc.instanceWaitMigrationEvent!(inst, pollMs))().catch(() => null);
     const now = await Promise.race([waited, ctx.cancelled]);
-    if (now && now.status !== was) return;
+    if (now && now.status !== was) return now;
   }
   const left = pollMs - (Date.now() - t0);
   if (left > 0) await ctx.sleep(left);
+  return null;
 }
 
 /** Details attached to a MigrationTimedOut failure: which bound, and the last progress. */
@@ -236,8 +244,10 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
       // Heartbeats of an attempt before these bounds existed carry no start (the wait restarts its clock).
       hb.startedAt ??= now0;
       hb.lowWaterAt ??= now0;
+      let seen: MigrationStatusPayload | null = null;
       for (;;) {
-        const st = await rpc.instanceGetMigrationStatus(inst);
+        // What the event wait answered last (a change), or a fresh poll.
+        const st = seen ?? (await rpc.instanceGetMigrationStatus(inst));
         const now = Date.now();
         observe(hb, st, now);
         if (st.status === 'failed' || st.status === 'cancelled') {
@@ -267,7 +277,8 @@ export function createHypervisorActivities({ rpc }: HypervisorActivityDeps) {
         }
         ctx.heartbeat(hb);
         try {
-          await pauseUntilNextPoll(ctx, rpc, inst, Math.max(1, Math.min(opts.pollMs, untilDeadline(hb, opts, now, st.status))), st.status);
+          const pollMs = Math.max(1, Math.min(opts.pollMs, untilDeadline(hb, opts, now, st.status)));
+          seen = await pauseUntilNextPoll(ctx, rpc, inst, pollMs, st.status);
         } catch (e) {
           // Cancelled (an abort): if the hypervisor completed the transfer meanwhile, the point of no
           // return is behind us and reporting completion lets the workflow roll forward.

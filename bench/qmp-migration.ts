@@ -10,15 +10,17 @@
  *   (b) through the migrate workflow on a dev server with the qemu backend (a DRBD instance, whose
  *       disks are simulated; the workflow also runs Ganeti's prerequisites and disk steps). The
  *       master's status poll is set to 10 ms like the bare script's; all other timings are Ganeti's.
- * Pairs alternate (a), (b), with one VM running at a time (the guest keeps a core busy); each VM runs
+ * Pairs alternate (a), (b) — odd pairs (a) first, even pairs (b) first — with one VM running at a time (the guest keeps a core busy); each VM runs
  * 1 s before its migration so that its working set is dirty. Measured per run:
  *   migration   QEMU's own total-time of the migration (query-migrate on the source when completed)
  *   hv part     (a) from spawning the destination to the source's exit after the destination runs;
  *               (b) from the end of the step before accept_instance to the end of finalize on the
  *               target: the same work plus the orchestration between the five hypervisor RPCs
  *   end to end  (b) only: client start → workflow result (prerequisites, hooks, DRBD steps included)
- * Medians and ratios b/a are printed. Environment: BENCH_PAIRS (default 9), BENCH_BANDWIDTH MiB/s
- * (default 1024), BENCH_DOWNTIME ms (default 300), BENCH_TRACE=1 (activity timings of each (b) run),
+ * Medians and ratios b/a are printed, and QEMU's passes of each run. Environment: BENCH_PAIRS (default
+ * 9), BENCH_BANDWIDTH MiB/s (default 1024), BENCH_DOWNTIME ms (default 300), BENCH_TRACE=1 (activity
+ * timings of each (b) run), BENCH_CPU=1 (who had the CPU during each transfer: bench/cpu-sampler.ts), BENCH_DIRECT=1 (each pair
+ * also runs (c): the driver's RPCs called directly, no workflow, with the workers idle — bench/qmp-runs.ts),
  * and the guest: BENCH_FILL_MB (memory made non-zero once at boot, default 0), BENCH_WS_MB (working
  * set written every pass, default 64), BENCH_IDLE=1 (the guest waits for a timer tick between passes
  * instead of running flat out), BENCH_WALK_PAGES/BENCH_HZ (the guest writes that many pages of its
@@ -37,18 +39,16 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
+import { CpuSampler, describeWindow } from './cpu-sampler.js';
+import { bareRun, directRun, trace, WARMUP_MS, type DirectSetup, type Run } from './qmp-runs.js';
 import { operationResult, startMigration } from '../client/api.js';
 import { rpcInstanceFor, type RpcInstance } from '../domain/instance.js';
 import { buildGuest, readHeartbeat } from '../adapters/qemu/guest.js';
 import type { QemuNode } from '../adapters/qemu/node.js';
-import { freePort } from '../adapters/common/net.js';
-import { killPid, qemuProcessesMentioning, spawnDetached, waitGone } from '../adapters/qemu/process.js';
-import { QmpClient, withQmp } from '../adapters/qemu/qmp.js';
-import { deviceModelArgs, qmpArg } from '../adapters/qemu/runtime.js';
-import type { QueryMigrate } from '../adapters/qemu/status.js';
+import { killPid, qemuProcessesMentioning } from '../adapters/qemu/process.js';
+import { deviceModelArgs } from '../adapters/qemu/runtime.js';
 import { buildHardware, defaultClusterConfig } from '../adapters/sim/cluster.js';
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { openSqliteStore } from '../adapters/store/open.js';
@@ -92,114 +92,14 @@ function settingsOf(profile: string) {
     caps,
   };
 }
-type Settings = ReturnType<typeof settingsOf>;
 
 const MEMORY = 512;
-const WARMUP_MS = 1000;
-const MiB = 1024 * 1024;
-const capsOf = (s: Settings) => ({
-  capabilities: [
-    { capability: 'events', state: true },
-    { capability: 'return-path', state: true },
-    ...s.caps.map((capability) => ({ capability, state: true })),
-  ],
-});
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-
-async function waitQmp(path: string, pid: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      (await QmpClient.connect(path, { connectTimeoutMs: 1000 })).close();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`QEMU ${pid} did not open ${path}`);
-      await sleep(5);
-    }
-  }
-}
-
-interface Run {
-  /** Wall time of the hypervisor part, ms. */
-  hv: number;
-  /** QEMU's total-time and downtime of the migration, ms. */
-  total: number;
-  downtime: number;
-}
-
-/** (a): boots a VM, lets it dirty its memory, then times the bare QMP migration to a new process. */
-async function bareRun(dir: string, args: string[], round: number, s: Settings): Promise<Run> {
-  const srcQmp = join(dir, `src-${round}.qmp`);
-  const srcPid = await spawnDetached('qemu-system-x86_64', [...args, '-qmp', qmpArg(srcQmp)], join(dir, 'bare.log'));
-  await waitQmp(srcQmp, srcPid);
-  await sleep(WARMUP_MS);
-
-  const ip = '127.0.2.12';
-  const port = await freePort(ip, 8102);
-  const qmp = join(dir, `dst-${round}.qmp`);
-  const t0 = performance.now();
-  const pid = await spawnDetached(
-    'qemu-system-x86_64',
-    [...args, '-qmp', qmpArg(qmp), '-incoming', `tcp:${ip}:${port}`],
-    join(dir, 'bare.log'),
-  );
-  await waitQmp(qmp, pid);
-  await withQmp(qmp, (q) => q.execute('migrate-set-capabilities', capsOf(s)));
-  const done = await withQmp(srcQmp, async (q) => {
-    await q.execute('migrate-set-capabilities', capsOf(s));
-    await q.execute('migrate-set-parameters', { 'max-bandwidth': s.bandwidth * MiB, 'downtime-limit': s.downtime });
-    await q.execute('migrate', { uri: `tcp:${ip}:${port}` });
-    for (;;) {
-      let m = await q.execute<QueryMigrate>('query-migrate');
-      if (m.status === 'completed') {
-        // QEMU 7.2 may answer the first `completed` with zero timings: ask again for the statistics.
-        for (let k = 0; !m['total-time'] && k < 100; k++) {
-          await sleep(5);
-          m = await q.execute<QueryMigrate>('query-migrate');
-        }
-        return m;
-      }
-      if (m.status === 'failed' || m.status === 'cancelled') throw new Error(`bare migration ${m.status}: ${m['error-desc'] ?? ''}`);
-      await sleep(10);
-    }
-  });
-  const st = await withQmp(qmp, (q) => q.execute<{ status: string }>('query-status'));
-  if (st.status !== 'running') throw new Error(`(a): the destination is ${st.status}`);
-  await withQmp(srcQmp, (q) => q.execute('quit')).catch(() => undefined);
-  await waitGone(srcPid, 10_000);
-  const hv = performance.now() - t0;
-
-  if (!(await readHeartbeat(qmp)).booted) throw new Error('(a): the guest does not run on the destination');
-  await killPid(pid);
-  return { hv, total: done['total-time'] ?? 0, downtime: done.downtime ?? 0 };
-}
-
-async function trace(handle: WorkflowHandle): Promise<void> {
-  const history = await handle.fetchHistory();
-  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
-    t ? Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
-  const rows = new Map<string, { name: string; at: number; started: number; done: number }>();
-  for (const e of history.events ?? []) {
-    const id = String(e.eventId);
-    const sch = e.activityTaskScheduledEventAttributes;
-    if (sch) rows.set(id, { name: sch.activityType?.name ?? '?', at: ms(e.eventTime), started: 0, done: 0 });
-    const st = e.activityTaskStartedEventAttributes;
-    if (st) rows.get(String(st.scheduledEventId))!.started = ms(e.eventTime);
-    const c = e.activityTaskCompletedEventAttributes;
-    if (c) rows.get(String(c.scheduledEventId))!.done = ms(e.eventTime);
-  }
-  const t0 = [...rows.values()][0]?.at ?? 0;
-  for (const r of rows.values()) {
-    console.log(
-      `      ${String(r.at - t0).padStart(5)} ms  ${r.name.padEnd(30)} to start ${String(r.started - r.at).padStart(4)} ms, ran ${String(r.done - r.started).padStart(4)} ms`,
-    );
-  }
-}
 
 interface Summary {
   profile: string;
@@ -217,6 +117,8 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
   const cluster = `bench-${profile}`;
   const home = mkdtempSync(join(tmpdir(), 'gt-bench-'));
   const workers: Array<{ w: Worker; run: Promise<void> }> = [];
+  const cpu = process.env.BENCH_CPU ? new CpuSampler(home) : null;
+  cpu?.start();
   try {
     const kernel = buildGuest(join(home, 'guest'), {
       fillMb: s.fillMb,
@@ -276,9 +178,17 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
     console.log('pair | (a) migration  downtime  hv part | (b) migration  downtime  hv part  end to end');
     const a: Run[] = [];
     const b: Array<Run & { e2e: number }> = [];
-    for (let i = 1; i <= s.pairs; i++) {
-      a.push(await bareRun(bareDir, args, i, s));
-
+    const c: Run[] = [];
+    const direct: DirectSetup = { drivers, ri, hw, secondaryIp: (n) => cfg.nodes[n]!.secondaryIp };
+    const hvSettings = { bandwidth: s.bandwidth, downtimeMs: s.downtime, autoConverge: s.caps.includes('auto-converge'), postcopy: false };
+    const runC = async () => {
+      const P = store.readSync().instances.web1!.primaryNode;
+      const r = await directRun(direct, P, P === 'node1' ? 'node2' : 'node1', hvSettings, 10);
+      c.push(r);
+      console.log(`     | (c) driver direct: migration ${r.total.toFixed(0)} ms, hv part ${r.hv.toFixed(0)} ms, passes ${r.passes}`);
+      if (cpu) console.log(`       (c) ${describeWindow(cpu.window(...r.transfer))}`);
+    };
+    const runB = async () => {
       const primary = store.readSync().instances.web1!.primaryNode;
       await drivers[primary]!.instanceStart(ri(primary), 'bench');
       await sleep(WARMUP_MS);
@@ -291,21 +201,37 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
       const accept = log.findIndex((e) => e.rpc === 'accept_instance' && e.outcome === 'ok');
       const fin = log.find((e) => e.rpc === 'instance_finalize_migration_dst' && e.outcome === 'ok');
       const stats = log.find((e) => e.rpc === 'instance_get_migration_status' && e.detail?.startsWith('completed'));
-      const m = /total-time (\d+) ms, downtime (\d+) ms/.exec(stats?.detail ?? '');
-      if (accept < 1 || !fin || !m) throw new Error('(b): the RPC log lacks the migration steps');
+      const m = /total-time (\d+) ms, downtime (\d+) ms.*?(?:, (\d+) passes)?$/.exec(stats?.detail ?? '');
+      const migrate = log.find((e) => e.rpc === 'instance_migrate' && e.outcome === 'ok');
+      if (accept < 1 || !fin || !m || !migrate || !stats) throw new Error('(b): the RPC log lacks the migration steps');
       const target = res.targetNode;
       if (!(await readHeartbeat(drivers[target]!.qmpPath('web1'))).booted)
         throw new Error('(b): the guest does not run on the destination');
       if (process.env.BENCH_TRACE) await trace(handle);
       await drivers[target]!.instanceShutdown(ri(target), 30, 'bench');
-      b.push({ hv: fin.at - log[accept - 1]!.at, total: Number(m[1]), downtime: Number(m[2]), e2e });
-
+      const transfer: [number, number] = [migrate.at, stats.at];
+      b.push({ hv: fin.at - log[accept - 1]!.at, total: Number(m[1]), downtime: Number(m[2]), passes: Number(m[3] ?? 0), transfer, e2e });
+    };
+    for (let i = 1; i <= s.pairs; i++) {
+      // The order alternates (odd pairs a, c, b; even pairs b, c, a): no variant always comes first.
+      if (i % 2 === 0) await runB();
+      else a.push(await bareRun(bareDir, args, i, s));
+      if (process.env.BENCH_DIRECT) await runC();
+      if (i % 2 === 0) a.push(await bareRun(bareDir, args, i, s));
+      else await runB();
       const x = a.at(-1)!;
       const y = b.at(-1)!;
       const f = (n: number, w = 6) => `${n.toFixed(0).padStart(w)} ms`;
       console.log(
-        `${String(i).padStart(4)} |  ${f(x.total)}  ${f(x.downtime, 4)}  ${f(x.hv)} |  ${f(y.total)}  ${f(y.downtime, 4)}  ${f(y.hv)}   ${f(y.e2e)}`,
+        `${String(i).padStart(4)} |  ${f(x.total)}  ${f(x.downtime, 4)}  ${f(x.hv)} |  ${f(y.total)}  ${f(y.downtime, 4)}  ${f(y.hv)}   ${f(y.e2e)}` +
+          `   passes ${x.passes} / ${y.passes}`,
       );
+      if (cpu)
+        for (const [k, r] of [
+          ['(a)', x],
+          ['(b)', y],
+        ] as const)
+          console.log(`       ${k} ${describeWindow(cpu.window(...r.transfer))}`);
     }
     const ma = { total: median(a.map((r) => r.total)), downtime: median(a.map((r) => r.downtime)), hv: median(a.map((r) => r.hv)) };
     const mb = {
@@ -326,6 +252,14 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
     // The hypervisor part without QEMU's own migration time, which varies run to run on a busy machine:
     // what driving the migration costs on top of it (spawning the destination included).
     row('hv part − migration (fixed)', median(a.map((r) => r.hv - r.total)), median(b.map((r) => r.hv - r.total)));
+    if (c.length) {
+      const mc = (f: (r: Run) => number) => median(c.map(f)).toFixed(0);
+      console.log(
+        `(c) driver direct: migration ${mc((r) => r.total)} ms, hv part ${mc((r) => r.hv)} ms, fixed ${mc((r) => r.hv - r.total)} ms`,
+      );
+    }
+    const passes = (rs: Run[]) => rs.map((r) => r.passes).join(' ');
+    console.log(`passes: (a) ${passes(a)}; (b) ${passes(b)}${c.length ? `; (c) ${passes(c)}` : ''}`);
     console.log('');
     for (const d of Object.values(drivers)) d.close();
     return {
@@ -337,6 +271,7 @@ async function runProfile(env: TestWorkflowEnvironment, profile: string): Promis
       fixedB: median(b.map((r) => r.hv - r.total)),
     };
   } finally {
+    cpu?.stop();
     for (const { w } of workers) w.shutdown();
     await Promise.all(workers.map(({ run }) => run.catch(() => undefined)));
     for (const pid of qemuProcessesMentioning(home)) await killPid(pid);

@@ -95,7 +95,8 @@ export function statusPayload(m: QueryMigrate, downtimeLimitMs?: number): Migrat
 /** `completed: total-time 266 ms, downtime 31 ms, 136.0 MiB sent` (QEMU's statistics of a migration). */
 export function migrationSummary(m: QueryMigrate): string {
   const sent = m.ram ? `, ${(m.ram.transferred / MiB).toFixed(1)} MiB sent` : '';
-  return `completed: total-time ${m['total-time'] ?? '?'} ms, downtime ${m.downtime ?? '?'} ms${sent}`;
+  const passes = m.ram?.['dirty-sync-count'] ? `, ${m.ram['dirty-sync-count']} passes` : '';
+  return `completed: total-time ${m['total-time'] ?? '?'} ms, downtime ${m.downtime ?? '?'} ms${sent}${passes}`;
 }
 
 /** A real process as the driver reports it to the storage side (the simulated storage records it). */

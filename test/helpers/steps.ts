@@ -48,3 +48,12 @@ export function mutatingCounts(c: TestCluster, instance: string): Record<string,
 
 export const withoutProgress = (lines: string[]): string[] =>
   lines.filter((l) => !l.startsWith('   - progress:') && !l.startsWith('* memory transfer progress:'));
+
+/** Waits until `step` (as `mutatingSteps` names it, e.g. `instance_migration_control(start-postcopy)@node1`) took effect. */
+export async function waitForStep(c: TestCluster, instance: string, step: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!mutatingSteps(c, instance).includes(step)) {
+    if (Date.now() > deadline) throw new Error(`${step} did not happen within ${timeoutMs} ms: ${mutatingSteps(c, instance).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}

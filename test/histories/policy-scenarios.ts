@@ -1,14 +1,17 @@
 /**
  * Catalogue scenarios of migration policies (issue 14): the paths `patched('migration-policy')`
- * guards (a timeout acted on: abort, raise-downtime, post-copy; force-complete: post-copy or a paused
- * source), recorded and replayed like the others. A guest dirtying 40 MiB/s never converges at the
+ * guards (a timeout acted on: abort — on the completion or the progress timeout —, raise-downtime,
+ * post-copy, and post-copy failing after the switch; force-complete: post-copy or a paused source),
+ * recorded and replayed like the others. A guest dirtying 40 MiB/s never converges at the
  * default 32 MiB/s by itself.
  */
 import { abortOperation, forceCompleteOperation } from '../../client/jobs.js';
 import { waitForProgress } from '../helpers/harness.js';
+import { waitForStep } from '../helpers/steps.js';
 import type { Scenario } from './catalogue.js';
 
 const M = 'migrateInstanceWorkflow';
+const START_POSTCOPY = 'instance_migration_control(start-postcopy)@node1';
 const HOT = { sim: { timeFactor: 50, guestDirtyRate: 40 } };
 
 export const POLICY_SCENARIOS: Scenario[] = [
@@ -20,6 +23,17 @@ export const POLICY_SCENARIOS: Scenario[] = [
     run: async (ctx) => {
       const { c } = await ctx.cluster(HOT);
       return ctx.migrate(c, { instance: 'web1', policy: { completionTimeoutSecPerGiB: 2, onTimeout: 'abort' } });
+    },
+  },
+  {
+    name: 'policy-progress-timeout-abort',
+    workflow: M,
+    description:
+      'a stalled transfer (the remaining memory never reaches a new low) hits its progress timeout; on timeout abort: abort + revert',
+    expect: { failure: 'ExecutionFailed' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster(HOT);
+      return ctx.migrate(c, { instance: 'web1', policy: { completionTimeoutSecPerGiB: 0, progressTimeoutSec: 2, onTimeout: 'abort' } });
     },
   },
   {
@@ -48,6 +62,24 @@ export const POLICY_SCENARIOS: Scenario[] = [
       });
       await waitForProgress(h, (p) => p.pointOfNoReturn);
       await abortOperation(ctx.env.client, 'web1').catch(() => undefined);
+      return h;
+    },
+  },
+  {
+    name: 'policy-postcopy-failed',
+    workflow: M,
+    description:
+      'post-copy on timeout, then the destination dies during it: left for an operator (GanetiNeedsOperator, the repair command), the source never resumed',
+    expect: { failure: 'ExecutionFailed' },
+    run: async (ctx) => {
+      const { c } = await ctx.cluster(HOT);
+      const h = await ctx.migrate(c, {
+        instance: 'web1',
+        policy: { bandwidth: 4, postcopy: true, onTimeout: 'postcopy', completionTimeoutSecPerGiB: 2 },
+      });
+      await waitForProgress(h, (p) => p.pointOfNoReturn);
+      await waitForStep(c, 'web1', START_POSTCOPY); // switched, not only decided
+      await c.inject('web1', 'node2', 'stopped');
       return h;
     },
   },

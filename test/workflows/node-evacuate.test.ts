@@ -6,14 +6,17 @@
  */
 import { describe, expect, test } from 'vitest';
 import { operationResult } from '../../client/api.js';
-import { abortOperation } from '../../client/jobs.js';
+import { abortOperation, jobInfo } from '../../client/jobs.js';
 import { setPower } from '../../adapters/sim/cluster.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import { orchestratorQueue } from '../../domain/naming.js';
 import { nodeMigrateWorkflow } from '../../workflows/node-workflows.js';
-import { nodeProgressQuery } from '../../workflows/messages.js';
+import type { MigrationPolicyInput } from '../../domain/policy.js';
+import { nodeProgressQuery, type ProgressView } from '../../workflows/messages.js';
+import { decodePayload } from '../helpers/codec.js';
 import { childIntervals, evacuationCluster, maxOverlap, nodeOutcome, startNodeFail, startNodeMigrate } from '../helpers/evacuate.js';
 import { configShape, hardwareShape, start, useHarness } from '../helpers/harness.js';
+import { mutatingSteps } from '../helpers/steps.js';
 import type { TestCluster } from '../helpers/cluster.js';
 
 const h = useHarness();
@@ -90,6 +93,56 @@ describe('node migrate', () => {
     if (!r.ok) return;
     const iv = await childIntervals(h.env(), r.result);
     expect(maxOverlap(iv, (i) => i.source)).toBeLessThanOrEqual(2);
+  });
+
+  test('passes its migration policy to every child: each resolves it from the request and acts on it (post-copy on timeout)', async () => {
+    // A guest dirtying 40 MiB/s at 4 MiB/s never converges: each child's completion timeout of
+    // 16 s/GiB × 128 MiB = 2 s hits, and its onTimeout switches it to post-copy.
+    const { c } = await h.cluster(evacuationCluster(3, 2, { sim: { timeFactor: 50, guestDirtyRate: 40 } }));
+    const policy = {
+      bandwidth: 4,
+      maxDowntimeMs: 250,
+      autoConverge: false,
+      postcopy: true,
+      completionTimeoutSecPerGiB: 16,
+      progressTimeoutSec: 60,
+      onTimeout: 'postcopy',
+    } satisfies MigrationPolicyInput;
+    const r = await nodeOutcome(await startNodeMigrate(h.env(), c, { node: 'node1', policy, limits: { maxConcurrent: 2 } }));
+    expect(r.ok, r.ok ? '' : r.error.message).toBe(true);
+    if (!r.ok) return;
+    expect(r.result.instances.map((e) => [e.instance, e.state, e.outcome])).toEqual([
+      ['vm001', 'done', 'migrated'],
+      ['vm002', 'done', 'migrated'],
+    ]);
+    for (const e of r.result.instances) {
+      const child = h.env().client.workflow.getHandle(e.workflowId!);
+      const history = (await child.fetchHistory()).events ?? [];
+      // The child's input carries the policy as given.
+      const started = history[0]!.workflowExecutionStartedEventAttributes!;
+      expect(await decodePayload(started.input!.payloads![0]!)).toMatchObject({ instance: e.instance, policy });
+      // It resolved every field from the request.
+      const info = await jobInfo(h.env().client, e.instance);
+      const view = (info.progress as ProgressView).migrationPolicy;
+      expect(view).toMatchObject({ policy, completionTimeoutSec: 2 });
+      expect(Object.values(view!.sources)).toEqual(Array(7).fill('request'));
+      // The hypervisor got its bandwidth, downtime and capabilities.
+      const migrate = history.find((ev) => ev.activityTaskScheduledEventAttributes?.activityType?.name === 'instanceMigrate');
+      const args = await Promise.all(migrate!.activityTaskScheduledEventAttributes!.input!.payloads!.map((p) => decodePayload(p)));
+      expect(args[3]).toEqual({ bandwidth: 4, downtimeMs: 250, autoConverge: false, postcopy: true });
+      expect(mutatingSteps(c, e.instance)).toContain('instance_migration_control(start-postcopy)@node1');
+      expect(info.result).toMatchObject({ outcome: 'migrated' });
+      const feedback = (info.progress as ProgressView).feedback;
+      expect(feedback.some((l) => l.startsWith('* the memory transfer did not complete within its completion timeout (2 s)'))).toBe(true);
+      expect(feedback).toContain(
+        `* switching the memory transfer to post-copy (the completion timeout hit); ${e.instance} now runs on ${e.targetNode}`,
+      );
+      const secondary = c.instance(e.instance).disks[0]!.drbd!.nodes.find((n) => n !== 'node1')!;
+      expect(c.instance(e.instance).primaryNode).toBe(secondary);
+      expect(
+        checkInvariants({ kind: 'migrated', source: 'node1', target: secondary }, c.instance(e.instance), c.status(e.instance)),
+      ).toEqual([]);
+    }
   });
 
   test('a failing child does not stop the others; the result lists it with its error', async () => {

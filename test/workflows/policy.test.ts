@@ -11,11 +11,13 @@ import { operationResult } from '../../client/api.js';
 import { abortOperation, forceCompleteOperation } from '../../client/jobs.js';
 import { checkInvariants } from '../../adapters/sim/invariants.js';
 import type { MigrationPolicyInput } from '../../domain/policy.js';
+import { progressQuery, SA } from '../../workflows/messages.js';
 import { failure, migrate, outcomeOf, start, useHarness, waitForProgress } from '../helpers/harness.js';
 import type { TestCluster } from '../helpers/cluster.js';
-import { mutatingSteps } from '../helpers/steps.js';
+import { mutatingSteps, waitForStep } from '../helpers/steps.js';
 
 const h = useHarness();
+const START_POSTCOPY = 'instance_migration_control(start-postcopy)@node1';
 
 /** A guest dirtying 40 MiB/s: more than the default 32 MiB/s, so no transfer converges by itself. */
 const HOT = { sim: { timeFactor: 50, guestDirtyRate: 40 } };
@@ -126,6 +128,27 @@ describe('post-copy', () => {
     expect(r.ok && r.result.feedback).toContain('* memory transfer has switched to postcopy');
     expect(mutatingSteps(c, 'web1')).toContain('instance_migration_control(start-postcopy)@node1');
     expectMigrated(c);
+  });
+  test('a failure after the switch is left for an operator with the repair command; the source is never resumed', async () => {
+    const { c } = await h.cluster(HOT);
+    const handle = await startWith(c, { bandwidth: 4, postcopy: true, onTimeout: 'postcopy', completionTimeoutSecPerGiB: 2 });
+    await waitForProgress(handle, (p) => p.pointOfNoReturn);
+    await waitForStep(c, 'web1', START_POSTCOPY); // switched, not only decided
+    await c.inject('web1', 'node2', 'stopped'); // the destination dies during post-copy
+    const e = failure(await outcomeOf(operationResult(handle)));
+    expect(e.type).toBe('ExecutionFailed');
+    expect(e.message).toMatch(/^Post-copy migration of web1 to node2 failed after the point of no return: /);
+    expect(e.message).toContain('node2 held the only current state, the source node1 was not resumed');
+    const repair =
+      "find where web1 still runs from node2's state (never resume it on node1), then run 'ganeti-temporal instance migrate --cleanup web1'";
+    expect(await handle.query(progressQuery)).toMatchObject({ needsOperator: true, repair });
+    expect((await handle.describe()).typedSearchAttributes.get(SA.needsOperator)).toBe(true);
+    // Nothing after the switch touched the source: it stays paused, the configuration unchanged.
+    expect(c.status('web1').processes.node1).toMatchObject({ state: 'paused' });
+    expect(c.status('web1').runningOn).toEqual(['node1']); // a process, paused
+    expect(c.instance('web1').primaryNode).toBe('node1');
+    const steps = mutatingSteps(c, 'web1');
+    expect(steps.slice(steps.indexOf(START_POSTCOPY) + 1)).toEqual([]);
   });
 });
 
