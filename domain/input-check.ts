@@ -21,8 +21,8 @@ type Parse = (v: unknown) => unknown;
 /** A field: its parser, and whether an absent (or undefined) value is allowed, or its default. */
 type Field = { parse: Parse; optional: true } | { parse: Parse; dflt: unknown } | { parse: Parse };
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && [Object.prototype, null].includes(Object.getPrototypeOf(v));
+// As zod's object check (any non-null, non-array object; payloads are plain JSON objects).
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const name: Parse = (v) => (typeof v === 'string' && v.length >= 1 && v.length <= NAME_MAX_LENGTH && NAME_RE.test(v) ? v : BAD);
 const reason: Parse = (v) => (typeof v === 'string' && v.length <= REASON_MAX_LENGTH ? v : BAD);
 const bool: Parse = (v) => (typeof v === 'boolean' ? v : BAD);
