@@ -1,13 +1,6 @@
 /** Pure read helpers over the cluster model: derived secondaries, mirroring class, filled parameters. */
-import {
-  EXT_MIRROR_TEMPLATES,
-  INT_MIRROR_TEMPLATES,
-  otherSide,
-  sideOf,
-  type ClusterSnapshot,
-  type FilledHvParams,
-  type Instance,
-} from './types.js';
+import { EXT_MIRROR_TEMPLATES, INT_MIRROR_TEMPLATES, otherSide, sideOf } from './model.js';
+import type { ClusterSnapshot, FilledHvParams, Instance } from './types.js';
 
 export type MirrorKind = 'internal' | 'external' | 'none';
 

@@ -22,28 +22,42 @@ import {
   UuidSchema,
   VCPUS_MAX,
 } from './limits.js';
+import {
+  ADMIN_STATES,
+  DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC,
+  DISK_TEMPLATES,
+  EVACUATION_DEFAULTS,
+  EVACUATION_LIMIT_MAX,
+  MIGRATION_MODES,
+} from './model.js';
 import { ClusterMigrationPolicySchema, MigrationCapsSchema } from './policy.js';
 
 /** Names, UUIDs, links, disk paths and numbers are bounded by domain/limits.ts (the node agents check the same). */
 export { NAME_MAX_LENGTH, NAME_RE } from './limits.js';
+/** The model's plain constants and helpers (no zod; the workflows import them from domain/model.ts). */
+export {
+  ADMIN_STATES,
+  DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC,
+  DISK_TEMPLATES,
+  EVACUATION_LIMIT_MAX,
+  EXT_MIRROR_TEMPLATES,
+  INT_MIRROR_TEMPLATES,
+  MIGRATION_MODES,
+  otherSide,
+  sideOf,
+  type DrbdSide,
+} from './model.js';
 const name = NameSchema;
 const uuid = UuidSchema;
 const ipv4 = z.ipv4();
 const mib = MibSchema;
 
-export const DISK_TEMPLATES = ['drbd', 'sharedfile', 'plain', 'file'] as const;
 export const DiskTemplateSchema = z.enum(DISK_TEMPLATES);
 export type DiskTemplate = z.infer<typeof DiskTemplateSchema>;
 
-/** Ganeti's mirroring classes (constants.DTS_INT_MIRROR / DTS_EXT_MIRROR). */
-export const INT_MIRROR_TEMPLATES: readonly DiskTemplate[] = ['drbd'];
-export const EXT_MIRROR_TEMPLATES: readonly DiskTemplate[] = ['sharedfile'];
-
-export const MIGRATION_MODES = ['live', 'non-live'] as const;
 export const MigrationModeSchema = z.enum(MIGRATION_MODES);
 export type MigrationMode = z.infer<typeof MigrationModeSchema>;
 
-export const ADMIN_STATES = ['up', 'down', 'offline'] as const;
 export const AdminStateSchema = z.enum(ADMIN_STATES);
 export type AdminState = z.infer<typeof AdminStateSchema>;
 
@@ -77,14 +91,6 @@ export const DrbdLogicalIdSchema = z.object({
   secret: z.string().min(1).max(256).optional(),
 });
 export type DrbdLogicalId = z.infer<typeof DrbdLogicalIdSchema>;
-
-/** One of the two sides of a DRBD pair. */
-export type DrbdSide = 0 | 1;
-export const otherSide = (side: DrbdSide): DrbdSide => (side === 0 ? 1 : 0);
-/** The side `node` is on, or null when it holds neither. */
-export function sideOf(drbd: DrbdLogicalId, node: string): DrbdSide | null {
-  return drbd.nodes[0] === node ? 0 : drbd.nodes[1] === node ? 1 : null;
-}
 
 export const DiskSchema = z.object({
   uuid,
@@ -198,9 +204,6 @@ export const RpcTimeoutsSchema = z.object({
   slow: z.number().positive().default(3600),
 });
 
-/** Default of `cluster.timing.rpcHeartbeatTimeoutSec` (also for histories recorded before it existed). */
-export const DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC = 15;
-
 /**
  * Orchestration timing. Defaults are Ganeti's values; tests shrink them. They are read from the
  * config store by the workflow's first activity, so they are part of the recorded history.
@@ -232,15 +235,14 @@ export const TimingSchema = z.object({
 export type Timing = z.infer<typeof TimingSchema>;
 
 /** Evacuation limits (`node migrate` / `node failover`), overridable per call. */
-export const EVACUATION_LIMIT_MAX = 1000;
 const limit = z.number().int().min(1).max(EVACUATION_LIMIT_MAX);
 export const EvacuationLimitsSchema = z.object({
   /** At most this many instance operations of one node operation at once (C). */
-  maxConcurrent: limit.default(5),
+  maxConcurrent: limit.default(EVACUATION_DEFAULTS.maxConcurrent),
   /** At most this many leaving one source node at once (O). */
-  maxOutgoing: limit.default(2),
+  maxOutgoing: limit.default(EVACUATION_DEFAULTS.maxOutgoing),
   /** At most this many arriving on one target node at once (I). */
-  maxIncoming: limit.default(2),
+  maxIncoming: limit.default(EVACUATION_DEFAULTS.maxIncoming),
 });
 export type EvacuationLimits = z.infer<typeof EvacuationLimitsSchema>;
 

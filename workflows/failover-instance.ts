@@ -3,18 +3,20 @@
  * migrate workflow, so the two exclude each other.
  */
 import { prereqError } from '../domain/errors.js';
-import { describeZodError, FailoverInputSchema, type FailoverInput, type OperationResult } from '../domain/ops.js';
+import { checkFailoverInput } from '../domain/input-check.js';
+import type { FailoverInput, OperationResult } from '../domain/ops.js';
 import { requireBusinessKey } from './business-key.js';
+import { validated } from './input.js';
 import { opFailure, Operation } from './operation.js';
 import { runOperation } from './run-operation.js';
 
 export async function failoverInstanceWorkflow(input: FailoverInput): Promise<OperationResult> {
   const raw = (input ?? {}) as Partial<FailoverInput>;
   const op = new Operation('failover', typeof raw.instance === 'string' ? raw.instance : '');
-  const parsed = FailoverInputSchema.safeParse(input);
-  if (!parsed.success) {
+  const parsed = await validated(checkFailoverInput(input), input, 'FailoverInputSchema');
+  if (!parsed.ok) {
     op.finish('failed');
-    throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+    throw opFailure(prereqError(parsed.message, 'wrong_input'));
   }
   const req = parsed.data;
   requireBusinessKey(op, req.instance);

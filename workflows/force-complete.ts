@@ -5,7 +5,7 @@
  * post-copy or pauses the source.
  */
 import { setHandler } from '@temporalio/workflow';
-import { describeZodError, ForceCompleteRequestSchema } from '../domain/ops.js';
+import { reasonRequestProblem } from '../domain/input-check.js';
 import { forceCompleteUpdate, type ForceCompleteAccepted, type ForceCompleteRequest } from './messages.js';
 
 /** A running transfer that can be forced. */
@@ -46,8 +46,8 @@ export class ForceComplete {
   }
 
   private validate(req: ForceCompleteRequest): void {
-    const parsed = ForceCompleteRequestSchema.safeParse(req ?? {});
-    if (!parsed.success) throw new Error(`invalid force-complete request: ${describeZodError(parsed.error)}`);
+    const problem = reasonRequestProblem(req ?? {});
+    if (problem) throw new Error(`invalid force-complete request: ${problem}`);
     const refused = this.host.refusal();
     if (refused) throw new Error(refused);
     if (this.#requested) throw new Error(`a force-complete (${this.#requested.action}) was already accepted`);

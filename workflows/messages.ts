@@ -4,9 +4,9 @@
  */
 import type { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { NodeInstanceResult, NodeOperationKind } from '../domain/node-ops.js';
+import type { NodeInstanceResult, NodeOperationKind } from '../domain/node-plan.js';
 import type { Phase, StepKey } from '../domain/plan.js';
-import type { ResolvedMigrationPolicy } from '../domain/policy.js';
+import type { ResolvedMigrationPolicy } from '../domain/policy-rules.js';
 import type { EvacuationLimits } from '../domain/types.js';
 
 export type OperationKind = 'migrate' | 'failover' | 'cleanup' | 'start' | 'shutdown';

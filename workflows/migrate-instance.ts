@@ -3,8 +3,10 @@
  * migration, a migration cleanup, or — when the prerequisites say so and it is allowed — a failover.
  */
 import { prereqError } from '../domain/errors.js';
-import { describeZodError, MigrateInputSchema, type MigrateInput, type OperationResult } from '../domain/ops.js';
+import { checkMigrateInput } from '../domain/input-check.js';
+import type { MigrateInput, OperationResult } from '../domain/ops.js';
 import { requireBusinessKey } from './business-key.js';
+import { validated } from './input.js';
 import { opFailure, Operation } from './operation.js';
 import { runOperation } from './run-operation.js';
 
@@ -14,10 +16,10 @@ const MIGRATE_FAILOVER_SHUTDOWN_TIMEOUT = 120;
 export async function migrateInstanceWorkflow(input: MigrateInput): Promise<OperationResult> {
   const raw = (input ?? {}) as Partial<MigrateInput>;
   const op = new Operation(raw.cleanup ? 'cleanup' : 'migrate', typeof raw.instance === 'string' ? raw.instance : '');
-  const parsed = MigrateInputSchema.safeParse(input);
-  if (!parsed.success) {
+  const parsed = await validated(checkMigrateInput(input), input, 'MigrateInputSchema');
+  if (!parsed.ok) {
     op.finish('failed');
-    throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+    throw opFailure(prereqError(parsed.message, 'wrong_input'));
   }
   const req = parsed.data;
   requireBusinessKey(op, req.instance);

@@ -19,7 +19,7 @@ import { cleanupCommand } from '../domain/naming.js';
 import type { StepKey } from '../domain/plan.js';
 import type { MigrationPlan } from '../domain/prereq.js';
 import type { MigrationFailureDetails } from '../activities/hypervisor.js';
-import { initialDowntimeMs, type MigrationPolicy } from '../domain/policy.js';
+import { initialDowntimeMs, type MigrationPolicy } from '../domain/policy-rules.js';
 import type { HvMigrationSettings } from '../domain/ports.js';
 import { PolicyTransfer, type TransferOutcome } from './transfer.js';
 import {

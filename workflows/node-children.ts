@@ -5,7 +5,8 @@
  */
 import { startChild, type ChildWorkflowHandle } from '@temporalio/workflow';
 import { workflowIdFor } from '../domain/naming.js';
-import { FailoverInputSchema, MigrateInputSchema, type FailoverInput, type MigrateInput } from '../domain/ops.js';
+import { checkFailoverInput, checkMigrateInput } from '../domain/input-check.js';
+import type { FailoverInput, MigrateInput } from '../domain/ops.js';
 import { failoverSummary, migrateSummary } from '../domain/summary.js';
 import type { ClusterSnapshot, Instance } from '../domain/types.js';
 import { failoverInstanceWorkflow } from './failover-instance.js';
@@ -58,7 +59,7 @@ export function childStart(req: NodeRequest, inst: Instance, placed: string | nu
         { key: SA.instance, value: inst.name },
         { key: SA.operation, value: 'migrate' },
       ],
-      staticSummary: migrateSummary(MigrateInputSchema.parse(input), snap),
+      staticSummary: migrateSummary(checkedChildInput(checkMigrateInput(input)), snap),
       staticDetails: details('migrate', input),
     };
     return { verb: 'migration', start: () => startChild(migrateInstanceWorkflow, options) };
@@ -79,8 +80,14 @@ export function childStart(req: NodeRequest, inst: Instance, placed: string | nu
       { key: SA.instance, value: inst.name },
       { key: SA.operation, value: 'failover' },
     ],
-    staticSummary: failoverSummary(FailoverInputSchema.parse(input), snap),
+    staticSummary: failoverSummary(checkedChildInput(checkFailoverInput(input)), snap),
     staticDetails: details('failover', input),
   };
   return { verb: 'failover', start: () => startChild(failoverInstanceWorkflow, options) };
+}
+
+/** A child's input is built from the validated node request, so it passes; a refusal is a bug here. */
+function checkedChildInput<T>(req: T | null): T {
+  if (!req) throw new Error('the child input does not pass its own schema');
+  return req;
 }

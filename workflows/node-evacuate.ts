@@ -23,12 +23,11 @@ import {
   knownTarget,
   nodeOperationSummary,
   primaryInstances,
-  type NodeFailoverRequest,
   type NodeInstanceResult,
-  type NodeMigrateRequest,
   type NodeOperationResult,
   type Slot,
-} from '../domain/node-ops.js';
+} from '../domain/node-plan.js';
+import type { NodeFailoverRequest, NodeMigrateRequest } from '../domain/node-ops.js';
 import type { OperationResult } from '../domain/ops.js';
 import type { Instance } from '../domain/types.js';
 import { childStart, type ChildSpec } from './node-children.js';

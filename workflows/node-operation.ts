@@ -4,8 +4,8 @@
  * Entries are replaced, never edited in place, so a query result never changes after it was returned.
  */
 import { log, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import { isFinal, type InstanceState, type NodeInstanceResult, type NodeOperationKind } from '../domain/node-ops.js';
-import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
+import { isFinal, type InstanceState, type NodeInstanceResult, type NodeOperationKind } from '../domain/node-plan.js';
+import { reasonRequestProblem } from '../domain/input-check.js';
 import type { EvacuationLimits } from '../domain/types.js';
 import {
   feedbackQuery,
@@ -176,8 +176,8 @@ export class NodeOperation {
   // ---- abort ----------------------------------------------------------------------------------
 
   private validateAbort(req: AbortRequest): void {
-    const parsed = AbortRequestSchema.safeParse(req ?? {});
-    if (!parsed.success) throw new Error(`invalid abort request: ${describeZodError(parsed.error)}`);
+    const problem = reasonRequestProblem(req ?? {});
+    if (problem) throw new Error(`invalid abort request: ${problem}`);
     if (['done', 'failed', 'aborted', 'cancelled'].includes(this.#phase)) {
       throw new Error(`the operation on node ${this.node} has already finished (${this.#phase})`);
     }

@@ -6,7 +6,7 @@
  * overcommit a node — and only among targets with an incoming slot left.
  */
 import type { OrchestratorActivities } from '../activities/index.js';
-import { placeInstance, type PlacementCandidate } from '../domain/node-ops.js';
+import { placeInstance, type PlacementCandidate } from '../domain/node-plan.js';
 import { allocatorCandidates } from '../domain/prereq.js';
 import type { ClusterSnapshot, Instance } from '../domain/types.js';
 import type { NodeRpcClient } from './rpc.js';

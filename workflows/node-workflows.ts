@@ -7,15 +7,8 @@
 import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
 import { OpFailure } from '../domain/errors.js';
 import { nodeWorkflowIdFor } from '../domain/naming.js';
-import {
-  NodeFailoverInputSchema,
-  NodeMigrateInputSchema,
-  type NodeFailoverInput,
-  type NodeMigrateInput,
-  type NodeOperationKind,
-  type NodeOperationResult,
-} from '../domain/node-ops.js';
-import { describeZodError } from '../domain/ops.js';
+import type { NodeFailoverInput, NodeMigrateInput, NodeOperationKind, NodeOperationResult } from '../domain/node-ops.js';
+import type { describeZodError } from '../domain/ops.js';
 import { runNodeOperation, type NodeRequest } from './node-evacuate.js';
 import { NodeOperation } from './node-operation.js';
 
@@ -30,11 +23,28 @@ interface Schema<T> {
   safeParse(input: unknown): { success: true; data: T } | { success: false; error: Parameters<typeof describeZodError>[0] };
 }
 
-function prepare<T extends { node: string }>(kind: NodeOperationKind, schema: Schema<T>, input: unknown): { op: NodeOperation; req: T } {
+/**
+ * The input schemas, loaded when a node operation starts (not part of every workflow's modules:
+ * zod costs each workflow about 1 MiB, see domain/input-check.ts). Node operations are few.
+ */
+async function schemas() {
+  const [nodeOps, ops] = await Promise.all([
+    import(/* webpackMode: "eager" */ '../domain/node-ops.js'),
+    import(/* webpackMode: "eager" */ '../domain/ops.js'),
+  ]);
+  return { ...nodeOps, describeZodError: ops.describeZodError };
+}
+
+function prepare<T extends { node: string }>(
+  kind: NodeOperationKind,
+  schema: Schema<T>,
+  input: unknown,
+  describe: typeof describeZodError,
+): { op: NodeOperation; req: T } {
   const raw = (input ?? {}) as { node?: unknown };
   const op = new NodeOperation(kind, typeof raw.node === 'string' ? raw.node : '');
   const parsed = schema.safeParse(input);
-  if (!parsed.success) refuse(op, OpFailure.PrereqFailed, describeZodError(parsed.error), 'wrong_input');
+  if (!parsed.success) refuse(op, OpFailure.PrereqFailed, describe(parsed.error), 'wrong_input');
   const req = parsed.data;
   const id = workflowInfo().workflowId;
   const expected = nodeWorkflowIdFor(req.node);
@@ -52,13 +62,15 @@ function prepare<T extends { node: string }>(kind: NodeOperationKind, schema: Sc
 }
 
 export async function nodeMigrateWorkflow(input: NodeMigrateInput): Promise<NodeOperationResult> {
-  const { op, req } = prepare('node-migrate', NodeMigrateInputSchema, input);
+  const s = await schemas();
+  const { op, req } = prepare('node-migrate', s.NodeMigrateInputSchema, input, s.describeZodError);
   const r: NodeRequest = { kind: 'node-migrate', ...req };
   return runNodeOperation(op, r);
 }
 
 export async function nodeFailoverWorkflow(input: NodeFailoverInput): Promise<NodeOperationResult> {
-  const { op, req } = prepare('node-failover', NodeFailoverInputSchema, input);
+  const s = await schemas();
+  const { op, req } = prepare('node-failover', s.NodeFailoverInputSchema, input, s.describeZodError);
   const r: NodeRequest = { kind: 'node-failover', ...req };
   return runNodeOperation(op, r);
 }

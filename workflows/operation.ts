@@ -14,7 +14,7 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import { OpFailure, type OpError } from '../domain/errors.js';
-import { AbortRequestSchema, describeZodError } from '../domain/ops.js';
+import { reasonRequestProblem } from '../domain/input-check.js';
 import type { Phase, PlanStep, StepKey } from '../domain/plan.js';
 import { ForceComplete } from './force-complete.js';
 import {
@@ -279,8 +279,8 @@ export class Operation {
   }
 
   private validateAbort(req: AbortRequest): void {
-    const parsed = AbortRequestSchema.safeParse(req ?? {});
-    if (!parsed.success) throw new Error(`invalid abort request: ${describeZodError(parsed.error)}`);
+    const problem = reasonRequestProblem(req ?? {});
+    if (problem) throw new Error(`invalid abort request: ${problem}`);
     if (this.#finished) throw new Error(`the operation on ${this.instance} has already finished (${this.#phase})`);
     if (this.#abort) throw new Error(`an abort was already accepted during ${this.#abort.phase}`);
     if (this.#pointOfNoReturn) throw new Error(`${this.#ponrReason}: past the point of no return, the operation rolls forward`);

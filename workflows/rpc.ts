@@ -18,7 +18,8 @@ import { rpcName } from '../domain/ports.js';
 import { RPC_TIMEOUT_CLASS, type TimedRpc } from '../domain/rpc-timeouts.js';
 import type { RpcResult } from '../domain/prereq.js';
 import type { SliceRequest } from '../domain/slices.js';
-import { DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC, type ClusterSnapshot, type Timing } from '../domain/types.js';
+import { DEFAULT_RPC_HEARTBEAT_TIMEOUT_SEC } from '../domain/model.js';
+import type { ClusterSnapshot, Timing } from '../domain/types.js';
 
 type NodeMethod = keyof NodeActivities;
 type Payload<K extends NodeMethod> = Awaited<ReturnType<NodeActivities[K]>>;

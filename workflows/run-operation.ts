@@ -9,14 +9,8 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { OpFailure, prereqError } from '../domain/errors.js';
-import {
-  completionTimeoutSec,
-  policyLine,
-  policyProblem,
-  resolveMigrationPolicy,
-  type MigrationPolicy,
-  type MigrationPolicyInput,
-} from '../domain/policy.js';
+import { completionTimeoutSec, policyLine, policyProblem, resolveMigrationPolicy, type MigrationPolicy } from '../domain/policy-rules.js';
+import type { MigrationPolicyInput } from '../domain/policy.js';
 import type { ClusterSnapshot, Instance } from '../domain/types.js';
 import type { MigrateHookArgs, FailoverHookArgs } from '../domain/hook-env.js';
 import type { OperationResult } from '../domain/ops.js';

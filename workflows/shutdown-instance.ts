@@ -3,18 +3,20 @@
  * migrate and failover workflows, so a shutdown excludes any other operation on the instance.
  */
 import { prereqError } from '../domain/errors.js';
-import { describeZodError, ShutdownInputSchema, type OperationResult, type ShutdownInput } from '../domain/ops.js';
+import { checkShutdownInput } from '../domain/input-check.js';
+import type { OperationResult, ShutdownInput } from '../domain/ops.js';
 import { requireBusinessKey } from './business-key.js';
+import { validated } from './input.js';
 import { opFailure, Operation } from './operation.js';
 import { runPowerOperation } from './power.js';
 
 export async function shutdownInstanceWorkflow(input: ShutdownInput): Promise<OperationResult> {
   const raw = (input ?? {}) as Partial<ShutdownInput>;
   const op = new Operation('shutdown', typeof raw.instance === 'string' ? raw.instance : '');
-  const parsed = ShutdownInputSchema.safeParse(input);
-  if (!parsed.success) {
+  const parsed = await validated(checkShutdownInput(input), input, 'ShutdownInputSchema');
+  if (!parsed.ok) {
     op.finish('failed');
-    throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+    throw opFailure(prereqError(parsed.message, 'wrong_input'));
   }
   const req = parsed.data;
   requireBusinessKey(op, req.instance);

@@ -3,18 +3,20 @@
  * migrate and failover workflows, so a start excludes any other operation on the instance.
  */
 import { prereqError } from '../domain/errors.js';
-import { describeZodError, StartupInputSchema, type OperationResult, type StartupInput } from '../domain/ops.js';
+import { checkStartupInput } from '../domain/input-check.js';
+import type { OperationResult, StartupInput } from '../domain/ops.js';
 import { requireBusinessKey } from './business-key.js';
+import { validated } from './input.js';
 import { opFailure, Operation } from './operation.js';
 import { runPowerOperation } from './power.js';
 
 export async function startInstanceWorkflow(input: StartupInput): Promise<OperationResult> {
   const raw = (input ?? {}) as Partial<StartupInput>;
   const op = new Operation('start', typeof raw.instance === 'string' ? raw.instance : '');
-  const parsed = StartupInputSchema.safeParse(input);
-  if (!parsed.success) {
+  const parsed = await validated(checkStartupInput(input), input, 'StartupInputSchema');
+  if (!parsed.ok) {
     op.finish('failed');
-    throw opFailure(prereqError(describeZodError(parsed.error), 'wrong_input'));
+    throw opFailure(prereqError(parsed.message, 'wrong_input'));
   }
   const req = parsed.data;
   requireBusinessKey(op, req.instance);

@@ -10,7 +10,7 @@ import { CancellationScope, isCancellation, patched } from '@temporalio/workflow
 import type { MigrationTimeoutDetails, WaitForMigrationResult } from '../activities/hypervisor.js';
 import { ActivityFailure } from '../domain/errors.js';
 import { cleanupCommand } from '../domain/naming.js';
-import { completionTimeoutSec, type MigrationPolicy } from '../domain/policy.js';
+import { completionTimeoutSec, type MigrationPolicy } from '../domain/policy-rules.js';
 import type { MigrationControl } from '../domain/ports.js';
 import { ri, type Exec } from './exec.js';
 import { execFailure } from './operation.js';
