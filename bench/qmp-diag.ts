@@ -28,6 +28,7 @@ import { buildHardware, defaultClusterConfig } from '../adapters/sim/cluster.js'
 import { SimHardware } from '../adapters/sim/hardware.js';
 import { openSqliteStore } from '../adapters/store/open.js';
 import { qemuNode } from '../worker/backends.js';
+import { finalStats } from './qmp-runs.js';
 
 const MiB = 1024 * 1024;
 const BW = Number(process.env.BENCH_BANDWIDTH || 1024);
@@ -57,15 +58,6 @@ async function waitQmp(path: string): Promise<void> {
     }
   }
   throw new Error(`no QMP at ${path}`);
-}
-
-async function finalStats(q: QmpClient): Promise<QueryMigrate> {
-  let m = await q.execute<QueryMigrate>('query-migrate');
-  for (let k = 0; !m['total-time'] && k < 100; k++) {
-    await sleep(5);
-    m = await q.execute<QueryMigrate>('query-migrate');
-  }
-  return m;
 }
 
 const stat = (m: QueryMigrate, wall: number, polls: number): Stat => ({

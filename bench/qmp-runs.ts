@@ -140,7 +140,8 @@ export interface DirectSetup {
   hw: SimHardware;
 }
 
-async function finalStats(q: QmpClient): Promise<QueryMigrate> {
+/** query-migrate once QEMU has filled in the migration's total time. */
+export async function finalStats(q: QmpClient): Promise<QueryMigrate> {
   let m = await q.execute<QueryMigrate>('query-migrate');
   for (let k = 0; !m['total-time'] && k < 100; k++) {
     await sleep(5);

@@ -19,6 +19,7 @@ import { readHeartbeat } from '../../adapters/qemu/guest.js';
 import { isOurQemu } from '../../adapters/qemu/process.js';
 import { qmpArg } from '../../adapters/qemu/runtime.js';
 import { qemuNode } from '../../worker/backends.js';
+import type { QemuNode } from '../../adapters/qemu/node.js';
 import type { workerWorkflowBundle } from '../../worker/bundle.js';
 import { PROJECT_ROOT } from '../../worker/temporal-cli.js';
 import { createTestCluster, type TestCluster } from '../helpers/cluster.js';
@@ -138,6 +139,34 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals, group = false):
   await Promise.race([exited, sleep(30_000)]);
 }
 
+/** A cluster of web1 alone (DRBD node1 → node2, the test guest's memory), secondary IPs on loopback. */
+async function guestCluster(): Promise<TestCluster> {
+  ensureCommand('as', 'binutils');
+  const c = await createTestCluster({
+    configure: (cfg) => {
+      Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${11 + i}`));
+      for (const name of Object.keys(cfg.instances)) {
+        if (name !== 'web1') delete cfg.instances[name];
+      }
+      const web1 = cfg.instances.web1!;
+      web1.beparams.maxmem = TEST_MEMORY;
+      web1.beparams.minmem = TEST_MEMORY / 2;
+    },
+  });
+  clusters.push(c);
+  return c;
+}
+
+/** web1's heartbeat counter through the node's driver, once its guest has booted. */
+async function guestHeartbeat(driver: QemuNode): Promise<number> {
+  for (let i = 0; ; i++) {
+    const hb = await readHeartbeat(driver.qmpPath('web1')).catch(() => null);
+    if (hb?.booted) return hb.counter;
+    if (i > 100) throw new Error(`the guest on ${driver.node} does not count`);
+    await sleep(50);
+  }
+}
+
 /** Field `n` (1-based, as in proc(5)) of /proc/<pid>/stat. */
 function statField(pid: number, n: number): string {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -216,19 +245,7 @@ test(
   'the compiled node agent restarted 10 times while its guest runs: 0 guests lost, and the last agent migrates it',
   { timeout: 600_000 },
   async () => {
-    ensureCommand('as', 'binutils');
-    const c = await createTestCluster({
-      configure: (cfg) => {
-        Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${11 + i}`));
-        for (const name of Object.keys(cfg.instances)) {
-          if (name !== 'web1') delete cfg.instances[name];
-        }
-        const web1 = cfg.instances.web1!;
-        web1.beparams.maxmem = TEST_MEMORY;
-        web1.beparams.minmem = TEST_MEMORY / 2;
-      },
-    });
-    clusters.push(c);
+    const c = await guestCluster();
     const env = prodEnv({
       GANETI_TEMPORAL_HOME: c.home,
       TEMPORAL_ADDRESS: server.env().address,
@@ -255,14 +272,7 @@ test(
     expect(alive()).toBe(true);
     expect(Number(statField(pid, 4))).toBe(node1.child.pid); // ppid
     expect(Number(statField(pid, 6))).not.toBe(Number(statField(node1.child.pid!, 6))); // session
-    const heartbeat = async (node: string): Promise<number> => {
-      for (let i = 0; ; i++) {
-        const hb = await readHeartbeat(driver(node).qmpPath('web1')).catch(() => null);
-        if (hb?.booted) return hb.counter;
-        if (i > 100) throw new Error(`the guest on ${node} does not count`);
-        await sleep(50);
-      }
-    };
+    const heartbeat = (node: string) => guestHeartbeat(driver(node));
     /** The guest's counter advances over 300 ms. */
     const counting = async (node: string): Promise<boolean> => {
       const a = await heartbeat(node);
@@ -308,19 +318,7 @@ test.skipIf(!existsSync(SYSTEMD))(
   'under a real systemd: the agent unit restarted, stopped and killed while its guest runs loses no guest; with KillMode=control-group a restart would kill it',
   { timeout: 600_000 },
   async () => {
-    ensureCommand('as', 'binutils');
-    const c = await createTestCluster({
-      configure: (cfg) => {
-        Object.values(cfg.nodes).forEach((n, i) => (n.secondaryIp = `127.0.1.${11 + i}`));
-        for (const name of Object.keys(cfg.instances)) {
-          if (name !== 'web1') delete cfg.instances[name];
-        }
-        const web1 = cfg.instances.web1!;
-        web1.beparams.maxmem = TEST_MEMORY;
-        web1.beparams.minmem = TEST_MEMORY / 2;
-      },
-    });
-    clusters.push(c);
+    const c = await guestCluster();
     const settings = {
       GANETI_TEMPORAL_HOME: c.home,
       TEMPORAL_ADDRESS: server.env().address,
@@ -373,14 +371,7 @@ test.skipIf(!existsSync(SYSTEMD))(
       expect(qemuPid).toBeGreaterThan(0);
       // QEMU is in the agent unit's control group, next to the agent.
       expect(sd.systemctl(['status', 'ganeti-temporal-node-agent@node1']).out).toMatch(/qemu-system-x86_64/);
-      const heartbeat = async (node: string): Promise<number> => {
-        for (let i = 0; ; i++) {
-          const hb = await readHeartbeat(driver(node).qmpPath('web1')).catch(() => null);
-          if (hb?.booted) return hb.counter;
-          if (i > 100) throw new Error(`the guest on ${node} does not count`);
-          await sleep(50);
-        }
-      };
+      const heartbeat = (node: string) => guestHeartbeat(driver(node));
       let last = await heartbeat('node1');
 
       // restart, stop + start, and a SIGKILL of the agent that Restart=on-failure answers.
