@@ -14,6 +14,7 @@ import {
   parseMigrationCaps,
   policyLine,
   policyProblem,
+  QEMU_MIGRATION_CAPS,
   resolveMigrationPolicy,
   type MigrationPolicy,
 } from '../../../domain/policy.js';
@@ -69,6 +70,12 @@ describe('migration_caps', () => {
     expect(MigrationCapsSchema.safeParse('').success).toBe(true);
     expect(MigrationCapsSchema.safeParse('auto-converge:rm -rf').success).toBe(false);
     expect(MigrationCapsSchema.safeParse('auto-converge:').success).toBe(false);
+    const refused = MigrationCapsSchema.safeParse('postcopy');
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues[0]?.message).toBe(
+      'must be QEMU migration capabilities separated by ":" (' + QEMU_MIGRATION_CAPS.join(', ') + ')',
+    );
+    expect(QEMU_MIGRATION_CAPS).toContain('postcopy-ram');
     expect(HvParamsSchema.safeParse({ migration_caps: 'postcopy' }).success).toBe(false);
     expect(HvParamsSchema.parse({ migration_caps: 'postcopy-ram' })).toEqual({ migration_caps: 'postcopy-ram' });
   });
