@@ -144,7 +144,17 @@ export interface SimParams {
   migrationBasePort: number;
   /** Entries the RPC log keeps (default LOG_LIMIT); a large cluster's benchmark keeps fewer. */
   logLimit?: number;
+  /**
+   * How long `drbd_attach_net` waits for its peer to connect, simulated seconds (default Ganeti's
+   * DRBD_RECONNECT_TIMEOUT_SEC, 120). Like every node-side wait it shrinks by the time factor, but the
+   * peer's call comes from another agent whose turn depends on real CPU: a test or benchmark that
+   * runs hundreds of migrations on two cores at a high time factor gives the peer longer.
+   */
+  reconnectTimeoutSec?: number;
 }
+
+/** Ganeti's wait for a DRBD peer to connect in AttachNet, seconds. */
+export const DRBD_RECONNECT_TIMEOUT_SEC = 120;
 
 export const DEFAULT_SIM_PARAMS: SimParams = {
   timeFactor: 1,

@@ -15,7 +15,17 @@ import type { BlockdevStatus, DiskHolders, NodeStorage, ObservedReport, StorageS
 import type { SimHardware } from './hardware.js';
 import { recordObserved } from './mirror.js';
 import { fail, SimNodeFrame } from './node-frame.js';
-import { connectionState, dropLink, handshake, isConnected, peerOf, resyncPercent, type SimDrbd, type SimState } from './state.js';
+import {
+  connectionState,
+  DRBD_RECONNECT_TIMEOUT_SEC,
+  dropLink,
+  handshake,
+  isConnected,
+  peerOf,
+  resyncPercent,
+  type SimDrbd,
+  type SimState,
+} from './state.js';
 
 export class SimStorage extends SimNodeFrame implements NodeStorage, StorageSide {
   constructor(
@@ -199,7 +209,8 @@ export class SimStorage extends SimNodeFrame implements NodeStorage, StorageSide
         }
       });
     await configure(false);
-    const deadline = this.scaledDeadline(120_000, this.hw.readNodes([this.node]).state.clock.factor);
+    const { state: at } = this.hw.readNodes([this.node]);
+    const deadline = this.scaledDeadline((at.params.reconnectTimeoutSec ?? DRBD_RECONNECT_TIMEOUT_SEC) * 1000, at.clock.factor);
     let delay = 100;
     for (;;) {
       const { state: s } = this.hw.readNodes([this.node]);

@@ -55,7 +55,10 @@ beforeAll(async () => {
   store = openConfigStore(home, {}, { [DATABASE_URL_ENV]: url });
   await store.initialise(initial);
   hw = SimHardware.forHome(home);
-  await hw.replace(buildHardware(initial, { timeFactor: 10, dom0Memory: DOM0 }));
+  // DRBD's wait for the peer to connect: 500 simulated s = 50 s here (Ganeti's 120 s would be 12 s,
+  // which a peer agent starved of CPU by 100 concurrent migrations on two cores can miss), under the
+  // 60 s 'normal' RPC timeout of CRASH_TIMING.
+  await hw.replace(buildHardware(initial, { timeFactor: 10, dom0Memory: DOM0, reconnectTimeoutSec: 500 }));
   stack = new Stack({
     home,
     temporalCli: inject('temporalCli'),

@@ -213,6 +213,17 @@ describe('DRBD network (drbd_disconnect_net / drbd_attach_net)', () => {
     expect(errors).toEqual([expect.objectContaining({ node: 'node1', instance: 'web1', error: 'Timeout in disk reconnecting' })]);
   });
 
+  test('the wait for the peer is the hardware parameter reconnectTimeoutSec, scaled by the time factor', async () => {
+    const s = await sim({ timeFactor: 2000, reconnectTimeoutSec: 600 });
+    await s.disconnect('web1', 'node1', 'node2');
+    const t0 = Date.now();
+    await expect(s.node('node1').drbdAttachNet(s.inst('web1', 'node1'), false)).rejects.toThrow('Timeout in disk reconnecting');
+    // 600 s / 2000 = 300 ms, not 120 s / 2000 = 60 ms
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(295);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(s.disk('web1', 'node1').connection).toBe('WFConnection');
+  });
+
   test('attaching both sides concurrently in single-master mode connects them', async () => {
     const s = await sim();
     await s.disconnect('web1', 'node1', 'node2');
