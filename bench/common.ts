@@ -1,6 +1,6 @@
 /** What the benchmarks share: the orchestrator as its own process, simulated node agents, and /proc readings. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection, Worker } from '@temporalio/worker';
@@ -40,8 +40,13 @@ export async function startOrchestrator(
   address: string,
   bundlePath: string,
   env: Record<string, string> = {},
+  o: { build?: OrchestratorBuild } = {},
 ): Promise<ChildProcess> {
-  const p = spawn(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'], {
+  const args =
+    o.build === 'dist'
+      ? ['--enable-source-maps', join(PROJECT_ROOT, 'dist/worker/main.js'), 'orchestrator']
+      : ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'];
+  const p = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
@@ -60,6 +65,37 @@ export async function startOrchestrator(
     p.on('exit', (code) => reject(new Error(`the orchestrator exited (${code})`)));
   });
   return p;
+}
+
+/**
+ * How a benchmark runs the orchestrator: `dist`, the compiled code of `npm run build` under plain
+ * Node, as the systemd unit does (built first if dist/ is missing), or `tsx`, the sources through the
+ * TypeScript loader, as `npm start` does. BENCH_ORCHESTRATOR, default `dist`.
+ */
+export type OrchestratorBuild = 'dist' | 'tsx';
+
+/** dist/ is missing, or a runtime source file is newer than its build. */
+function distIsStale(): boolean {
+  const built = join(PROJECT_ROOT, 'dist/BUILD.json');
+  if (!existsSync(built)) return true;
+  const at = statSync(built).mtimeMs;
+  const newer = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory() ? newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > at,
+    );
+  return RUNTIME_DIRS.some((d) => existsSync(join(PROJECT_ROOT, d)) && newer(join(PROJECT_ROOT, d)));
+}
+const RUNTIME_DIRS = ['domain', 'adapters', 'connection', 'workflows', 'activities', 'worker', 'client'];
+
+export function orchestratorBuild(env: NodeJS.ProcessEnv = process.env): OrchestratorBuild {
+  const raw = env.BENCH_ORCHESTRATOR || 'dist';
+  if (raw !== 'dist' && raw !== 'tsx') throw new Error(`BENCH_ORCHESTRATOR must be dist or tsx (got ${JSON.stringify(raw)})`);
+  if (raw === 'dist' && distIsStale()) {
+    console.log('building dist/ for the orchestrator (npm run build)');
+    const r = spawnSync(process.execPath, [join(PROJECT_ROOT, 'scripts/build.mjs')], { cwd: PROJECT_ROOT, stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('npm run build failed');
+  }
+  return raw;
 }
 
 /** A simulated node agent per node, in this process, running until `stopAgents`. */

@@ -34,7 +34,7 @@ import { TimingSchema } from '../domain/types.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createDevServer } from '../worker/dev-server.js';
 import { resolveTemporalCli } from '../worker/temporal-cli.js';
-import { cpuSeconds, eventMs, peakRssMib, startOrchestrator, startSimAgents } from './common.js';
+import { cpuSeconds, eventMs, orchestratorBuild, peakRssMib, startOrchestrator, startSimAgents } from './common.js';
 
 const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
 const N = num('BENCH_INSTANCES', 100);
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     );
     const bundlePath = join(home, 'workflow-bundle.js');
     writeFileSync(bundlePath, (await workflowBundle()).code);
-    orch = await startOrchestrator(home, env.address, bundlePath);
+    orch = await startOrchestrator(home, env.address, bundlePath, {}, { build: orchestratorBuild() });
     workers.push(...(await startSimAgents(env.nativeConnection, { cluster: CLUSTER, home, nodes: Object.keys(cfg.nodes), dataConverter })));
     const client = env.client;
     console.log(

@@ -36,7 +36,7 @@ import { orchestratorQueue, workflowIdFor } from '../domain/naming.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createDevServer } from '../worker/dev-server.js';
 import { resolveTemporalCli } from '../worker/temporal-cli.js';
-import { eventMs, peakRssMib, startAgentHosts, startOrchestrator } from './common.js';
+import { eventMs, orchestratorBuild, peakRssMib, startAgentHosts, startOrchestrator, type OrchestratorBuild } from './common.js';
 import { openBenchStore, type BenchEngine } from './scale-store.js';
 
 const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
@@ -50,9 +50,18 @@ const START_BATCH = num('BENCH_START_BATCH', 50);
 /** How long to wait for the concurrent migrations; those still running then count as not completed. */
 const DEADLINE_S = num('BENCH_DEADLINE', 3600);
 const AGENT_PROCS = num('BENCH_AGENT_PROCS', 4);
+const RECONNECT_TIMEOUT = num('BENCH_RECONNECT_TIMEOUT', 600);
 const HEARTBEAT = num('BENCH_RPC_HEARTBEAT', 120);
 /** The orchestrator's sticky cache (GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS); empty: the SDK's default. */
 const CACHE = process.env.BENCH_CACHE ?? '';
+/** glibc's MALLOC_ARENA_MAX for the orchestrator (docs/deploy.md sets 2); empty: glibc's default (8 per core). */
+const ARENAS = process.env.BENCH_MALLOC_ARENA_MAX ?? '2';
+/**
+ * A directory: the orchestrator writes a heap snapshot of its main thread there (node
+ * --heapsnapshot-signal) when half the migrations have finished; summarise it with
+ * `tsx bench/heap-summary.ts <file>`.
+ */
+const HEAP_DIR = process.env.BENCH_HEAPSNAPSHOT ?? '';
 const ENGINES = (process.env.BENCH_ENGINES || 'sqlite,postgres').split(',').filter(Boolean) as BenchEngine[];
 const CLUSTER = 'bench-scale';
 
@@ -113,7 +122,7 @@ interface EngineResult {
   timedOutTasks: number;
 }
 
-async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode: string): Promise<EngineResult> {
+async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode: string, build: OrchestratorBuild): Promise<EngineResult> {
   const home = mkdtempSync(join(tmpdir(), `gt-bench-scale-${engine}-`));
   let agents: ChildProcess[] = [];
   let env: TestWorkflowEnvironment | undefined;
@@ -134,7 +143,16 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     await store.initialise(cfg);
     const hw = SimHardware.forHome(home);
     await hw.replace(
-      buildHardware(cfg, { timeFactor: TIME_FACTOR, reconnectResync: RESYNC, syncRate: SYNC_RATE, guestDirtyRate: 2, logLimit: 200 }),
+      buildHardware(cfg, {
+        timeFactor: TIME_FACTOR,
+        reconnectResync: RESYNC,
+        syncRate: SYNC_RATE,
+        guestDirtyRate: 2,
+        logLimit: 200,
+        // DRBD's wait for the peer (Ganeti's 120 s): a peer agent's turn can take longer under 1,000
+        // migrations on two cores; still under the 900 s 'normal' RPC timeout.
+        reconnectTimeoutSec: RECONNECT_TIMEOUT,
+      }),
     );
     ensureKeyFile(keyFilePath(home));
     const dataConverter = clusterDataConverter(home);
@@ -144,7 +162,20 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     );
     const bundlePath = join(home, 'workflow-bundle.js');
     writeFileSync(bundlePath, bundleCode);
-    orch = await startOrchestrator(home, env.address, bundlePath, { ...db.env, GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS: CACHE });
+    orch = await startOrchestrator(
+      home,
+      env.address,
+      bundlePath,
+      {
+        ...db.env,
+        GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS: CACHE,
+        ...(ARENAS ? { MALLOC_ARENA_MAX: ARENAS } : {}),
+        ...(HEAP_DIR
+          ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${HEAP_DIR}` }
+          : {}),
+      },
+      { build },
+    );
     agents = await startAgentHosts(AGENT_PROCS, { cluster: CLUSTER, home, address: env.address, nodes: Object.keys(cfg.nodes) });
     const client = env.client;
     const names = Array.from({ length: N }, (_, i) => evacuationInstanceName(i + 1));
@@ -173,7 +204,13 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
           .catch((e: unknown) => {
             failed.push(`${names[i]}: ${e instanceof Error ? e.message : String(e)}`);
           })
-          .finally(() => finished.add(names[i]!)),
+          .finally(() => {
+            finished.add(names[i]!);
+            if (HEAP_DIR && finished.size === Math.floor(N / 2)) {
+              orch?.kill('SIGUSR2');
+              console.log(`[${engine}] heap snapshot of the orchestrator's main thread requested (${HEAP_DIR})`);
+            }
+          }),
       ),
     );
     let timer: NodeJS.Timeout | undefined;
@@ -250,13 +287,15 @@ async function main(): Promise<void> {
   const cli = await resolveTemporalCli({ log: console.log });
   if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
   const bundleCode = (await workflowBundle()).code;
+  const build = orchestratorBuild();
   console.log(
     `bench:scale: ${NODES} nodes, ${N} DRBD instances of ${MEMORY} MiB; resync ${RESYNC} MiB at ${SYNC_RATE} MiB/s; ` +
       `simulator ${TIME_FACTOR}x real time; engines ${ENGINES.join(', ')}; orchestrator cache ${CACHE || 'SDK default'}; ` +
-      `agents in ${AGENT_PROCS} processes, RPC heartbeat timeout ${HEARTBEAT} s`,
+      `agents in ${AGENT_PROCS} processes, RPC heartbeat timeout ${HEARTBEAT} s; orchestrator from ${build}, ` +
+      `MALLOC_ARENA_MAX ${ARENAS || 'glibc default'}`,
   );
   const results: EngineResult[] = [];
-  for (const engine of ENGINES) results.push(await runEngine(engine, cli, bundleCode));
+  for (const engine of ENGINES) results.push(await runEngine(engine, cli, bundleCode, build));
   for (const r of results) {
     console.log(`\n${r.engine}:`);
     console.log(`  migrations completed: ${r.completed}/${N}${r.completed < N ? ` (${N - r.completed} not)` : ''}`);
