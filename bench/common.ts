@@ -33,23 +33,27 @@ export const eventMs = (t: { seconds?: unknown; nanos?: number | null } | null |
 
 /**
  * The orchestrator as its own process (`worker/main.ts orchestrator`), as in production, with a
- * prebuilt workflow bundle; resolves once its worker runs. `env`: e.g. the configuration database URL.
+ * prebuilt workflow bundle; resolves once its worker runs. `env`: e.g. the configuration database URL;
+ * `nodeFlags`: Node flags after the unit's.
  */
 export async function startOrchestrator(
   home: string,
   address: string,
   bundlePath: string,
   env: Record<string, string> = {},
-  o: { build?: OrchestratorBuild } = {},
+  o: { build?: OrchestratorBuild; nodeFlags?: string[] } = {},
 ): Promise<ChildProcess> {
+  const unit = o.build === 'dist' ? orchestratorUnit() : { nodeFlags: [], env: {} };
+  const flags = [...unit.nodeFlags, ...(o.nodeFlags ?? [])];
   const args =
     o.build === 'dist'
-      ? ['--enable-source-maps', join(PROJECT_ROOT, 'dist/worker/main.js'), 'orchestrator']
-      : ['--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'];
+      ? [...flags, join(PROJECT_ROOT, 'dist/worker/main.js'), 'orchestrator']
+      : [...flags, '--import', 'tsx', join(PROJECT_ROOT, 'worker/main.ts'), 'orchestrator'];
   const p = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,
     env: {
       ...process.env,
+      ...unit.env,
       ...env,
       GANETI_TEMPORAL_HOME: home,
       TEMPORAL_ADDRESS: address,
@@ -65,6 +69,20 @@ export async function startOrchestrator(
     p.on('exit', (code) => reject(new Error(`the orchestrator exited (${code})`)));
   });
   return p;
+}
+
+/**
+ * What the systemd unit (deploy/ganeti-temporal-orchestrator.service) gives the orchestrator: the
+ * Node flags of its `ExecStart` and its `Environment=` settings. A `dist` orchestrator of the
+ * benchmarks runs with them, so that a bench measures what is deployed.
+ */
+export function orchestratorUnit(): { nodeFlags: string[]; env: Record<string, string> } {
+  const text = readFileSync(join(PROJECT_ROOT, 'deploy/ganeti-temporal-orchestrator.service'), 'utf8');
+  const exec = /^ExecStart=\S+\s+(.*?)\s*\S+\/dist\/worker\/main\.js orchestrator$/m.exec(text);
+  if (!exec) throw new Error('deploy/ganeti-temporal-orchestrator.service: no ExecStart of dist/worker/main.js orchestrator');
+  const env: Record<string, string> = {};
+  for (const m of text.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm)) env[m[1]!] = m[2]!;
+  return { nodeFlags: exec[1]!.split(/\s+/).filter(Boolean), env };
 }
 
 /**

@@ -36,7 +36,15 @@ import { orchestratorQueue, workflowIdFor } from '../domain/naming.js';
 import { workflowBundle } from '../worker/bundle.js';
 import { createDevServer } from '../worker/dev-server.js';
 import { resolveTemporalCli } from '../worker/temporal-cli.js';
-import { eventMs, orchestratorBuild, peakRssMib, startAgentHosts, startOrchestrator, type OrchestratorBuild } from './common.js';
+import {
+  eventMs,
+  orchestratorBuild,
+  orchestratorUnit,
+  peakRssMib,
+  startAgentHosts,
+  startOrchestrator,
+  type OrchestratorBuild,
+} from './common.js';
 import { openBenchStore, type BenchEngine } from './scale-store.js';
 
 const num = (name: string, dflt: number) => Number(process.env[name] || dflt);
@@ -54,14 +62,21 @@ const RECONNECT_TIMEOUT = num('BENCH_RECONNECT_TIMEOUT', 600);
 const HEARTBEAT = num('BENCH_RPC_HEARTBEAT', 120);
 /** The orchestrator's sticky cache (GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS); empty: the SDK's default. */
 const CACHE = process.env.BENCH_CACHE ?? '';
-/** glibc's MALLOC_ARENA_MAX for the orchestrator (docs/deploy.md sets 2); empty: glibc's default (8 per core). */
-const ARENAS = process.env.BENCH_MALLOC_ARENA_MAX ?? '2';
+/**
+ * glibc's MALLOC_ARENA_MAX for the orchestrator; unset: the systemd unit's (2), which a `dist`
+ * orchestrator gets with the unit's other settings; empty: glibc's default (8 per core).
+ */
+const ARENAS = process.env.BENCH_MALLOC_ARENA_MAX;
 /**
  * A directory: the orchestrator writes a heap snapshot of its main thread there (node
  * --heapsnapshot-signal) when half the migrations have finished; summarise it with
  * `tsx bench/heap-summary.ts <file>`.
  */
 const HEAP_DIR = process.env.BENCH_HEAPSNAPSHOT ?? '';
+/** Extra Node flags for the orchestrator, space-separated, after the unit's (for example V8's heap sizing flags). */
+const NODE_FLAGS = (process.env.BENCH_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+/** Extra arguments for the dev server, space-separated (for example `--dynamic-config-value k=v`). */
+const SERVER_ARGS = (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter(Boolean);
 const ENGINES = (process.env.BENCH_ENGINES || 'sqlite,postgres').split(',').filter(Boolean) as BenchEngine[];
 const CLUSTER = 'bench-scale';
 
@@ -77,12 +92,13 @@ const ms = eventMs;
 async function historyStats(
   client: Client,
   workflowId: string,
-): Promise<{ events: number; other: number; timedOut: number; dispatch: number[]; orch: number[] }> {
+): Promise<{ events: number; other: number; timedOut: number; dispatch: number[]; orch: number[]; rpc: number[] }> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   const scheduled = new Map<string, { at: number; orch: boolean }>();
   const dispatch: number[] = [];
   const orch: number[] = [];
+  const rpc: number[] = [];
   let tasks = 0;
   let timedOut = 0;
   for (const e of events) {
@@ -96,12 +112,12 @@ async function historyStats(
       const s = scheduled.get(String(started.scheduledEventId));
       const latency = ms(e.eventTime) - (s?.at ?? ms(e.eventTime));
       dispatch.push(latency);
-      if (s?.orch) orch.push(latency);
+      (s?.orch ? orch : rpc).push(latency);
     }
   }
   // Workflow tasks vary with timing (two RPC completions arriving together share one task); the
   // commands and activity events do not.
-  return { events: events.length, other: events.length - tasks - timedOut, timedOut, dispatch, orch };
+  return { events: events.length, other: events.length - tasks - timedOut, timedOut, dispatch, orch, rpc };
 }
 
 interface EngineResult {
@@ -157,7 +173,7 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     ensureKeyFile(keyFilePath(home));
     const dataConverter = clusterDataConverter(home);
     env = await createDevServer(
-      { executable: { type: 'existing-path', path: cli.path }, log: { format: 'pretty', level: 'error' } },
+      { executable: { type: 'existing-path', path: cli.path }, log: { format: 'pretty', level: 'error' }, extraArgs: SERVER_ARGS },
       { dataConverter },
     );
     const bundlePath = join(home, 'workflow-bundle.js');
@@ -169,12 +185,12 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
       {
         ...db.env,
         GANETI_TEMPORAL_MAX_CACHED_WORKFLOWS: CACHE,
-        ...(ARENAS ? { MALLOC_ARENA_MAX: ARENAS } : {}),
-        ...(HEAP_DIR
-          ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${HEAP_DIR}` }
-          : {}),
+        ...(ARENAS === undefined ? {} : { MALLOC_ARENA_MAX: ARENAS }),
       },
-      { build },
+      {
+        build,
+        nodeFlags: [...NODE_FLAGS, ...(HEAP_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_DIR}`] : [])],
+      },
     );
     agents = await startAgentHosts(AGENT_PROCS, { cluster: CLUSTER, home, address: env.address, nodes: Object.keys(cfg.nodes) });
     const client = env.client;
@@ -185,7 +201,11 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     await operationResult(await startMigration(client, { instance: names[0]! }, { cluster: CLUSTER }));
     const t1 = performance.now() - t0;
     const single = await historyStats(client, workflowIdFor(names[0]!));
-    console.log(`[${engine}] one migration alone: ${sec(t1)}, ${single.events} history events`);
+    const alone = [...single.rpc].sort((a, b) => a - b);
+    console.log(
+      `[${engine}] one migration alone: ${sec(t1)}, ${single.events} history events, ` +
+        `node RPC schedule-to-start p50 ${pct(alone, 50).toFixed(0)} ms, max ${(alone.at(-1) ?? NaN).toFixed(0)} ms`,
+    );
     // Back to where it was, so all N migrate from the spread layout.
     await operationResult(await startMigration(client, { instance: names[0]! }, { cluster: CLUSTER }));
 
@@ -241,16 +261,12 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
         timedOutTasks += s.timedOut;
         dispatch.push(...s.dispatch);
         orchDispatch.push(...s.orch);
+        rpc.push(...s.rpc);
       }
     }
     dispatch.sort((a, b) => a - b);
     orchDispatch.sort((a, b) => a - b);
-    // The node RPCs' latencies: all of them less the orchestrator's (a multiset difference).
-    let oi = 0;
-    for (const d of dispatch) {
-      if (oi < orchDispatch.length && orchDispatch[oi] === d) oi++;
-      else rpc.push(d);
-    }
+    rpc.sort((a, b) => a - b);
     const cfgAfter = await store.config();
     const moved = names.filter((n) => cfgAfter.instances[n]?.primaryNode === cfg.instances[n]!.disks[0]!.drbd!.nodes[1]).length;
     if (moved !== N) failures.push(`${N - moved} instances not on their former secondary`);
@@ -288,11 +304,16 @@ async function main(): Promise<void> {
   if (!cli) throw new Error('no Temporal CLI (see docs/operations.md)');
   const bundleCode = (await workflowBundle()).code;
   const build = orchestratorBuild();
+  const unit = orchestratorUnit();
+  const arenas = ARENAS ?? (build === 'dist' ? unit.env.MALLOC_ARENA_MAX : undefined);
   console.log(
     `bench:scale: ${NODES} nodes, ${N} DRBD instances of ${MEMORY} MiB; resync ${RESYNC} MiB at ${SYNC_RATE} MiB/s; ` +
       `simulator ${TIME_FACTOR}x real time; engines ${ENGINES.join(', ')}; orchestrator cache ${CACHE || 'SDK default'}; ` +
       `agents in ${AGENT_PROCS} processes, RPC heartbeat timeout ${HEARTBEAT} s; orchestrator from ${build}, ` +
-      `MALLOC_ARENA_MAX ${ARENAS || 'glibc default'}`,
+      `MALLOC_ARENA_MAX ${arenas || 'glibc default'}` +
+      (build === 'dist' ? `; the unit's Node flags ${unit.nodeFlags.join(' ')}` : '') +
+      (NODE_FLAGS.length ? `; Node flags ${NODE_FLAGS.join(' ')}` : '') +
+      (SERVER_ARGS.length ? `; dev server ${SERVER_ARGS.join(' ')}` : ''),
   );
   const results: EngineResult[] = [];
   for (const engine of ENGINES) results.push(await runEngine(engine, cli, bundleCode, build));

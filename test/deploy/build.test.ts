@@ -240,6 +240,7 @@ test.skipIf(!which('systemd-analyze'))('the systemd units verify cleanly; the ag
   const orch = readFileSync(join(PROJECT_ROOT, 'deploy/ganeti-temporal-orchestrator.service'), 'utf8');
   expect(orch).toMatch(/^ExecStart=\/usr\/bin\/node .*\/dist\/worker\/main\.js orchestrator$/m);
   expect(orch).toMatch(/^Environment=MALLOC_ARENA_MAX=2$/m);
+  expect(orch).toMatch(/^ExecStart=\/usr\/bin\/node .*--max-semi-space-size=2 .*orchestrator$/m);
 });
 
 test(
