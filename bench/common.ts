@@ -92,18 +92,18 @@ export function orchestratorUnit(): { nodeFlags: string[]; env: Record<string, s
  */
 export type OrchestratorBuild = 'dist' | 'tsx';
 
-/** dist/ is missing, or a runtime source file is newer than its build. */
+/** dist/ is missing, or a file that `npm run build` compiles (tsconfig.build.json's `include`) is newer than it. */
 function distIsStale(): boolean {
   const built = join(PROJECT_ROOT, 'dist/BUILD.json');
   if (!existsSync(built)) return true;
   const at = statSync(built).mtimeMs;
-  const newer = (dir: string): boolean =>
-    readdirSync(dir, { withFileTypes: true }).some((e) =>
-      e.isDirectory() ? newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > at,
-    );
-  return RUNTIME_DIRS.some((d) => existsSync(join(PROJECT_ROOT, d)) && newer(join(PROJECT_ROOT, d)));
+  const newer = (path: string): boolean =>
+    statSync(path).isDirectory()
+      ? readdirSync(path).some((name) => newer(join(path, name)))
+      : path.endsWith('.ts') && statSync(path).mtimeMs > at;
+  const { include } = JSON.parse(readFileSync(join(PROJECT_ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
+  return include.some((p) => existsSync(join(PROJECT_ROOT, p)) && newer(join(PROJECT_ROOT, p)));
 }
-const RUNTIME_DIRS = ['domain', 'adapters', 'connection', 'workflows', 'activities', 'worker', 'client'];
 
 export function orchestratorBuild(env: NodeJS.ProcessEnv = process.env): OrchestratorBuild {
   const raw = env.BENCH_ORCHESTRATOR || 'dist';

@@ -92,11 +92,10 @@ const ms = eventMs;
 async function historyStats(
   client: Client,
   workflowId: string,
-): Promise<{ events: number; other: number; timedOut: number; dispatch: number[]; orch: number[]; rpc: number[] }> {
+): Promise<{ events: number; other: number; timedOut: number; orch: number[]; rpc: number[] }> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   const scheduled = new Map<string, { at: number; orch: boolean }>();
-  const dispatch: number[] = [];
   const orch: number[] = [];
   const rpc: number[] = [];
   let tasks = 0;
@@ -111,13 +110,12 @@ async function historyStats(
     if (started) {
       const s = scheduled.get(String(started.scheduledEventId));
       const latency = ms(e.eventTime) - (s?.at ?? ms(e.eventTime));
-      dispatch.push(latency);
       (s?.orch ? orch : rpc).push(latency);
     }
   }
   // Workflow tasks vary with timing (two RPC completions arriving together share one task); the
   // commands and activity events do not.
-  return { events: events.length, other: events.length - tasks - timedOut, timedOut, dispatch, orch, rpc };
+  return { events: events.length, other: events.length - tasks - timedOut, timedOut, orch, rpc };
 }
 
 interface EngineResult {
@@ -259,7 +257,7 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
           others.push(s.other);
         }
         timedOutTasks += s.timedOut;
-        dispatch.push(...s.dispatch);
+        dispatch.push(...s.orch, ...s.rpc);
         orchDispatch.push(...s.orch);
         rpc.push(...s.rpc);
       }
