@@ -15,7 +15,18 @@ export function mutatingSteps(c: TestCluster, instance: string, sinceSeq = 0): s
     if (last && last.key === key && !last.nodes.includes(e.node)) last.nodes.push(e.node);
     else out.push({ key, nodes: [e.node] });
   }
-  return out.map((s) => `${s.key}@${s.nodes.sort().join('+')}`);
+  const steps = out.map((s) => `${s.key}@${s.nodes.sort().join('+')}`);
+  // A migration finalizes both sides at once (workflows/migration.ts, FINALIZE_TOGETHER): which of
+  // the two the log has first is a race, so the pair is shown in Ganeti's order, source first.
+  for (let i = 0; i + 1 < steps.length; i++) {
+    if (
+      steps[i]!.startsWith('instance_finalize_migration_dst(success)@') &&
+      steps[i + 1]!.startsWith('instance_finalize_migration_src(success)@')
+    ) {
+      [steps[i], steps[i + 1]] = [steps[i + 1]!, steps[i]!];
+    }
+  }
+  return steps;
 }
 
 /** A failed migration of an instance from node1 to node2, from its abort on (see `stepsFromAbort`). */
