@@ -751,6 +751,22 @@ export const SCENARIOS: Scenario[] = [
       return ctx.nodeFailover(c, { node: 'node1', ignoreConsistency: true });
     },
   },
+
+  // ---- fewer workflow tasks (issues 12 and 14; recorded with the patch finalize-both-at-once) ---
+  {
+    name: 'live-drbd-v3',
+    workflow: M,
+    description: 'live DRBD migration: source and target finalized at once',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'left-for-cleanup-finalize-v2',
+    workflow: M,
+    description: 'finalize on the source fails after the transfer, the target finalized at the same time',
+    expect: execFailed,
+    run: migrateWithFault('instance_finalize_migration_src', 'node1'),
+  },
 ];
 
 /** Waits for the end and checks it is the catalogue's expected end. */
