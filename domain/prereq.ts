@@ -4,8 +4,11 @@
  *
  * `checkPrereq(snapshot, request, facts)` is pure. Checks that need a node's answer ask for a *fact*;
  * the caller (the workflow) gathers the facts it is asked for, exactly those and in this order, and
- * calls again with them. The checks therefore run in Ganeti's order, an RPC is sent only when Ganeti
- * would send it, and the whole decision is replayable data.
+ * calls again with them. The checks therefore run in Ganeti's order and the whole decision is
+ * replayable data. An RPC that changes something is sent only when Ganeti would send it; the
+ * read-only ones that the checks will ask for unless an earlier one decides first
+ * (`readAheadFacts`) may be gathered with the first round, which saves round trips and changes no
+ * verdict or message: the checks still read them in Ganeti's order.
  */
 import { prereqError, type OpError } from './errors.js';
 import { filledHvParams, mirrorKind, requiredBridges, secondaryNodes } from './instance.js';
@@ -338,4 +341,29 @@ function runAllocator(
     );
   }
   return best.node;
+}
+
+/**
+ * The read-only facts `checkPrereq` will ask for about `req` unless a check decides before it gets
+ * there (a failure, a fallback to failover): bridges on a target known without the allocator,
+ * whether the instance can migrate and its runtime memory on the source. Gathering them with the
+ * first round is safe (nothing changes on a node) and never changes a verdict: the checks read
+ * them in Ganeti's order, and a fact that is not needed is ignored.
+ */
+export function readAheadFacts(snap: ClusterSnapshot, req: PrereqRequest): FactRequest[] {
+  const inst = snap.instances[req.instance];
+  if (!inst) return [];
+  const out: FactRequest[] = [];
+  const target = mirrorKind(inst) === 'internal' ? secondaryNodes(inst)[0] : req.targetNode;
+  const bridges = requiredBridges(inst);
+  if (target !== undefined && snap.nodes[target] && bridges.length > 0) {
+    out.push({ key: `bridges_exist:${target}`, kind: 'rpc', rpc: 'bridges_exist', node: target, bridges });
+  }
+  const fallsBack = (inst.adminState !== 'up' && req.allowFailover) || inst.beparams.always_failover;
+  if (!req.cleanup && !req.failover && !fallsBack) {
+    const source = inst.primaryNode;
+    out.push({ key: `instance_migratable:${source}`, kind: 'rpc', rpc: 'instance_migratable', node: source });
+    out.push({ key: `instance_info:${source}`, kind: 'rpc', rpc: 'instance_info', node: source });
+  }
+  return out;
 }

@@ -119,7 +119,16 @@ export async function reconnectSingleMaster(x: Exec, steps?: { standalone: StepK
  */
 export async function diskConsistentOn(x: Exec, node: string, index: number): Promise<boolean> {
   if (!isDrbd(x.inst)) return true;
-  const r = await x.rpc.call(node, 'blockdevFind', [ri(x, node), index], `disk ${index}`);
+  return diskConsistent(x, node, await findDisk(x, node, index));
+}
+
+/** blockdev_find of disk `index` on `node` (read-only). */
+export function findDisk(x: Exec, node: string, index: number) {
+  return x.rpc.call(node, 'blockdevFind', [ri(x, node), index], `disk ${index}`);
+}
+
+/** What `findDisk` answered, judged as Ganeti's consistency check does (with its warnings). */
+export function diskConsistent(x: Exec, node: string, r: Awaited<ReturnType<typeof findDisk>>): boolean {
   if (!r.ok) {
     x.op.warn(`Can't find disk on node ${node}: ${r.msg}`);
     return false;

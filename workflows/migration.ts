@@ -24,7 +24,9 @@ import type { HvMigrationSettings } from '../domain/ports.js';
 import { PolicyTransfer, type TransferOutcome } from './transfer.js';
 import {
   closeInstanceDisks,
+  diskConsistent,
   diskConsistentOn,
+  findDisk,
   goReconnect,
   goStandalone,
   openInstanceDisks,
@@ -32,6 +34,7 @@ import {
   waitUntilSync,
 } from './disks.js';
 import { ri, type Exec } from './exec.js';
+import { READ_AHEAD } from './prereq.js';
 import { execFailure, isExecFailure } from './operation.js';
 import type { RpcFailure } from './rpc.js';
 
@@ -50,6 +53,12 @@ export interface Transfer {
   /** Unset in a cleanup's abort (no transfer of its own). */
   policy?: MigrationPolicy | null;
 }
+
+/**
+ * M7 opens the disks on both nodes at once, and M13 closes the source's while the memory
+ * reservation is released (docs/behaviour.md §13.1; histories before it: one after the other).
+ */
+export const AT_ONCE = 'open-and-release-at-once';
 
 /** M11 finalizes source and target concurrently (docs/versioning.md; histories before it: in turn). */
 export const FINALIZE_TOGETHER = 'finalize-both-at-once';
@@ -71,10 +80,10 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
   let stage: 'prepare' | 'disks' | 'transfer' = 'prepare';
   const t: Transfer = { info: '', live: o.plan.live, policy: o.policy ?? null };
   try {
-    await prepare(x, o);
+    const early = await prepare(x, o);
     // M4: migration info
     x.op.step('migration-info');
-    const info = await x.rpc.call(S, 'migrationInfo', [ri(x, S)]);
+    const info = early ?? (await migrationInfo(x));
     if (!info.ok) throw execFailure(`Failed fetching source migration information from ${S}: ${info.msg}`);
     t.info = info.payload;
 
@@ -93,8 +102,15 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
     }
     // M7: open for dual use
     x.op.step('open-shared');
-    await openInstanceDisks(x, S, false);
-    await openInstanceDisks(x, T, false);
+    if (patched(AT_ONCE)) {
+      // Both sides at once (Ganeti: the source, then the target); a failure reported in that order.
+      const opened = await Promise.allSettled([openInstanceDisks(x, S, false), openInstanceDisks(x, T, false)]);
+      const failed = opened.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    } else {
+      await openInstanceDisks(x, S, false);
+      await openInstanceDisks(x, T, false);
+    }
 
     stage = 'transfer';
     await transferInstance(x, t);
@@ -133,12 +149,28 @@ export async function execMigration(x: Exec, o: MigrationOptions): Promise<void>
   x.op.fb('* done');
 }
 
-/** M1–M3: hypervisor versions, disk consistency, memory fit. */
-async function prepare(x: Exec, o: MigrationOptions): Promise<void> {
+/** M4's read-only RPC: the source's migration information. */
+const migrationInfo = (x: Exec) => x.rpc.call(x.source, 'migrationInfo', [ri(x, x.source)]);
+
+/**
+ * M1–M3: hypervisor versions, disk consistency, memory fit. With the read-ahead (READ_AHEAD), M2's
+ * and M4's read-only RPCs go out together with M1's and are judged in Ganeti's order; M4's only when
+ * M3 does not balloon (the information must describe the runtime after it). Returns M4's answer when
+ * it was read ahead.
+ */
+async function prepare(x: Exec, o: MigrationOptions): Promise<Awaited<ReturnType<typeof migrationInfo>> | null> {
   const { source: S, target: T, inst } = x;
+  const cur = o.plan.currentMemory;
+  const free = o.plan.targetFreeMemory;
+  const balloon = cur !== null && free !== null && cur > free;
   // M1: hypervisor versions
   x.op.step('hv-version');
-  const infos = await x.rpc.all([S, T], 'nodeInfo', () => []);
+  const ahead = patched(READ_AHEAD);
+  const [infos, finds, early] = await Promise.all([
+    x.rpc.all([S, T], 'nodeInfo', () => []),
+    ahead && isDrbd(inst) ? Promise.all(inst.disks.map((_d, i) => findDisk(x, T, i))) : null,
+    ahead && !balloon ? migrationInfo(x) : null,
+  ]);
   const versions: string[] = [];
   infos.forEach((r, i) => {
     const node = [S, T][i]!;
@@ -161,15 +193,14 @@ async function prepare(x: Exec, o: MigrationOptions): Promise<void> {
   x.op.step('disk-consistency');
   x.op.fb('* checking disk consistency between source and target');
   for (let i = 0; i < inst.disks.length; i++) {
-    if (!(await diskConsistentOn(x, T, i))) {
+    const consistent = finds ? diskConsistent(x, T, finds[i]!) : await diskConsistentOn(x, T, i);
+    if (!consistent) {
       throw execFailure(`Disk ${i} is degraded or not fully synchronized on target node, aborting migration`);
     }
   }
 
   // M3: memory fit
-  const cur = o.plan.currentMemory;
-  const free = o.plan.targetFreeMemory;
-  if (cur !== null && free !== null && cur > free) {
+  if (balloon) {
     if (!o.allowRuntimeChanges) {
       throw execFailure(
         `Memory ballooning not allowed and not enough free memory to fit instance ${inst.name} on target node ${T} ` +
@@ -181,6 +212,7 @@ async function prepare(x: Exec, o: MigrationOptions): Promise<void> {
     const r = await x.rpc.call(S, 'instanceBalloonMemory', [ri(x, S), free], `${free} MiB`);
     if (!r.ok) throw execFailure(`Cannot modify instance runtime memory: ${r.msg}`);
   }
+  return early;
 }
 
 /** M8 accept, M9 migrate, M10 poll; each failure runs the abort sequence. */
@@ -253,11 +285,21 @@ async function commit(x: Exec, t: Transfer): Promise<void> {
   // M12: the only configuration change
   x.op.step('commit');
   await x.setPrimary(S, T);
-  await x.releaseReservation();
-
-  // M13: demote the old primary
-  x.op.step('close-source');
-  await closeInstanceDisks(x, S);
+  if (patched(AT_ONCE)) {
+    // M13 while the reservation is released (a release never fails the operation).
+    x.op.step('close-source');
+    const released = x.releaseReservation();
+    try {
+      await closeInstanceDisks(x, S);
+    } finally {
+      await released;
+    }
+  } else {
+    await x.releaseReservation();
+    // M13: demote the old primary
+    x.op.step('close-source');
+    await closeInstanceDisks(x, S);
+  }
 
   // M14
   if (isDrbd(inst)) {

@@ -18,6 +18,7 @@ import {
   type PrereqOutcome,
   type PrereqRequest,
   type RpcResult,
+  readAheadFacts,
 } from '../../domain/prereq.js';
 import type { OpError } from '../../domain/errors.js';
 import { defaultClusterConfig } from '../../adapters/sim/cluster.js';
@@ -1011,5 +1012,100 @@ describe('unexpected errors', () => {
   test('a broken snapshot throws instead of being reported as a failed prerequisite', () => {
     const broken = { ...cluster(), instances: undefined } as unknown as ClusterSnapshot;
     expect(() => checkPrereq(broken, request({ instance: 'web1' }), {})).toThrow(TypeError);
+  });
+});
+
+// ---- read-ahead ---------------------------------------------------------------------------------
+
+/**
+ * The workflow's driver with the read-ahead: the first round also gathers `readAheadFacts` (the
+ * keys it does not already ask for). Returns the rounds as the workflow sends them.
+ */
+function driveReadingAhead(snap: ClusterSnapshot, req: Req, answers: Facts = healthyAnswers()): Run {
+  const facts: Facts = {};
+  const rounds: string[][] = [];
+  const requests: FactRequest[] = [];
+  for (let i = 0; i < 25; i++) {
+    const out = checkPrereq(snap, request(req), facts);
+    if (out.status !== 'need') return { outcome: out, rounds, requests };
+    const ahead = i === 0 ? readAheadFacts(snap, request(req)).filter((a) => !out.facts.some((f) => f.key === a.key)) : [];
+    const round = [...out.facts, ...ahead];
+    rounds.push(round.map((f) => f.key));
+    for (const f of round) {
+      if (f.key in facts) throw new Error(`fact ${f.key} was asked for again after it was answered`);
+      const a = answers[f.key];
+      if (!a) throw new Error(`unexpected fact request ${f.key}`);
+      facts[f.key] = a;
+      requests.push(f);
+    }
+  }
+  throw new Error('checkPrereq did not settle within 25 rounds');
+}
+
+const aheadKeys = (snap: ClusterSnapshot, req: Req): string[] => readAheadFacts(snap, request(req)).map((f) => f.key);
+
+describe('read-ahead facts (read-only RPCs gathered with the first round)', () => {
+  test('a live DRBD migration reads bridges on the target, migratable and instance_info on the source ahead: one round', () => {
+    const cfg = cluster();
+    expect(readAheadFacts(cfg, request({ instance: 'web1' }))).toEqual([
+      { key: 'bridges_exist:node2', kind: 'rpc', rpc: 'bridges_exist', node: 'node2', bridges: ['br0'] },
+      { key: 'instance_migratable:node1', kind: 'rpc', rpc: 'instance_migratable', node: 'node1' },
+      { key: 'instance_info:node1', kind: 'rpc', rpc: 'instance_info', node: 'node1' },
+    ]);
+    const run = driveReadingAhead(cfg, { instance: 'web1' });
+    expect(run.rounds).toEqual([STANDARD_ORDER.flat()]);
+    expect(run.outcome).toEqual(drive(cfg, { instance: 'web1' }).outcome);
+  });
+
+  test('failover, cleanup and the fallbacks known beforehand read only the bridges ahead', () => {
+    const cfg = cluster();
+    expect(aheadKeys(cfg, { instance: 'web1', failover: true })).toEqual(['bridges_exist:node2']);
+    expect(aheadKeys(cfg, { instance: 'web1', cleanup: true })).toEqual(['bridges_exist:node2']);
+    inst(cfg, 'web2').beparams.always_failover = true;
+    expect(aheadKeys(cfg, { instance: 'web2' })).toEqual(['bridges_exist:node3']);
+    inst(cfg, 'web3').adminState = 'down';
+    expect(aheadKeys(cfg, { instance: 'web3', allowFailover: true })).toEqual(['bridges_exist:node1']);
+    // Without the fallback allowed, a stopped instance is asked whether it can migrate (and refused then).
+    expect(aheadKeys(cfg, { instance: 'web3' })).toEqual(['bridges_exist:node1', 'instance_migratable:node3', 'instance_info:node3']);
+  });
+
+  test('bridges are read ahead only on a target known without the allocator, and only bridged NICs count', () => {
+    const cfg = cluster();
+    expect(aheadKeys(cfg, { instance: 'nosuch' })).toEqual([]);
+    expect(aheadKeys(cfg, { instance: 'files1' })).toEqual(['instance_migratable:node2', 'instance_info:node2']);
+    expect(aheadKeys(cfg, { instance: 'files1', targetNode: 'node3' })).toEqual([
+      'bridges_exist:node3',
+      'instance_migratable:node2',
+      'instance_info:node2',
+    ]);
+    expect(aheadKeys(cfg, { instance: 'files1', targetNode: 'nosuch' })).toEqual(['instance_migratable:node2', 'instance_info:node2']);
+    const web1 = inst(cfg, 'web1');
+    web1.nics = web1.nics.map((n) => ({ ...n, mode: 'routed' as const, link: 'rt100' }));
+    expect(aheadKeys(cfg, { instance: 'web1' })).toEqual(['instance_migratable:node1', 'instance_info:node1']);
+  });
+
+  test('reading ahead changes no verdict, message or plan', () => {
+    const cfg = cluster();
+    inst(cfg, 'web3').adminState = 'down';
+    const variants: Array<[Req, Facts]> = [
+      [{ instance: 'web1' }, healthyAnswers()],
+      [{ instance: 'web1' }, { ...healthyAnswers(), 'memory:node2': memory(100, 0) }],
+      [{ instance: 'web1' }, { ...healthyAnswers(), 'bridges_exist:node2': ERR('missing bridges: br0') }],
+      [{ instance: 'web1' }, { ...healthyAnswers(), 'instance_migratable:node1': ERR('not running') }],
+      [
+        { instance: 'web1', allowFailover: true },
+        { ...healthyAnswers(), 'instance_migratable:node1': ERR('not running') },
+      ],
+      [{ instance: 'web1' }, { ...healthyAnswers(), 'instance_info:node1': ERR('no such instance') }],
+      [{ instance: 'web1', failover: true }, healthyAnswers()],
+      [{ instance: 'web1', cleanup: true }, healthyAnswers()],
+      [{ instance: 'web3' }, { ...healthyAnswers(), 'instance_migratable:node3': ERR('not running') }],
+      [{ instance: 'web3', allowFailover: true }, healthyAnswers()],
+      [{ instance: 'files1' }, healthyAnswers()],
+      [{ instance: 'files1', targetNode: 'node3' }, healthyAnswers()],
+    ];
+    for (const [req, answers] of variants) {
+      expect(driveReadingAhead(cfg, req, answers).outcome, JSON.stringify(req)).toEqual(drive(cfg, req, answers).outcome);
+    }
   });
 });

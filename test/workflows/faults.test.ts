@@ -114,7 +114,8 @@ describe('failures in M5–M7 are not rolled back and name --cleanup', () => {
       'M7 opening the source disks',
       { rpc: 'blockdev_open', node: 'node1', mode: 'permanent' },
       'Cannot open instance disks on node node1: injected failure in blockdev_open on node1',
-      (c) => expect(disk(c, 'web1', 'node2')).toMatchObject({ role: 'Secondary', dualPrimary: true }),
+      // Both sides are opened at once (docs/behaviour.md §13.1): the target's open went through.
+      (c) => expect(disk(c, 'web1', 'node2')).toMatchObject({ role: 'Primary', dualPrimary: true }),
     ],
     [
       'M7 opening the target disks',
