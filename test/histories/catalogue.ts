@@ -767,6 +767,59 @@ export const SCENARIOS: Scenario[] = [
     expect: execFailed,
     run: migrateWithFault('instance_finalize_migration_src', 'node1'),
   },
+  // Recorded with the patches read-ahead and open-and-release-at-once as well.
+  {
+    name: 'live-drbd-v4',
+    workflow: M,
+    description: 'live DRBD migration: read-only RPCs read ahead, disks opened on both sides at once, release with the demotion',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'live-drbd-balloon-v2',
+    workflow: M,
+    description: 'live migration that balloons first: the migration information is not read ahead',
+    expect: migrated,
+    run: async (ctx) =>
+      ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 800) })).c, {
+        instance: 'web1',
+      }),
+  },
+  {
+    name: 'sharedfile-allocator-v2',
+    workflow: M,
+    description: 'sharedfile migration placed by the allocator, the source read ahead with the allocator round',
+    expect: migrated,
+    run: async (ctx) => ctx.migrate((await ctx.cluster()).c, { instance: 'files1' }),
+  },
+  {
+    name: 'prereq-not-enough-memory-v2',
+    workflow: M,
+    description: 'not enough free memory on the target: the answers read ahead are not used',
+    expect: prereqFailed,
+    run: refusal({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 300) }),
+  },
+  {
+    name: 'running-v3',
+    workflow: F,
+    description: 'failover of a running instance: the bridges read ahead with the memory reservation',
+    expect: { outcome: 'failed-over' },
+    run: async (ctx) => ctx.failover((await ctx.cluster()).c, { instance: 'web1' }),
+  },
+  {
+    name: 'left-for-cleanup-open-v2',
+    workflow: M,
+    description: 'opening the disks for dual use fails on the source while the target opens at once',
+    expect: execFailed,
+    run: migrateWithFault('blockdev_open', 'node1'),
+  },
+  {
+    name: 'left-for-cleanup-demote-v2',
+    workflow: M,
+    description: 'closing the source disks fails after the commit while the reservation is released',
+    expect: execFailed,
+    run: migrateWithFault('blockdev_close', 'node1'),
+  },
 ];
 
 /** Waits for the end and checks it is the catalogue's expected end. */
