@@ -87,6 +87,10 @@ const migrateWithFault =
   };
 
 /** A prerequisite refusal of a web1 migration on a configured cluster. */
+/** A live migration of web1 to a node2 that fits it only once the instance is ballooned. */
+const migrateBallooning = async (ctx: ScenarioContext): Promise<WorkflowHandle> =>
+  ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 800) })).c, { instance: 'web1' });
+
 const refusal =
   (opts: TestClusterOptions, input: MigrateInput = { instance: 'web1' }, arrange?: (c: TestCluster) => Promise<void>) =>
   async (ctx: ScenarioContext) => {
@@ -125,10 +129,7 @@ export const SCENARIOS: Scenario[] = [
     workflow: M,
     description: 'live migration that balloons the instance to fit the target',
     expect: migrated,
-    run: async (ctx) =>
-      ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 800) })).c, {
-        instance: 'web1',
-      }),
+    run: migrateBallooning,
   },
   {
     name: 'sharedfile-target',
@@ -780,10 +781,7 @@ export const SCENARIOS: Scenario[] = [
     workflow: M,
     description: 'live migration that balloons first: the migration information is not read ahead',
     expect: migrated,
-    run: async (ctx) =>
-      ctx.migrate((await ctx.cluster({ configure: (cfg) => void (cfg.nodes.node2!.memoryTotal = 1024 + 2048 + 800) })).c, {
-        instance: 'web1',
-      }),
+    run: migrateBallooning,
   },
   {
     name: 'sharedfile-allocator-v2',

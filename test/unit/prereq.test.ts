@@ -73,7 +73,8 @@ function request(r: Req): PrereqRequest {
   return { failover: false, cleanup: false, allowFailover: false, ignoreIpolicy: false, ...r };
 }
 
-function drive(snap: ClusterSnapshot, req: Req, answers: Facts = healthyAnswers()): Run {
+/** With `readAhead`, as the workflow drives it: the first round also gathers `readAheadFacts` (those it does not ask for already). */
+function drive(snap: ClusterSnapshot, req: Req, answers: Facts = healthyAnswers(), readAhead = false): Run {
   const facts: Facts = {};
   const rounds: string[][] = [];
   const requests: FactRequest[] = [];
@@ -81,8 +82,10 @@ function drive(snap: ClusterSnapshot, req: Req, answers: Facts = healthyAnswers(
     const out = checkPrereq(snap, request(req), facts);
     if (out.status !== 'need') return { outcome: out, rounds, requests };
     expect(out.facts.length).toBeGreaterThan(0);
-    rounds.push(out.facts.map((f) => f.key));
-    for (const f of out.facts) {
+    const ahead = readAhead && i === 0 ? readAheadFacts(snap, request(req)).filter((a) => !out.facts.some((f) => f.key === a.key)) : [];
+    const round = [...out.facts, ...ahead];
+    rounds.push(round.map((f) => f.key));
+    for (const f of round) {
       if (f.key in facts) throw new Error(`fact ${f.key} was asked for again after it was answered`);
       const a = answers[f.key];
       if (!a) throw new Error(`unexpected fact request ${f.key}`);
@@ -1017,31 +1020,6 @@ describe('unexpected errors', () => {
 
 // ---- read-ahead ---------------------------------------------------------------------------------
 
-/**
- * The workflow's driver with the read-ahead: the first round also gathers `readAheadFacts` (the
- * keys it does not already ask for). Returns the rounds as the workflow sends them.
- */
-function driveReadingAhead(snap: ClusterSnapshot, req: Req, answers: Facts = healthyAnswers()): Run {
-  const facts: Facts = {};
-  const rounds: string[][] = [];
-  const requests: FactRequest[] = [];
-  for (let i = 0; i < 25; i++) {
-    const out = checkPrereq(snap, request(req), facts);
-    if (out.status !== 'need') return { outcome: out, rounds, requests };
-    const ahead = i === 0 ? readAheadFacts(snap, request(req)).filter((a) => !out.facts.some((f) => f.key === a.key)) : [];
-    const round = [...out.facts, ...ahead];
-    rounds.push(round.map((f) => f.key));
-    for (const f of round) {
-      if (f.key in facts) throw new Error(`fact ${f.key} was asked for again after it was answered`);
-      const a = answers[f.key];
-      if (!a) throw new Error(`unexpected fact request ${f.key}`);
-      facts[f.key] = a;
-      requests.push(f);
-    }
-  }
-  throw new Error('checkPrereq did not settle within 25 rounds');
-}
-
 const aheadKeys = (snap: ClusterSnapshot, req: Req): string[] => readAheadFacts(snap, request(req)).map((f) => f.key);
 
 describe('read-ahead facts (read-only RPCs gathered with the first round)', () => {
@@ -1052,7 +1030,7 @@ describe('read-ahead facts (read-only RPCs gathered with the first round)', () =
       { key: 'instance_migratable:node1', kind: 'rpc', rpc: 'instance_migratable', node: 'node1' },
       { key: 'instance_info:node1', kind: 'rpc', rpc: 'instance_info', node: 'node1' },
     ]);
-    const run = driveReadingAhead(cfg, { instance: 'web1' });
+    const run = drive(cfg, { instance: 'web1' }, healthyAnswers(), true);
     expect(run.rounds).toEqual([STANDARD_ORDER.flat()]);
     expect(run.outcome).toEqual(drive(cfg, { instance: 'web1' }).outcome);
   });
@@ -1105,7 +1083,7 @@ describe('read-ahead facts (read-only RPCs gathered with the first round)', () =
       [{ instance: 'files1', targetNode: 'node3' }, healthyAnswers()],
     ];
     for (const [req, answers] of variants) {
-      expect(driveReadingAhead(cfg, req, answers).outcome, JSON.stringify(req)).toEqual(drive(cfg, req, answers).outcome);
+      expect(drive(cfg, req, answers, true).outcome, JSON.stringify(req)).toEqual(drive(cfg, req, answers).outcome);
     }
   });
 });
