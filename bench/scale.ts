@@ -92,12 +92,15 @@ const ms = eventMs;
 async function historyStats(
   client: Client,
   workflowId: string,
-): Promise<{ events: number; other: number; timedOut: number; orch: number[]; rpc: number[] }> {
+): Promise<{ events: number; other: number; timedOut: number; orch: number[]; rpc: number[]; rpcFew: number[]; rpcMany: number[] }> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
-  const scheduled = new Map<string, { at: number; orch: boolean }>();
+  const scheduled = new Map<string, { at: number; orch: boolean; task: string }>();
   const orch: number[] = [];
   const rpc: number[] = [];
+  /** Node RPCs per workflow task that scheduled them, and each node RPC's latency with its task. */
+  const perTask = new Map<string, number>();
+  const rpcTasks: Array<{ latency: number; task: string }> = [];
   let tasks = 0;
   let timedOut = 0;
   for (const e of events) {
@@ -105,17 +108,26 @@ async function historyStats(
     // A task that waited longer than the sticky schedule-to-start timeout (then taken from the shared queue).
     if (e.workflowTaskTimedOutEventAttributes) timedOut++;
     const sched = e.activityTaskScheduledEventAttributes;
-    if (sched) scheduled.set(String(e.eventId), { at: ms(e.eventTime), orch: sched.taskQueue?.name === orchestratorQueue(CLUSTER) });
+    if (sched) {
+      const task = String(sched.workflowTaskCompletedEventId);
+      const isOrch = sched.taskQueue?.name === orchestratorQueue(CLUSTER);
+      scheduled.set(String(e.eventId), { at: ms(e.eventTime), orch: isOrch, task });
+      if (!isOrch) perTask.set(task, (perTask.get(task) ?? 0) + 1);
+    }
     const started = e.activityTaskStartedEventAttributes;
     if (started) {
       const s = scheduled.get(String(started.scheduledEventId));
       const latency = ms(e.eventTime) - (s?.at ?? ms(e.eventTime));
       (s?.orch ? orch : rpc).push(latency);
+      if (s && !s.orch) rpcTasks.push({ latency, task: s.task });
     }
   }
+  const many = (t: string) => (perTask.get(t) ?? 0) >= 3;
+  const rpcFew = rpcTasks.filter((r) => !many(r.task)).map((r) => r.latency);
+  const rpcMany = rpcTasks.filter((r) => many(r.task)).map((r) => r.latency);
   // Workflow tasks vary with timing (two RPC completions arriving together share one task); the
   // commands and activity events do not.
-  return { events: events.length, other: events.length - tasks - timedOut, timedOut, orch, rpc };
+  return { events: events.length, other: events.length - tasks - timedOut, timedOut, orch, rpc, rpcFew, rpcMany };
 }
 
 interface EngineResult {
@@ -130,6 +142,9 @@ interface EngineResult {
   dispatchP95: number;
   orchP50: number;
   rpcP50: number;
+  /** Node RPCs scheduled by a workflow task with one or two of them, and with three or more: p50, count. */
+  rpcFew: { p50: number; n: number };
+  rpcMany: { p50: number; n: number };
   rssMib: number | null;
   events: { min: number; max: number; mean: number };
   other: { min: number; max: number };
@@ -246,6 +261,8 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
     const dispatch: number[] = [];
     const orchDispatch: number[] = [];
     const rpc: number[] = [];
+    const rpcFew: number[] = [];
+    const rpcMany: number[] = [];
     const counts: number[] = [];
     const others: number[] = [];
     let timedOutTasks = 0;
@@ -260,11 +277,15 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
         dispatch.push(...s.orch, ...s.rpc);
         orchDispatch.push(...s.orch);
         rpc.push(...s.rpc);
+        rpcFew.push(...s.rpcFew);
+        rpcMany.push(...s.rpcMany);
       }
     }
     dispatch.sort((a, b) => a - b);
     orchDispatch.sort((a, b) => a - b);
     rpc.sort((a, b) => a - b);
+    rpcFew.sort((a, b) => a - b);
+    rpcMany.sort((a, b) => a - b);
     const cfgAfter = await store.config();
     const moved = names.filter((n) => cfgAfter.instances[n]?.primaryNode === cfg.instances[n]!.disks[0]!.drbd!.nodes[1]).length;
     if (moved !== N) failures.push(`${N - moved} instances not on their former secondary`);
@@ -280,6 +301,8 @@ async function runEngine(engine: BenchEngine, cli: { path: string }, bundleCode:
       dispatchP95: pct(dispatch, 95),
       orchP50: pct(orchDispatch, 50),
       rpcP50: pct(rpc, 50),
+      rpcFew: { p50: pct(rpcFew, 50), n: rpcFew.length },
+      rpcMany: { p50: pct(rpcMany, 50), n: rpcMany.length },
       rssMib,
       events: { min: Math.min(...counts), max: Math.max(...counts), mean: counts.reduce((a, b) => a + b, 0) / counts.length },
       other: { min: Math.min(...others), max: Math.max(...others) },
@@ -323,6 +346,10 @@ async function main(): Promise<void> {
     console.log(
       `  activity schedule-to-start: p50 ${r.dispatchP50.toFixed(0)} ms, p95 ${r.dispatchP95.toFixed(0)} ms (target p50 ≤ 50 ms); ` +
         `p50 of the orchestrator's activities ${r.orchP50.toFixed(0)} ms, of the node RPCs ${r.rpcP50.toFixed(0)} ms`,
+    );
+    console.log(
+      `  node RPCs scheduled one or two per workflow task: p50 ${r.rpcFew.p50.toFixed(0)} ms (${r.rpcFew.n}); ` +
+        `three or more per task: p50 ${r.rpcMany.p50.toFixed(0)} ms (${r.rpcMany.n})`,
     );
     console.log(`  workflow tasks that timed out on the sticky queue: ${r.timedOutTasks}`);
     console.log(`  orchestrator peak RSS: ${r.rssMib === null ? 'unknown' : `${r.rssMib.toFixed(0)} MiB`} (target ≤ 500 MB)`);
