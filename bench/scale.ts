@@ -97,7 +97,6 @@ async function historyStats(
   const events = history.events ?? [];
   const scheduled = new Map<string, { at: number; orch: boolean; task: string }>();
   const orch: number[] = [];
-  const rpc: number[] = [];
   /** Node RPCs per workflow task that scheduled them, and each node RPC's latency with its task. */
   const perTask = new Map<string, number>();
   const rpcTasks: Array<{ latency: number; task: string }> = [];
@@ -118,10 +117,11 @@ async function historyStats(
     if (started) {
       const s = scheduled.get(String(started.scheduledEventId));
       const latency = ms(e.eventTime) - (s?.at ?? ms(e.eventTime));
-      (s?.orch ? orch : rpc).push(latency);
-      if (s && !s.orch) rpcTasks.push({ latency, task: s.task });
+      if (s?.orch) orch.push(latency);
+      else rpcTasks.push({ latency, task: s?.task ?? '' });
     }
   }
+  const rpc = rpcTasks.map((r) => r.latency);
   const many = (t: string) => (perTask.get(t) ?? 0) >= 3;
   const rpcFew = rpcTasks.filter((r) => !many(r.task)).map((r) => r.latency);
   const rpcMany = rpcTasks.filter((r) => many(r.task)).map((r) => r.latency);
